@@ -1,0 +1,32 @@
+# Thin wrappers: every target calls bench.py or pytest inside the project's own venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install bench smoke test lint calibrate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(PY) bench.py run --preset default
+
+smoke: $(STAMP)
+	$(PY) bench.py run --preset smoke
+
+calibrate: $(STAMP)
+	$(PY) bench.py calibrate
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	find results -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The benchmark pipeline: matrix → launch → drive → collect → model → plot."""

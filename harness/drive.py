@@ -1,0 +1,96 @@
+"""Run Locust headless as a subprocess for one cell (importing Locust would gevent-patch us).
+
+Raw outputs kept per cell: locust_stats.csv & co (Locust's own, bucketed, includes warm-up),
+locust.json (complete, unlike the possibly stale final CSV), requests.csv (exact per-request
+times, written by scenarios/_base.py) and locust.log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import procs
+from harness.launch import ROOT, log_tail
+
+TAIL_S = 1.0  # run a little past the window so the window's last requests complete inside the run
+
+
+class DriveError(RuntimeError):
+    """Locust could not run the cell; the message says why."""
+
+
+@dataclass
+class LocustRun:
+    proc: subprocess.Popen
+    raw_dir: Path
+    run_time_s: int
+
+    @property
+    def record_path(self) -> Path:
+        return self.raw_dir / "requests.csv"
+
+    @property
+    def log_path(self) -> Path:
+        return self.raw_dir / "locust.log"
+
+    def wait_started(self, timeout: float = 30.0) -> float:
+        """Wall-clock time at which Locust started the test (its users begin spawning)."""
+        marker = Path(str(self.record_path) + ".start")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker.exists() and marker.stat().st_size:
+                return json.loads(marker.read_text())["t"]
+            if self.proc.poll() is not None:
+                raise DriveError(f"locust exited with code {self.proc.returncode} before starting: "
+                                 f"{log_tail(self.log_path)}")
+            time.sleep(0.02)
+        raise DriveError(f"locust did not start within {timeout:.0f}s: {log_tail(self.log_path)}")
+
+    def finish(self, timeout: float) -> int:
+        """Wait for Locust to end on its own; past `timeout` it is killed and that is an error."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            procs.stop_tree(self.proc)
+            raise DriveError(f"locust overran its deadline by {timeout:.0f}s and was stopped") from None
+        procs.stop_tree(self.proc)  # reaps; nothing should be left, but make sure
+        # 0 = all fine, 1 = some requests failed (data, not a crash); anything else is a crash.
+        if code not in (0, 1):
+            raise DriveError(f"locust crashed with exit code {code}: {log_tail(self.log_path)}")
+        if not self.record_path.exists():
+            raise DriveError(f"locust wrote no request record: {log_tail(self.log_path)}")
+        return code
+
+    def stop(self) -> None:
+        procs.stop_tree(self.proc)
+
+
+def start_locust(scenario: str, url: str, users: int, seconds: float, raw_dir: Path,
+                 timeout_s: float = 10.0) -> LocustRun:
+    """Start `users` closed-loop work users plus the one /health probe, for `seconds` (+ tail)."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    run_time = math.ceil(seconds + TAIL_S)
+    total = users + 1  # the probe user is a fixed_count user, spawned first
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "scenarios" / f"{scenario}.py"),
+        "--headless", "-H", url, "-u", str(total), "-r", str(max(total, 50)), "-t", f"{run_time}s",
+        "--stop-timeout", "0", "--only-summary", "--loglevel", "WARNING",
+        "--csv", str(raw_dir / "locust"), "--json-file", str(raw_dir / "locust"),
+        "--logfile", str(raw_dir / "locust.log"),
+    ]
+    env = {**_clean_env(), "BENCH_RECORD": str(raw_dir / "requests.csv"), "BENCH_TIMEOUT": str(timeout_s)}
+    proc = procs.spawn(cmd, env=env, log_path=raw_dir / "locust.out", cwd=ROOT)
+    return LocustRun(proc, raw_dir, run_time)
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    # Locust must not pick up a user's locust.conf/LOCUST_* settings and change the experiment.
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}

@@ -1,0 +1,137 @@
+"""Start the upstream and one target (uvicorn) on loopback; wait until *every* worker serves; stop.
+
+Readiness: each worker appends a `ready` record to METRICS_DIR at the end of its lifespan start-up
+(after its clients and pools exist); the target is ready when W distinct live worker processes
+of this uvicorn have done so *and* /health answers. uvicorn's own "started" line only covers the
+first worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from harness import procs
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class LaunchError(RuntimeError):
+    """A target or the upstream did not come up; the message says why (with the log's tail)."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log_path: Path
+    worker_pids: list[int] = field(default_factory=list)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        procs.stop_tree(self.proc)
+
+
+def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout: float = 15.0) -> Server:
+    """The local 'remote API'; reads its READY line to learn the port it bound."""
+    cmd = [sys.executable, "-m", "upstream.server", "--host", host, "--port", str(port)]
+    if host != LOOPBACK:
+        cmd.append("--allow-non-loopback")
+    proc = procs.spawn(cmd, log_path=log_path, cwd=ROOT, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    buf = b""
+    while time.monotonic() < deadline:
+        chunk = proc.stdout.read() or b""
+        buf += chunk
+        for line in buf.decode(errors="replace").splitlines():
+            if line.startswith("UPSTREAM READY "):
+                return Server(proc, line.split()[-1], log_path, [proc.pid])
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    procs.stop_tree(proc)
+    raise LaunchError(f"upstream did not start: {log_tail(log_path) or 'no output'}")
+
+
+def target_command(import_string: str, workers: int, port: int, loop: str, host: str = LOOPBACK) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", import_string, "--app-dir", str(ROOT),
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--loop", loop, "--http", "httptools", "--lifespan", "on",
+        "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "3",
+    ]
+
+
+def ready_pids(metrics_dir: Path) -> set[int]:
+    pids = set()
+    for path in metrics_dir.glob("worker-*.jsonl"):
+        with open(path) as fh:
+            for line in fh:
+                if '"ready"' in line:
+                    pids.add(json.loads(line)["pid"])
+                    break
+    return pids
+
+
+def launch_target(
+    import_string: str, *, workers: int, loop: str, env: dict[str, str], metrics_dir: Path,
+    log_path: Path, host: str = LOOPBACK, port: int | None = None, timeout: float = 60.0,
+) -> Server:
+    """Start uvicorn for one target and return once every worker is serving."""
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    full_env = {**os.environ, **env, "METRICS_DIR": str(metrics_dir)}
+    proc = procs.spawn(target_command(import_string, workers, port, loop, host), env=full_env,
+                       log_path=log_path, cwd=ROOT)
+    url = f"http://{host}:{port}"
+    server = Server(proc, url, log_path)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise LaunchError(f"uvicorn exited with code {proc.returncode}: {log_tail(log_path)}")
+            family = {proc.pid} | {p.pid for p in procs.descendants(proc.pid)}
+            ready = ready_pids(metrics_dir) & family
+            if len(ready) >= workers and _health_ok(url):
+                server.worker_pids = sorted(ready)
+                return server
+            if time.monotonic() > deadline:
+                raise LaunchError(
+                    f"only {len(ready)}/{workers} workers ready after {timeout:.0f}s: {log_tail(log_path)}")
+            time.sleep(0.05)
+    except BaseException:
+        server.stop()
+        raise
+
+
+def _health_ok(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,40 @@
+"""End of a run: the summary a user reads in the terminal, and the charts (from files only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import aggregate, plot
+
+
+def finish(run_dir: Path, plot_charts: bool = True) -> None:
+    """Print invalid / failed / noisy cells and draw the charts for `run_dir`."""
+    results = run_dir / "results.csv"
+    if not results.exists():
+        print(f"no results in {run_dir}")
+        return
+    df = aggregate.load_results(results)
+    summary = aggregate.summarize(df)
+    ok = df[df["status"] == "ok"]
+    print(f"\n{len(df)} rows: {len(ok)} measured, {len(df) - len(ok)} failed")
+    invalid = summary[~summary["valid"] & (summary["repeats"] > 0)]
+    if len(invalid):
+        print(f"{len(invalid)} cell(s) the harness cannot fully trust (drawn hollow):")
+        for _, r in invalid.iterrows():
+            print(f"  - {r['target']} {r['scenario']} workers={r['workers']} users={r['users']}: "
+                  f"{r['invalid_reason']}")
+    failed = aggregate.failures(df)
+    if len(failed):
+        print(f"{len(failed)} failed cell(s):")
+        for _, r in failed.iterrows():
+            print(f"  - {r['target']} {r['scenario']} workers={r['workers']} repeat={r['repeat']}: "
+                  f"{r['error']}")
+    noisy = aggregate.noisy_cells(summary)
+    if len(noisy):
+        print(f"{len(noisy)} cell(s) with rps varying > 5% across repeats (coefficient of variation):")
+        for _, r in noisy.iterrows():
+            print(f"  - {r['target']} {r['scenario']} workers={r['workers']}: cv {r['rps_cv']:.1%}")
+    if plot_charts:
+        for path in plot.plot_run(run_dir):
+            print(f"chart: {path}")
+    print(f"results: {results}")

@@ -1,0 +1,29 @@
+"""The tidy result format: one row per (cell, repeat) in results.csv, plus meta.json.
+
+Parameters come first, then measures. Plotting and reporting read only these columns.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+PARAM_COLUMNS = [
+    "target", "scenario", "workers", "users", "loop", "pool_size", "io_ms", "cpu_ms", "fanout",
+    "cpu_kind", "http_connections", "repeat",
+]
+
+LATENCY_STATS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
+
+MEASURE_COLUMNS = [
+    "status", "error",
+    "requests", "failures", "fail_ratio", "rps",
+    *LATENCY_STATS,
+    "health_requests", *(f"health_{s}" for s in LATENCY_STATS),
+    "loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
+    "workers_seen", "worker_share_max", "pool_busy_max",
+    "target_cpu_pct", "locust_cpu_pct", "upstream_cpu_pct",
+    "ceiling_rps", "efficiency", "valid", "invalid_reason",
+    "warmup_s", "duration_s", "started_at", "raw_dir",
+]
+
+COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS

@@ -1,0 +1,42 @@
+"""`bench.py serve TARGET`: upstream + one target, for poking with curl, wrk or Locust's web UI."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from harness.launch import LOOPBACK, launch_target, start_upstream
+from harness.matrix import ConfigError, _closest
+from targets import TARGETS, import_string
+
+
+def serve(args) -> int:
+    if args.target not in TARGETS:
+        raise ConfigError(f"unknown target {args.target!r}{_closest(args.target, TARGETS)}")
+    if not 1 <= args.workers <= 64:
+        raise ConfigError(f"--workers {args.workers} is out of range: must be between 1 and 64")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is out of range")
+    if args.host != LOOPBACK and not args.allow_non_loopback:
+        raise ConfigError(f"--host {args.host} is not loopback; add --allow-non-loopback to expose it")
+    if args.host != LOOPBACK:
+        print(f"!!! WARNING: serving on {args.host}: reachable from the network, not just this machine !!!")
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    upstream = start_upstream(work / "upstream.log")
+    try:
+        target = launch_target(import_string(args.target), workers=args.workers, loop=args.loop,
+                               env={"UPSTREAM_URL": upstream.url}, metrics_dir=work / "metrics",
+                               log_path=work / "uvicorn.log", host=args.host, port=args.port)
+        try:
+            print(f"{args.target} with {args.workers} worker(s): {target.url}  (upstream {upstream.url})")
+            print(f"  try: curl {target.url}/io   or   locust -f scenarios/io.py -H {target.url}")
+            print(f"  logs and probe files: {work}   — Ctrl-C stops both")
+            while target.alive() and upstream.alive():
+                time.sleep(0.5)
+            print("a server exited; stopping")
+            return 1
+        finally:
+            target.stop()
+    finally:
+        upstream.stop()

@@ -1,0 +1,117 @@
+"""The run folder: results.csv (appended a row at a time), meta.json, raw/ per cell.
+
+A row is written and flushed the moment its cell ends, so an interrupted sweep loses at most the
+cell in flight; `--resume` reads the folder back to see what is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+from harness.schema import COLUMNS, SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RunFolderError(ValueError):
+    """The output folder cannot be used (one-line reason)."""
+
+
+def new_run_id(preset: str) -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{preset}"
+
+
+def prepare_run_dir(path: Path, *, resume: bool) -> None:
+    """Refuse folders we would clobber or cannot write, before anything starts."""
+    if resume:
+        if not (path / "meta.json").is_file():
+            raise RunFolderError(f"{path} has no meta.json: not a run folder to resume")
+        if not os.access(path, os.W_OK):
+            raise RunFolderError(f"{path} is not writable")
+        return
+    if path.exists():
+        if not path.is_dir():
+            raise RunFolderError(f"{path} exists and is not a folder")
+        if any(path.iterdir()):
+            what = "a previous run (use --resume to complete it)" if (path / "meta.json").exists() \
+                else "files that are not ours"
+            raise RunFolderError(f"{path} is not empty: it holds {what}")
+    parent = path if path.exists() else _existing_parent(path)
+    if not os.access(parent, os.W_OK):
+        raise RunFolderError(f"cannot write to {parent}")
+
+
+def _existing_parent(path: Path) -> Path:
+    for p in [path, *path.parents]:
+        if p.exists():
+            return p
+    return Path("/")
+
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one row (header first if the file is new); flushed and fsynced before returning."""
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: _clean(row.get(k, "")) for k in COLUMNS})
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def done_keys(path: Path) -> set[tuple]:
+    """(target, scenario, workers, users, repeat) of every row already in results.csv."""
+    if not path.exists():
+        return set()
+    with open(path, newline="") as fh:
+        return {(r["target"], r["scenario"], int(r["workers"]), int(r["users"]), int(r["repeat"]))
+                for r in csv.DictReader(fh)}
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "httpx", "anyio", "locust",
+                "pandas", "matplotlib", "psutil"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2, default=str))
+    tmp.replace(path)
+
+
+def read_meta(path: Path) -> dict:
+    meta = json.loads(path.read_text())
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise RunFolderError(f"{path}: schema_version {meta.get('schema_version')!r} is not "
+                             f"{SCHEMA_VERSION}; this version of the harness cannot read it")
+    return meta

@@ -1,0 +1,57 @@
+"""mixed: the article's two-stage pattern — fetch asynchronously, then hand the computation to a
+ThreadPoolExecutor with `await loop.run_in_executor(...)`.
+
+POOL_SIZE threads per worker (default 4, the article's choice).
+
+Expect in the charts: /io like correct-async; /health stays fast on /cpu and /mixed because the loop
+only awaits. Pure-Python CPU still runs one thread at a time per worker (the GIL), so /cpu
+throughput matches fake-async's; with CPU_KIND=native the threads run in parallel and it scales
+with POOL_SIZE up to the core count.
+"""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import httpx
+
+from targets import common, default_pool_size
+from targets.common import WorkParams
+
+
+@asynccontextmanager
+async def lifespan(app):
+    app.state.inflight = common.InFlight()
+    with ThreadPoolExecutor(max_workers=common.pool_size(default_pool_size("mixed"))) as executor:
+        app.state.executor = executor
+        async with common.async_client() as client:
+            app.state.client = client
+            async with common.instrumented(app, pool_gauge=app.state.inflight):
+                yield
+
+
+app = common.make_app("mixed", __doc__, lifespan)
+
+
+async def _compute(work, data=None) -> dict:
+    loop = asyncio.get_running_loop()
+    with app.state.inflight:
+        return await loop.run_in_executor(app.state.executor, common.compute, work, data)
+
+
+@app.get("/io")
+async def io(work: WorkParams):
+    client: httpx.AsyncClient = app.state.client
+    responses = await asyncio.gather(*(client.get(work.delay_url()) for _ in range(work.fanout)))
+    return {"results": [r.json() for r in responses]}
+
+
+@app.get("/cpu")
+async def cpu(work: WorkParams):
+    return await _compute(work)
+
+
+@app.get("/mixed")
+async def mixed(work: WorkParams):
+    data = (await app.state.client.get(work.delay_url())).json()
+    return await _compute(work, data)

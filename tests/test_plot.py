@@ -1,0 +1,265 @@
+"""Aggregation and plotting from a synthetic results.csv (no benchmark is run)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import schema
+from harness.aggregate import (
+    ResultsFormatError,
+    coerce,
+    failures,
+    load_results,
+    median_interval,
+    noisy_cells,
+    summarize,
+)
+from harness.plot import plot_run
+
+DATA = Path(__file__).parent / "data"
+SMALL_CSV = DATA / "results_small.csv"
+
+TARGETS = ["fake-async", "correct-async", "thread-pool"]
+WORKERS = [1, 2, 4]
+REPEAT_FACTORS = [0.90, 0.94]  # rps = ceiling × factor, per repeat
+# Per-target shading of rps (1.0 for the hand-checked cpu/correct-async cell) and /health p99 (ms).
+TARGET_FACTOR = {("io", t): 1.0 for t in TARGETS} | {
+    ("cpu", "fake-async"): 0.97, ("cpu", "correct-async"): 1.0, ("cpu", "thread-pool"): 0.8,
+}
+HEALTH_P99 = {
+    ("io", "fake-async"): 150.0, ("io", "correct-async"): 2.0, ("io", "thread-pool"): 4.0,
+    ("cpu", "fake-async"): 150.0, ("cpu", "correct-async"): 140.0, ("cpu", "thread-pool"): 30.0,
+}
+INVALID_CELL = ("thread-pool", "cpu", 2)
+FAILED_CELL = ("fake-async", "io", 4)
+
+
+def _ceiling(target: str, scenario: str, workers: int) -> float:
+    if scenario == "cpu":  # 20 ms of CPU per request, at most 2 cores
+        return min(workers, 2) * 50.0
+    # io: 3 upstream calls × 50 ms, 32 users
+    if target == "fake-async":
+        return workers / 0.150
+    if target == "correct-async":
+        return 32 / 0.050
+    return min(32, 40 * workers) / 0.150
+
+
+def _row(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(schema.COLUMNS, np.nan)
+    row.update(
+        target="correct-async", scenario="cpu", workers=1, users=32, loop="uvloop", pool_size=40,
+        io_ms=50, cpu_ms=20, fanout=3, cpu_kind="python", http_connections=100, repeat=0,
+        status="ok", error="", valid=True, invalid_reason="", warmup_s=2, duration_s=10,
+        started_at="2024-01-01T00:00:00", raw_dir="raw/x",
+    )
+    row.update(overrides)
+    return row
+
+
+def small_results() -> pd.DataFrame:
+    """2 scenarios × 3 targets × workers 1,2,4 × 2 repeats; one invalid cell, one failed cell."""
+    rows = []
+    for scenario in ("io", "cpu"):
+        for target in TARGETS:
+            for workers in WORKERS:
+                ceiling = round(_ceiling(target, scenario, workers), 3)
+                for repeat, factor in enumerate(REPEAT_FACTORS):
+                    cell = (target, scenario, workers)
+                    common = dict(target=target, scenario=scenario, workers=workers, repeat=repeat,
+                                  ceiling_rps=ceiling, cpu_ms=0 if scenario == "io" else 20)
+                    if cell == FAILED_CELL:
+                        rows.append(_row(**common, status="failed", valid=False,
+                                         error="target did not become ready within 30 s"))
+                        continue
+                    rps = round(ceiling * factor * TARGET_FACTOR[scenario, target], 2)
+                    p50 = round(32 / rps * 1000, 2)
+                    rows.append(_row(
+                        **common, requests=int(rps * 10), failures=0, fail_ratio=0.0, rps=rps,
+                        p50_ms=p50, p90_ms=round(p50 * 1.2, 2), p95_ms=round(p50 * 1.3, 2),
+                        p99_ms=round(p50 * 1.6, 2), p999_ms=round(p50 * 2, 2), max_ms=round(p50 * 3, 2),
+                        health_requests=100, health_p99_ms=HEALTH_P99[scenario, target] + repeat,
+                        loop_lag_p99_ms=HEALTH_P99[scenario, target] - 1.0,
+                        efficiency=round(rps / ceiling, 4),
+                        valid=cell != INVALID_CELL,
+                        invalid_reason="load generator CPU above 90%" if cell == INVALID_CELL else "",
+                    ))
+    return pd.DataFrame(rows, columns=schema.COLUMNS)
+
+
+def write_fixture() -> None:
+    """Regenerate tests/data/results_small.csv: python -c 'from tests.test_plot import *; write_fixture()'."""
+    DATA.mkdir(exist_ok=True)
+    small_results().to_csv(SMALL_CSV, index=False)
+
+
+def _write(df: pd.DataFrame, run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(run_dir / "results.csv", index=False)
+    return run_dir
+
+
+@pytest.fixture
+def small_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(SMALL_CSV, run / "results.csv")
+    return run
+
+
+def _one_cell(values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame([_row(repeat=i, rps=v, ceiling_rps=100.0) for i, v in enumerate(values)])
+
+
+# ------------------------------------------------------------------------------------------ load
+
+
+def test_fixture_file_matches_helper():
+    """tests/data/results_small.csv is small_results() written out; regenerate it if this fails."""
+    pd.testing.assert_frame_equal(load_results(SMALL_CSV), coerce(small_results()), check_exact=False)
+
+
+def test_load_results_dtypes_and_run_folder(small_run: Path):
+    df = load_results(small_run)  # the folder, not the CSV
+    assert len(df) == 2 * 3 * 3 * 2
+    assert df["valid"].dtype == bool
+    assert df["rps"].dtype == "float64" and df["health_p99_ms"].dtype == "float64"
+    assert df["workers"].tolist()[:3] == [1, 1, 2]
+    assert df.loc[df["status"] == "failed", "rps"].isna().all()
+
+
+def test_load_results_accepts_string_booleans(tmp_path: Path):
+    df = small_results()
+    df["valid"] = df["valid"].map({True: "True", False: "False"})
+    _write(df, tmp_path)
+    assert load_results(tmp_path / "results.csv")["valid"].sum() == len(df) - 2 - 2  # failed + invalid
+
+
+def test_load_results_names_missing_columns(tmp_path: Path):
+    _write(small_results().drop(columns=["health_p99_ms", "ceiling_rps"]), tmp_path)
+    with pytest.raises(ResultsFormatError, match="health_p99_ms") as err:
+        load_results(tmp_path)
+    assert "ceiling_rps" in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+# ------------------------------------------------------------------------------------- summarize
+
+
+def test_summarize_one_row_per_cell_with_median(small_run: Path):
+    s = summarize(load_results(small_run))
+    assert len(s) == 2 * 3 * 3
+    assert not s.duplicated(["target", "scenario", "workers"]).any()
+    # Hand check: cpu / correct-async / 1 worker: ceiling 50 → rps 45.0 and 47.0.
+    cell = s[(s["scenario"] == "cpu") & (s["target"] == "correct-async") & (s["workers"] == 1)].iloc[0]
+    assert cell["rps"] == pytest.approx(46.0)
+    assert cell["repeats"] == 2
+    assert cell["ceiling_rps"] == 50.0
+    assert cell["efficiency"] == pytest.approx(0.92)
+    assert cell["health_p99_ms"] == pytest.approx(140.5)
+    assert cell["rps_cv"] == pytest.approx(math.sqrt(2) / 46.0)
+    assert bool(cell["valid"]) and cell["failed_repeats"] == 0
+
+
+def test_summarize_range_interval_for_two_repeats(small_run: Path):
+    s = summarize(load_results(small_run))
+    ok = s[s["repeats"] == 2]
+    assert (ok["interval"] == "range").all()
+    cell = ok[(ok["scenario"] == "cpu") & (ok["target"] == "correct-async") & (ok["workers"] == 1)].iloc[0]
+    assert (cell["rps_lo"], cell["rps_hi"]) == (45.0, 47.0)
+    assert cell["p50_ms_lo"] == pytest.approx(min(32 / 45 * 1000, 32 / 47 * 1000), abs=0.01)
+    assert (ok["rps_lo"] <= ok["rps"]).all() and (ok["rps"] <= ok["rps_hi"]).all()
+
+
+def test_summarize_invalid_and_failed_cells(small_run: Path):
+    s = summarize(load_results(small_run)).set_index(["target", "scenario", "workers"])
+    bad = s.loc[INVALID_CELL]
+    assert not bad["valid"] and bad["invalid_reason"] == "load generator CPU above 90%"
+    failed = s.loc[FAILED_CELL]
+    assert failed["failed_repeats"] == 2 and failed["repeats"] == 0
+    assert np.isnan(failed["rps"]) and failed["interval"] == "none"
+    assert "did not become ready" in failed["error"]
+    assert s["valid"].sum() == len(s) - 2
+
+
+def _binom_coverage(n: int, j: int) -> float:
+    """P(x_(j) <= median <= x_(n+1-j)) = P(j <= B <= n - j), B ~ Bin(n, 1/2), by hand."""
+    return sum(math.comb(n, i) for i in range(j, n - j + 1)) / 2**n
+
+
+def test_order_statistic_interval_eight_repeats():
+    values = [10.0, 12.0, 11.0, 15.0, 9.0, 13.0, 14.0, 8.0]
+    # n = 8: j=2 covers 1 - 2·(1+8)/256 = 0.930 < 0.95; j=1 covers 1 - 2/256 = 0.992 → [x_(1), x_(8)].
+    assert _binom_coverage(8, 2) == pytest.approx(0.9297, abs=1e-4) and _binom_coverage(8, 1) > 0.95
+    s = summarize(_one_cell(values)).iloc[0]
+    assert s["interval"] == "95%"
+    assert (s["rps_lo"], s["rps"], s["rps_hi"]) == (8.0, 11.5, 15.0)
+    assert s["repeats"] == 8
+    assert s["rps_cv"] == pytest.approx(np.std(values, ddof=1) / np.mean(values))
+
+
+def test_order_statistic_interval_ten_repeats_is_inner():
+    values = [float(v) for v in (5, 1, 9, 3, 7, 2, 10, 4, 8, 6)]
+    # n = 10: j=2 covers 1 - 2·(1+10)/1024 = 0.979; j=3 covers 1 - 2·56/1024 = 0.891 → [x_(2), x_(9)].
+    assert _binom_coverage(10, 2) >= 0.95 > _binom_coverage(10, 3)
+    assert median_interval(values) == (2.0, 9.0, "95%")
+    s = summarize(_one_cell(values)).iloc[0]
+    assert (s["rps_lo"], s["rps"], s["rps_hi"], s["interval"]) == (2.0, 5.5, 9.0, "95%")
+
+
+def test_interval_falls_back_to_range_below_six_repeats():
+    assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0, "range")  # best coverage 0.9375
+    assert median_interval([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])[2] == "95%"  # coverage 0.96875
+    assert median_interval([7.0]) == (7.0, 7.0, "range")
+    s = summarize(_one_cell([42.0])).iloc[0]
+    assert s["interval"] == "range" and np.isnan(s["rps_cv"])
+
+
+def test_failures_and_noisy_cells(small_run: Path):
+    df = load_results(small_run)
+    f = failures(df)
+    assert list(f.columns) == ["target", "scenario", "workers", "users", "repeat", "error"]
+    assert len(f) == 2 and set(f["target"]) == {"fake-async"}
+    s = summarize(df)
+    assert noisy_cells(s).empty  # factors 0.90 / 0.94 → cv ≈ 0.031
+    assert len(noisy_cells(s, threshold=0.02)) == len(s) - 1  # every cell but the failed one
+
+
+# ------------------------------------------------------------------------------------------ plot
+
+
+def test_plot_run_writes_one_png_per_scenario_and_summary(small_run: Path):
+    paths = plot_run(small_run)
+    assert sorted(p.name for p in paths) == ["cpu.png", "io.png"]
+    for p in paths:
+        assert p.parent == small_run / "charts"
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    summary = pd.read_csv(small_run / "charts" / "summary.csv")
+    assert len(summary) == 18 and {"rps", "rps_lo", "rps_hi", "interval", "valid"} <= set(summary.columns)
+
+
+def test_plot_run_when_every_row_failed(tmp_path: Path):
+    df = small_results()
+    df["status"] = "failed"
+    df["error"] = "connection refused"
+    for col in schema.MEASURE_COLUMNS:
+        if col not in ("status", "error", "valid", "invalid_reason", "ceiling_rps", "started_at", "raw_dir"):
+            df[col] = np.nan
+    paths = plot_run(_write(df, tmp_path / "run"))
+    assert len(paths) == 2 and all(p.stat().st_size > 0 for p in paths)
+    summary = pd.read_csv(tmp_path / "run" / "charts" / "summary.csv")
+    assert (summary["repeats"] == 0).all() and (summary["failed_repeats"] == 2).all()
+
+
+def test_plot_run_single_worker_value_and_nan_measures(tmp_path: Path):
+    df = small_results()
+    df = df[(df["workers"] == 2) & (df["scenario"] == "io")].copy()
+    df.loc[df["target"] == "thread-pool", ["health_p99_ms", "p99_ms", "ceiling_rps"]] = np.nan
+    paths = plot_run(_write(df, tmp_path / "run"))
+    assert [p.name for p in paths] == ["io.png"] and paths[0].stat().st_size > 0
