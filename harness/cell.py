@@ -62,8 +62,7 @@ def _wait_until(t: float, target: Server) -> None:
             raise CellError(f"worker(s) {dead} died during the cell")
 
 
-def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, target_name: str | None = None,
-             extra_env: dict[str, str] | None = None) -> dict:
+def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None) -> dict:
     """Measure one cell; returns its tidy row (status ok or failed)."""
     raw_dir = run_dir / "raw" / cell.cell_id
     if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
@@ -75,7 +74,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, target_name: str | N
     deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S
     try:
         target = launch_target(
-            import_string(target_name or cell.target), workers=cell.workers, loop=cell.loop,
+            import_string(cell.target), workers=cell.workers, loop=cell.loop,
             env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url},
             metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S)
         locust = start_locust(cell.scenario, target.url, cell.users, cell.warmup_s + cell.duration_s,
@@ -90,8 +89,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, target_name: str | N
         after = {name: resources.tree_cpu_seconds(pid) for name, pid in
                  (("target", target.proc.pid), ("locust", locust.proc.pid), ("upstream", upstream.pid))}
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
-        row.update(collect.window_stats(collect.read_records(locust.record_path), t0, t1))
-        row.update(collect.probe_stats(raw_dir / "metrics", t0, t1))
+        row.update(collect.collect_cell(raw_dir, t0, t1))
         for name in before:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
@@ -100,8 +98,13 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, target_name: str | N
         for proc in (locust, target):
             if proc is not None:
                 proc.stop()
+    return finish_row(row, cell, upstream.capacity_rps)
+
+
+def finish_row(row: dict, cell: Cell, upstream_capacity_rps: float | None) -> dict:
+    """Add efficiency and the validity verdict to a measured row."""
     ceiling = cell.ceiling_rps
     row["efficiency"] = row["rps"] / ceiling if ceiling and math.isfinite(ceiling) else float("nan")
-    reasons = validity.invalid_reasons(row, upstream_capacity_rps=upstream.capacity_rps, probe=cell.probe)
+    reasons = validity.invalid_reasons(row, upstream_capacity_rps=upstream_capacity_rps, probe=cell.probe)
     row.update(status="ok", error="", valid=not reasons, invalid_reason="; ".join(reasons))
     return row

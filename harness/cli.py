@@ -66,6 +66,8 @@ def build_parser() -> Parser:
     run.add_argument("--no-probe", action="store_true", help="switch off the in-worker probe")
     run.add_argument("--fixed-window", action="store_true",
                      help="never stretch a slow cell's warm-up/duration (see README)")
+    run.add_argument("--pin", action="store_true",
+                     help="put the target and the load generator on disjoint cores (needs ≥ 2 cores)")
     run.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="re-run only the cells missing from DIR")
     run.add_argument("--no-plot", action="store_true", help="skip drawing charts at the end")
@@ -84,6 +86,7 @@ def build_parser() -> Parser:
 
     cal = sub.add_parser("calibrate", help="can I trust this machine? cells with exact ceilings")
     cal.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    cal.add_argument("--duration", type=float, default=6.0, help="measured seconds per cell")
     return p
 
 
@@ -104,7 +107,8 @@ def _config_from_args(args, preset: str):
         duration=args.duration, warmup=args.warmup, io_ms=args.io_ms, cpu_ms=args.cpu_ms,
         fanout=args.fanout, pool_size=args.pool_size, cpu_kind=args.cpu_kind,
         http_connections=args.http_connections, loop=args.loop, repeat=args.repeat,
-        probe=False if args.no_probe else None, adapt_window=False if args.fixed_window else None)
+        probe=False if args.no_probe else None, adapt_window=False if args.fixed_window else None,
+        pin=True if args.pin else None)
 
 
 def cmd_run(args) -> int:
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "calibrate":
             from harness.calibrate import calibrate
 
-            return calibrate(args.out)
+            return calibrate(args.out, duration=args.duration)
     except (ConfigError, store.RunFolderError) as exc:
         print(f"bench.py: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -23,7 +23,7 @@ QUANTILES = {"p50_ms": 50, "p90_ms": 90, "p95_ms": 95, "p99_ms": 99, "p999_ms": 
 
 def min_samples(q: float) -> int:
     """Fewest samples for which percentile q rests on at least one sample in its tail."""
-    return math.ceil(100 / (100 - q))
+    return math.ceil(round(100 / (100 - q), 6))
 
 
 def latency_stats(ms: np.ndarray, prefix: str = "", strict: bool = True) -> dict:
@@ -102,3 +102,10 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> dict:
         "worker_share_max": max(served.values()) / total if total else NAN,
         "pool_busy_max": pool_max,
     }
+
+
+def collect_cell(raw_dir: Path, t0: float, t1: float) -> dict:
+    """Every measure a cell's raw folder yields for the window [t0, t1)."""
+    row = window_stats(read_records(raw_dir / "requests.csv"), t0, t1)
+    row.update(probe_stats(raw_dir / "metrics", t0, t1))
+    return row

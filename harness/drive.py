@@ -85,7 +85,7 @@ def start_locust(scenario: str, url: str, users: int, seconds: float, raw_dir: P
         "--logfile", str(raw_dir / "locust.log"),
     ]
     env = {**_clean_env(), "BENCH_RECORD": str(raw_dir / "requests.csv"), "BENCH_TIMEOUT": str(timeout_s)}
-    proc = procs.spawn(cmd, env=env, log_path=raw_dir / "locust.out", cwd=ROOT)
+    proc = procs.spawn(cmd, env=env, log_path=raw_dir / "locust.out", cwd=ROOT, role="locust")
     return LocustRun(proc, raw_dir, run_time)
 
 

@@ -62,7 +62,7 @@ def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout:
     cmd = [sys.executable, "-m", "upstream.server", "--host", host, "--port", str(port)]
     if host != LOOPBACK:
         cmd.append("--allow-non-loopback")
-    proc = procs.spawn(cmd, log_path=log_path, cwd=ROOT, stdout=subprocess.PIPE)
+    proc = procs.spawn(cmd, log_path=log_path, cwd=ROOT, stdout=subprocess.PIPE, role="upstream")
     deadline = time.monotonic() + timeout
     os.set_blocking(proc.stdout.fileno(), False)
     buf = b""
@@ -108,7 +108,7 @@ def launch_target(
     port = port or free_port(host)
     full_env = {**os.environ, **env, "METRICS_DIR": str(metrics_dir)}
     proc = procs.spawn(target_command(import_string, workers, port, loop, host), env=full_env,
-                       log_path=log_path, cwd=ROOT)
+                       log_path=log_path, cwd=ROOT, role="target")
     url = f"http://{host}:{port}"
     server = Server(proc, url, log_path)
     deadline = time.monotonic() + timeout

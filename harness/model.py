@@ -46,6 +46,9 @@ def demand(target: str, scenario: str, *, workers: int, io_ms: float, cpu_ms: fl
         calls, per_call_wall = 1, L
     elif scenario == "cpu":
         calls, per_call_wall = 0, 0.0
+    elif scenario == "health":  # no modelled work: framework overhead only, no finite ceiling
+        C = 0.0
+        calls, per_call_wall = 0, 0.0
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
     gil_free = cpu_kind == "native"
@@ -96,4 +99,4 @@ def ceiling_rps(target: str, scenario: str, *, workers: int, users: int, io_ms: 
 
 def upstream_calls(scenario: str, fanout: int) -> int:
     """Upstream requests each work request makes (for the upstream-capacity validity check)."""
-    return {"io": fanout, "mixed": 1, "cpu": 0}[scenario]
+    return {"io": fanout, "mixed": 1, "cpu": 0, "health": 0}[scenario]

@@ -15,16 +15,45 @@ from pathlib import Path
 import psutil
 
 _live: set[subprocess.Popen] = set()
+_placement: dict[str, set[int]] = {}
+
+
+def set_placement(pin: bool) -> None:
+    """--pin: the target on every core but the first; Locust and the upstream on the first.
+
+    Needs at least 2 cores; otherwise (or without --pin) everything shares every core.
+    """
+    _placement.clear()
+    cores = sorted(os.sched_getaffinity(0))
+    if pin and len(cores) >= 2:
+        _placement.update(target=set(cores[1:]), locust=set(cores[:1]), upstream=set(cores[:1]))
+
+
+def target_cores() -> int:
+    return len(_placement.get("target") or os.sched_getaffinity(0))
+
+
+def placement_note() -> str:
+    if not _placement:
+        return f"no pinning: target, Locust and upstream share all {len(os.sched_getaffinity(0))} cores"
+    return (f"pinned: target on cores {sorted(_placement['target'])}, "
+            f"Locust and upstream on cores {sorted(_placement['locust'])}")
 
 
 def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Path | None = None,
-          cwd: Path | None = None, stdout=None) -> subprocess.Popen:
-    """Start `cmd` in a new session (its own process group), stderr (and stdout) to `log_path`."""
+          cwd: Path | None = None, stdout=None, role: str | None = None) -> subprocess.Popen:
+    """Start `cmd` in a new session (its own process group), stderr (and stdout) to `log_path`.
+
+    `role` (target / locust / upstream) applies --pin's core placement before exec, so every
+    descendant (uvicorn workers, pool children) inherits it.
+    """
+    cpus = _placement.get(role or "")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         proc = subprocess.Popen(
             list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else log, stderr=log, start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
     finally:
         if log_path:

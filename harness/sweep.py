@@ -8,6 +8,7 @@ every finished row.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,53 +81,64 @@ def describe(row: dict) -> str:
     return out
 
 
-def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
-              target_alias: dict[str, str] | None = None, measure_upstream: bool = True) -> int:
-    """Run every missing cell; returns the exit code (0 all ok, 1 some cell failed)."""
-    cells = build_cells(cfg)
-    results = run_dir / "results.csv"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    done = store.done_keys(results) if resume else set()
-    todo = [c for c in cells if c.key not in done]
-    meta_path = run_dir / "meta.json"
-    meta = store.read_meta(meta_path) if resume else {
+def new_meta(run_dir: Path, preset: str, knobs: dict) -> dict:
+    return {
         "run_id": run_dir.name, "preset": preset, "git_commit": store.git_commit(),
-        "versions": store.versions(), "cpu_count": cores_available(), "cpu_model": cpu_model(),
-        "pinning": "none: target, load generator and upstream share all cores", "knobs": cfg.knobs(),
+        "versions": store.versions(), "cpu_count": os.cpu_count(), "cores_available": cores_available(),
+        "cpu_model": cpu_model(), "pinning": procs.placement_note(), "knobs": knobs,
         "command": " ".join(sys.argv), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "host": LOOPBACK,
     }
+
+
+def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
+              measure_upstream: bool = True) -> list[dict]:
+    """Run `cells` in order, appending each row to results.csv as it ends; returns the rows."""
+    results = run_dir / "results.csv"
+    meta_path = run_dir / "meta.json"
     if "cpu_units_per_ms" not in meta:
         # Calibrated once, while the machine is quiet; every cell (and a resume) reuses it.
-        meta["cpu_units_per_ms"] = round(cpu_work.calibrate(cfg.cpu_kind, probe_ms=50.0), 1)
+        meta["cpu_units_per_ms"] = round(cpu_work.calibrate(cpu_kind, probe_ms=50.0), 1)
     store.write_meta(meta_path, meta)
     run_env = {"CPU_UNITS_PER_MS": str(meta["cpu_units_per_ms"])}
-    say(f"run folder: {run_dir}")
-    say(f"{len(todo)} cells to run ({len(cells) - len(todo)} already done), "
-        f"about {fmt_s(estimate_s(todo))}; target, Locust and upstream share {cores_available()} cores")
     keeper = UpstreamKeeper(run_dir, measure=measure_upstream)
-    failed = 0
+    rows: list[dict] = []
     spent_overhead: list[float] = []
     try:
-        for i, cell in enumerate(todo, 1):
+        for i, cell in enumerate(cells, 1):
             upstream = keeper.ensure()
             if keeper.capacity and "upstream_capacity" not in meta:
                 meta["upstream_capacity"] = keeper.capacity
                 store.write_meta(meta_path, meta)
             t_cell = time.monotonic()
-            say(f"[{i}/{len(todo)}] {cell.target} · {cell.scenario} · workers={cell.workers} "
+            say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · workers={cell.workers} "
                 f"users={cell.users} repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
-            row = run_cell(cell, run_dir, upstream, target_name=(target_alias or {}).get(cell.target),
-                           extra_env=run_env)
+            row = run_cell(cell, run_dir, upstream, extra_env=run_env)
             store.append_row(results, row)
-            failed += row["status"] != "ok"
+            rows.append(row)
             spent_overhead.append(time.monotonic() - t_cell - cell.warmup_s - cell.duration_s)
             overhead = sum(spent_overhead) / len(spent_overhead)
-            say(f"    {describe(row)}   [ETA {fmt_s(estimate_s(todo[i:], overhead))}]")
+            say(f"    {describe(row)}   [ETA {fmt_s(estimate_s(cells[i:], overhead))}]")
     finally:
         keeper.stop()
         procs.stop_all()
-        meta["upstream_restarts"] = keeper.restarts
+        meta["upstream_restarts"] = meta.get("upstream_restarts", 0) + keeper.restarts
         meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         store.write_meta(meta_path, meta)
-    return 1 if failed else 0
+    return rows
+
+
+def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
+              measure_upstream: bool = True) -> int:
+    """Run every missing cell; returns the exit code (0 all ok, 1 some cell failed)."""
+    procs.set_placement(cfg.pin)
+    cells = build_cells(cfg, cores=procs.target_cores())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    done = store.done_keys(run_dir / "results.csv") if resume else set()
+    todo = [c for c in cells if c.key not in done]
+    meta = store.read_meta(run_dir / "meta.json") if resume else new_meta(run_dir, preset, cfg.knobs())
+    say(f"run folder: {run_dir}")
+    say(f"{len(todo)} cells to run ({len(cells) - len(todo)} already done), about "
+        f"{fmt_s(estimate_s(todo))}; {procs.placement_note()}")
+    rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind, measure_upstream=measure_upstream)
+    return 1 if any(r["status"] != "ok" for r in rows) else 0

@@ -1,0 +1,146 @@
+"""collect: a recorded cell's raw output → the tidy row; percentiles checked independently."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import aggregate, collect, store
+from harness.cell import base_row, failed_row, finish_row
+from harness.matrix import build_cells, make_config
+from harness.schema import COLUMNS
+
+GOLDEN = Path(__file__).parent / "data" / "golden_cell"
+# The recorded cell: correct-async, /io, 2 workers, 32 users, warm-up 2 s, window 5 s.
+WARMUP, DURATION = 2.0, 5.0
+
+
+def golden_window() -> tuple[float, float]:
+    start = json.loads((GOLDEN / "requests.csv.start").read_text())["t"]
+    return start + WARMUP, start + WARMUP + DURATION
+
+
+def raw_rows(t0: float, t1: float) -> list[dict]:
+    """Independent reading of requests.csv with the csv module (no pandas, no numpy)."""
+    with open(GOLDEN / "requests.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r for r in rows if t0 <= float(r["start"]) + float(r["ms"]) / 1000 < t1]
+
+
+def test_golden_cell_matches_independent_computation():
+    t0, t1 = golden_window()
+    row = collect.collect_cell(GOLDEN, t0, t1)
+    inside = raw_rows(t0, t1)
+    work = [r for r in inside if r["name"] != "health"]
+    health = [r for r in inside if r["name"] == "health"]
+    assert row["requests"] == len(work) == 319
+    assert row["failures"] == sum(r["ok"] == "0" for r in work) == 0
+    assert row["rps"] == pytest.approx(sum(r["ok"] == "1" for r in work) / DURATION)
+    ms = sorted(float(r["ms"]) for r in work)
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    assert row["p50_ms"] == pytest.approx(statistics.median(ms))
+    assert row["p90_ms"] == pytest.approx(cuts[89])
+    assert row["p95_ms"] == pytest.approx(cuts[94])
+    assert row["p99_ms"] == pytest.approx(cuts[98])
+    assert row["max_ms"] == pytest.approx(ms[-1])
+    assert math.isnan(row["p999_ms"])  # 319 requests cannot support a p99.9
+    assert row["health_requests"] == len(health)
+    assert row["health_max_ms"] == pytest.approx(max(float(r["ms"]) for r in health))
+
+
+def test_golden_cell_probe_figures():
+    t0, t1 = golden_window()
+    row = collect.collect_cell(GOLDEN, t0, t1)
+    assert row["workers_seen"] == 2
+    served, lags = {}, []
+    for path in (GOLDEN / "metrics").glob("worker-*.jsonl"):
+        recs = [json.loads(x) for x in path.read_text().splitlines()]
+        ticks = [r for r in recs if "lag_ms" in r]
+        before = [r for r in ticks if r["t"] < t0]
+        inside = [r for r in ticks if t0 <= r["t"] < t1]
+        served[path.name] = inside[-1]["work"] - (before[-1]["work"] if before else 0)
+        lags += [x for r in inside for x in r["lag_ms"]]
+    assert row["worker_share_max"] == pytest.approx(max(served.values()) / sum(served.values()))
+    assert 0.5 <= row["worker_share_max"] <= 1.0
+    assert row["loop_lag_p99_ms"] == pytest.approx(statistics.quantiles(lags, n=100, method="inclusive")[98])
+    assert row["loop_lag_max_ms"] >= max(lags)
+    assert math.isnan(row["pool_busy_max"])  # correct-async has no pool
+
+
+def test_locust_own_count_covers_at_least_the_window():
+    # Locust's JSON counts warm-up too: never fewer requests than our window.
+    t0, t1 = golden_window()
+    stats = json.loads((GOLDEN / "locust.json").read_text())
+    locust_work = sum(s["num_requests"] for s in stats if s["name"] == "work")
+    assert locust_work >= collect.collect_cell(GOLDEN, t0, t1)["requests"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_latency_stats_equal_exact_order_statistics(seed):
+    ms = np.random.default_rng(seed).lognormal(3, 1, size=2345)
+    out = collect.latency_stats(ms)
+    cuts = statistics.quantiles(ms.tolist(), n=1000, method="inclusive")
+    assert out["p50_ms"] == pytest.approx(cuts[499])
+    assert out["p99_ms"] == pytest.approx(cuts[989])
+    assert out["p999_ms"] == pytest.approx(cuts[998])
+    assert out["max_ms"] == ms.max()
+
+
+def test_latency_stats_refuse_unsupported_percentiles():
+    out = collect.latency_stats(np.arange(50, dtype=float))
+    assert not math.isnan(out["p95_ms"]) and math.isnan(out["p99_ms"]) and math.isnan(out["p999_ms"])
+    loose = collect.latency_stats(np.arange(50, dtype=float), strict=False)
+    assert not math.isnan(loose["p99_ms"])
+    assert all(math.isnan(v) for v in collect.latency_stats(np.array([])).values())
+
+
+def test_min_samples():
+    assert collect.min_samples(99) == 100
+    assert collect.min_samples(99.9) == 1000
+    assert collect.min_samples(50) == 2
+
+
+def _golden_cell():
+    cfg = make_config("default", targets=["correct-async"], scenarios=["io"], workers=[2], users=[32])
+    return build_cells(cfg, cores=2)[0]
+
+
+def test_tidy_row_has_every_schema_column_and_round_trips(tmp_path):
+    cell = _golden_cell()
+    t0, t1 = golden_window()
+    raw = tmp_path / "raw" / cell.cell_id
+    raw.mkdir(parents=True)
+    row = base_row(cell, raw, tmp_path)
+    row.update(collect.collect_cell(GOLDEN, t0, t1))
+    row.update(target_cpu_pct=150.0, locust_cpu_pct=20.0, upstream_cpu_pct=5.0)
+    row = finish_row(row, cell, upstream_capacity_rps=19000.0)
+    assert set(COLUMNS) <= set(row)
+    assert row["status"] == "ok" and row["valid"] is True and row["invalid_reason"] == ""
+    assert row["efficiency"] == pytest.approx(row["rps"] / cell.ceiling_rps)
+    results = tmp_path / "results.csv"
+    store.append_row(results, row)
+    store.append_row(results, failed_row(base_row(cell, raw, tmp_path), "LaunchError: boom"))
+    df = aggregate.load_results(results)
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(df["status"]) == ["ok", "failed"]
+    assert df.loc[1, "error"] == "LaunchError: boom" and not df.loc[1, "valid"]
+    assert store.done_keys(results) == {("correct-async", "io", 2, 32, 1)}
+
+
+def test_validity_reasons():
+    cell = _golden_cell()
+    t0, t1 = golden_window()
+    row = {**cell.params(), **collect.collect_cell(GOLDEN, t0, t1), "locust_cpu_pct": 95.0}
+    row = finish_row(row, cell, upstream_capacity_rps=300.0)
+    assert not row["valid"]
+    assert "load generator saturated" in row["invalid_reason"]
+    assert "upstream demand" in row["invalid_reason"]  # 63.8 rps × 3 calls > 150
+    few = finish_row({**cell.params(), "rps": 10.0, "requests": 50, "workers_seen": 1,
+                      "locust_cpu_pct": 10.0}, cell, None)
+    assert "only 50 requests" in few["invalid_reason"] and "1 of 2 workers" in few["invalid_reason"]

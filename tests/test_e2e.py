@@ -1,0 +1,47 @@
+"""One real cell end to end: upstream → uvicorn (2 workers + process pools) → Locust → tidy row →
+chart, and nothing left running."""
+
+from __future__ import annotations
+
+import json
+
+from harness import aggregate, report
+from harness.matrix import make_config
+from harness.schema import COLUMNS, SCHEMA_VERSION
+from harness.sweep import run_sweep
+from tests.conftest import leftover_children
+
+
+def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
+    cfg = make_config("smoke", targets=["process-pool"], scenarios=["mixed"], workers=[2], users=[4],
+                      duration=2.0, warmup=1.0)
+    run_dir = tmp_path / "run"
+    assert run_sweep(cfg, run_dir, preset="smoke", measure_upstream=False) == 0
+    assert leftover_children() == []
+
+    df = aggregate.load_results(run_dir)
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["status"] == "ok", row["error"]
+    assert (row["target"], row["scenario"], row["workers"], row["users"]) == ("process-pool", "mixed", 2, 4)
+    assert row["requests"] > 0 and row["rps"] > 0
+    assert row["p50_ms"] >= row["io_ms"]  # every /mixed request waits for the upstream at least
+    assert row["health_requests"] > 0
+    assert row["workers_seen"] == 2  # both workers' probes reported
+    assert 0.5 <= row["worker_share_max"] <= 1.0
+    assert row["pool_busy_max"] >= 1
+    assert row["target_cpu_pct"] > 0 and row["locust_cpu_pct"] > 0
+    assert row["ceiling_rps"] > 0 and row["efficiency"] > 0
+
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["knobs"]["workers"] == [2] and meta["cpu_units_per_ms"] > 0
+    assert {"python", "fastapi", "uvicorn", "locust"} <= set(meta["versions"])
+    raw = run_dir / row["raw_dir"]
+    assert (raw / "requests.csv").is_file() and (raw / "locust.json").is_file()
+    assert (raw / "locust_stats.csv").is_file() and (raw / "uvicorn.log").is_file()
+
+    report.finish(run_dir)
+    assert (run_dir / "charts" / "mixed.png").stat().st_size > 10_000
+    assert "results:" in capsys.readouterr().out
