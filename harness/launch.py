@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,12 +36,18 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
-def log_tail(path: Path, lines: int = 6) -> str:
+def log_tail(path: Path, lines: int = 4) -> str:
+    """The last lines of a log, on one line, with the last exception line always included."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text[-lines:])
+    text = [t.strip() for t in text if t.strip() and not set(t.strip()) <= set("^~ ")]
+    tail = text[-lines:]
+    errors = [t for t in text if re.match(r"^[\w.]+(Error|Exception)\b", t)]
+    if errors and errors[-1] not in tail:
+        tail = [errors[-1], *tail[1:]]
+    return " | ".join(tail)
 
 
 @dataclass

@@ -110,14 +110,16 @@ def scenario_title(scenario: str, rows: pd.DataFrame) -> str:
     elif scenario == "cpu":
         body = f"{cpu_ms} ms of {cpu_text} per request"
     elif scenario == "mixed":
-        body = f"{_calls(fanout)} of {io_ms} ms then {cpu_ms} ms of {cpu_text}"
+        body = f"1 upstream call of {io_ms} ms then {cpu_ms} ms of {cpu_text}"
     else:
         body = f"upstream {fanout} × {io_ms} ms, CPU {cpu_ms} ms ({cpu_text})"
     return f"{head} (/{scenario}): {body}, {users_text}"
 
 
 def scenario_subtitle(rows: pd.DataFrame, summary: pd.DataFrame) -> str:
-    parts = [f"event loop: {_knob(rows, 'loop')}", f"pool size: {_knob(rows, 'pool_size')}"]
+    pool = _uniform(rows, "pool_size")
+    parts = [f"event loop: {_knob(rows, 'loop')}",
+             "pool size: each target's own (legend)" if pool is None else f"pool size: {pool}"]
     parts.append(f"upstream HTTP connections: {_knob(rows, 'http_connections')}")
     reps = summary.loc[summary["repeats"] > 0, "repeats"]
     if len(reps):
@@ -253,7 +255,10 @@ def plot_scenario(scenario: str, rows: pd.DataFrame, summary: pd.DataFrame, colo
     """Draw one scenario's three-panel figure to `out` (rows: its results, summary: its cells)."""
     summary = (summary.assign(_rank=summary["target"].astype(str).map(_target_rank))
                .sort_values(["_rank", "target", "workers"], kind="stable").drop(columns="_rank"))
-    variant_cols = [c for c in _VARIANT_PARAMS if summary[c].nunique(dropna=False) > 1]
+    # A parameter makes extra lines only if it varies *within* a target: pool sizes that differ
+    # between targets (each target's own default) are a property of the target, said in the legend.
+    variant_cols = [c for c in _VARIANT_PARAMS
+                    if summary.groupby("target")[c].nunique(dropna=False).max() > 1]
     workers = sorted({float(w) for w in summary["workers"].dropna() if float(w) > 0})
     all_failed = bool((summary["repeats"] == 0).all())
 
@@ -293,6 +298,9 @@ def plot_scenario(scenario: str, rows: pd.DataFrame, summary: pd.DataFrame, colo
         seen["lat"] += _draw_series(ax_lat, s, "p99_ms", color, marker, ":", msize=4.5)
         seen["health"] += _draw_series(ax_health, s, "health_p99_ms", color, marker)
         label = target + "".join(f", {c}={_fmt_num(v)}" for c, v in zip(variant_cols, key[1:], strict=True))
+        pools = s["pool_size"].dropna().unique()
+        if "pool_size" not in variant_cols and len(pools) == 1:
+            label += f" (pool {_fmt_num(pools[0])})"
         handles.append(Line2D([], [], color=color, marker=marker, linewidth=1.6, label=label))
 
     grey = "0.35"

@@ -14,6 +14,7 @@ which workers inherit):
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -49,6 +50,19 @@ def _env_int(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def _env_rate(name: str) -> float | None:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not 0 < value < 1e9:
+        raise ValueError(f"{name}={value} must be positive")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     io_ms: int
@@ -60,6 +74,7 @@ class Settings:
     http_connections: int
     metrics_dir: str | None
     probe: bool
+    cpu_units_per_ms: float | None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +92,7 @@ class Settings:
             http_connections=_env_int("HTTP_CONNECTIONS", 100, 1, 100_000),
             metrics_dir=os.environ.get("METRICS_DIR") or None,
             probe=os.environ.get("PROBE", "1") != "0",
+            cpu_units_per_ms=_env_rate("CPU_UNITS_PER_MS"),
         )
 
 
@@ -144,14 +160,24 @@ def client_limits() -> httpx.Limits:
 CLIENT_TIMEOUT = httpx.Timeout(30.0)
 
 
+def _raise_for_status(response: httpx.Response) -> None:
+    response.raise_for_status()  # an upstream error must never count as a served request
+
+
+async def _araise_for_status(response: httpx.Response) -> None:
+    response.raise_for_status()
+
+
 def sync_client() -> httpx.Client:
     """The blocking client (the `requests`-style call the article warns about inside async def)."""
-    return httpx.Client(timeout=CLIENT_TIMEOUT, limits=client_limits())
+    return httpx.Client(timeout=CLIENT_TIMEOUT, limits=client_limits(),
+                        event_hooks={"response": [_raise_for_status]})
 
 
 def async_client() -> httpx.AsyncClient:
     """One shared AsyncClient per worker, created in lifespan (never one per request)."""
-    return httpx.AsyncClient(timeout=CLIENT_TIMEOUT, limits=client_limits())
+    return httpx.AsyncClient(timeout=CLIENT_TIMEOUT, limits=client_limits(),
+                             event_hooks={"response": [_araise_for_status]})
 
 
 # --- app construction ---
@@ -160,7 +186,7 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
-async def _upstream_failed(request: Request, exc: httpx.HTTPError) -> JSONResponse:
+async def _upstream_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"upstream call failed: {type(exc).__name__}"}, status_code=502)
 
 
@@ -169,6 +195,7 @@ def make_app(title: str, description: str, lifespan) -> FastAPI:
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_exception_handler(httpx.HTTPError, _upstream_failed)
+    app.add_exception_handler(json.JSONDecodeError, _upstream_failed)  # only upstream bodies are decoded
     if probe.enabled:
         app.add_middleware(CountRequests, probe=probe)
     return app
@@ -182,8 +209,8 @@ async def instrumented(app: FastAPI, pool_gauge=None) -> AsyncIterator[None]:
     """
     # The harness calibrates once per run and passes the rate, so every cell does the same work
     # (a worker calibrating while a neighbour core is busy would measure a slower machine).
-    given = os.environ.get("CPU_UNITS_PER_MS")
-    _units_per_ms[settings.cpu_kind] = float(given) if given else cpu_work.calibrate(settings.cpu_kind)
+    given = settings.cpu_units_per_ms
+    _units_per_ms[settings.cpu_kind] = given or cpu_work.calibrate(settings.cpu_kind)
     probe.pool_gauge = pool_gauge
     probe.start()
     probe.mark_ready(target=app.title, units_per_ms=round(_units_per_ms[settings.cpu_kind], 1))

@@ -93,6 +93,10 @@ class WorkerProbe:
     def start(self) -> None:
         if not self.enabled:
             return
+        # A fresh start (a second lifespan in one process, as in tests) begins from zero.
+        self._stop.clear()
+        self.work = self.health = 0
+        self._lags, self._pool_max = [], 0
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()

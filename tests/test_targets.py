@@ -120,8 +120,8 @@ def test_io_default_fanout(client, target_common):
     response = client.get("/io?io_ms=1")
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert len(results) == target_common.settings.fanout == 3
-    assert results == [{"delay_ms": 1}] * 3
+    assert len(results) == target_common.settings.fanout  # FANOUT, 3 unless set in the environment
+    assert results == [{"delay_ms": 1}] * target_common.settings.fanout
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -249,6 +249,25 @@ def test_upstream_unreachable_is_502(client, closed_upstream):
         assert elapsed < LOOSE_S * 5
 
 
+@pytest.fixture
+def erroring_upstream(target_common, upstream):
+    """settings.upstream_url pointing at a path the upstream answers with 404."""
+    original = target_common.settings
+    target_common.settings = dataclasses.replace(original, upstream_url=f"{upstream.url}/missing")
+    try:
+        yield
+    finally:
+        target_common.settings = original
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_upstream_error_status_is_502_not_a_success(client, erroring_upstream):
+    for path in ("/io?io_ms=0", "/mixed?io_ms=0&cpu_ms=0"):
+        response = client.get(path)
+        assert response.status_code == 502, (path, response.status_code, response.text)
+        assert "HTTPStatusError" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_recovers_after_upstream_failure(client, target_common):
     """Runs after the 502 test on the same open client: the shared HTTP clients still work."""
@@ -302,6 +321,8 @@ def test_knob_defaults(clean_env, target_common):
     ({"CPU_KIND": "gpu"}, "CPU_KIND"),
     ({"POOL_SIZE": "0"}, "POOL_SIZE"),
     ({"POOL_SIZE": "many"}, "POOL_SIZE"),
+    ({"CPU_UNITS_PER_MS": "abc"}, "CPU_UNITS_PER_MS"),
+    ({"CPU_UNITS_PER_MS": "0"}, "CPU_UNITS_PER_MS"),
 ])
 def test_bad_knobs_raise(clean_env, target_common, env, needle):
     for key, value in env.items():
