@@ -20,7 +20,8 @@ CELL_COLUMNS = [c for c in schema.PARAM_COLUMNS if c != "repeat"]
 SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "loop_lag_p99_ms", "efficiency"]
 
 TEXT_PARAMS = ["target", "scenario", "loop", "cpu_kind"]
-NUMERIC_PARAMS = [c for c in schema.PARAM_COLUMNS if c not in TEXT_PARAMS]
+BOOL_PARAMS = ["probe"]
+NUMERIC_PARAMS = [c for c in schema.PARAM_COLUMNS if c not in TEXT_PARAMS + BOOL_PARAMS]
 TEXT_MEASURES = ["status", "error", "invalid_reason", "started_at", "raw_dir"]
 BOOL_MEASURES = ["valid"]
 NUMERIC_MEASURES = [c for c in schema.MEASURE_COLUMNS if c not in TEXT_MEASURES + BOOL_MEASURES]
@@ -64,6 +65,8 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = _numeric_param(df[col])
     for col in TEXT_PARAMS:
         df[col] = df[col].astype("object").where(df[col].notna(), None)
+    for col in BOOL_PARAMS:
+        df[col] = df[col].map(_to_bool).astype(bool)
     for col in NUMERIC_MEASURES:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     for col in TEXT_MEASURES:

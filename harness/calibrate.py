@@ -46,7 +46,6 @@ def calibrate(out: Path | None = None, duration: float = 6.0) -> int:
         raise ConfigError(f"--duration {duration} is out of range: must be between 1 and 600")
     run_dir = out or store.ROOT / "results" / store.new_run_id("calibrate")
     store.prepare_run_dir(run_dir, resume=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
     cases = calibration_cells(duration)
     meta = new_meta(run_dir, "calibrate", {"cases": [c for _, c in CASES]})
     say(f"calibration: {len(cases)} cells with exact ceilings → {run_dir}")

@@ -21,8 +21,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: children stopped, finished rows kept."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def _on_signal(signum, frame):
+    # The first Ctrl-C / SIGTERM wins: further ones must not cut the clean-up short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,7 +51,7 @@ def build_parser() -> Parser:
     sub.add_parser("list", help="targets and scenarios")
 
     run = sub.add_parser("run", help="run a sweep")
-    run.add_argument("--preset", default="default", help=f"one of {', '.join(PRESETS)} (default: default)")
+    run.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: default)")
     run.add_argument("--targets", type=_csv_list(str), help="comma-separated target names")
     run.add_argument("--scenarios", type=_csv_list(str), help="comma-separated: io,cpu,mixed")
     run.add_argument("--workers", type=_csv_list(int), help="uvicorn worker counts, e.g. 1,2,4")
@@ -84,6 +87,11 @@ def build_parser() -> Parser:
     serve.add_argument("--allow-non-loopback", action="store_true",
                        help="permit --host other than 127.0.0.1 (exposes the target to the network)")
 
+    over = sub.add_parser("overhead", help="what the in-worker probe costs (/health rps, probe on vs off)")
+    over.add_argument("--repeat", type=int, default=3, help="pairs of (on, off) cells")
+    over.add_argument("--users", type=int, default=16)
+    over.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+
     cal = sub.add_parser("calibrate", help="can I trust this machine? cells with exact ceilings")
     cal.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     cal.add_argument("--duration", type=float, default=6.0, help="measured seconds per cell")
@@ -102,37 +110,32 @@ def cmd_list() -> int:
 
 
 def _config_from_args(args, preset: str):
-    return make_config(
-        preset, targets=args.targets, scenarios=args.scenarios, workers=args.workers, users=args.users,
-        duration=args.duration, warmup=args.warmup, io_ms=args.io_ms, cpu_ms=args.cpu_ms,
-        fanout=args.fanout, pool_size=args.pool_size, cpu_kind=args.cpu_kind,
-        http_connections=args.http_connections, loop=args.loop, repeat=args.repeat,
-        probe=False if args.no_probe else None, adapt_window=False if args.fixed_window else None,
-        pin=True if args.pin else None)
+    return make_config(preset, **vars(_config_overrides(args)))
 
 
 def cmd_run(args) -> int:
-    from harness import report
-    from harness.sweep import run_sweep
-
     if args.resume:
         store.prepare_run_dir(args.resume, resume=True)
         meta = store.read_meta(args.resume / "meta.json")
         preset = meta.get("preset", "default")
+        if args.preset and args.preset != preset:
+            raise ConfigError(f"--resume: the run used preset {preset!r}, not {args.preset!r}")
         saved = make_config(preset, **meta["knobs"])
-        asked = _config_from_args(args, args.preset if "--preset" in sys.argv else preset)
-        explicit = {k: v for k, v in vars(_config_overrides(args)).items() if v is not None}
-        differ = {k: (getattr(saved, k), v) for k, v in explicit.items() if getattr(saved, k) != v}
+        _config_from_args(args, preset)  # typed flags are validated like any others
+        typed = {k: v for k, v in vars(_config_overrides(args)).items() if v is not None}
+        differ = {k: (getattr(saved, k), v) for k, v in typed.items() if getattr(saved, k) != v}
         if differ:
             raise ConfigError("--resume: knobs differ from the run's: " + ", ".join(
                 f"{k} was {old!r}, now {new!r}" for k, (old, new) in differ.items()))
-        del asked
         cfg, run_dir = saved, args.resume
     else:
-        cfg = _config_from_args(args, args.preset)
-        preset = args.preset
+        preset = args.preset or "default"
+        cfg = _config_from_args(args, preset)
         run_dir = args.out or store.ROOT / "results" / store.new_run_id(preset)
         store.prepare_run_dir(run_dir, resume=False)
+    from harness import report  # heavy imports only once the input is known to be good
+    from harness.sweep import run_sweep
+
     code = run_sweep(cfg, run_dir, preset=preset, resume=bool(args.resume))
     report.finish(run_dir, plot_charts=not args.no_plot)
     return code
@@ -144,7 +147,9 @@ def _config_overrides(args) -> argparse.Namespace:
         targets=args.targets, scenarios=args.scenarios, workers=args.workers, users=args.users,
         duration=args.duration, warmup=args.warmup, io_ms=args.io_ms, cpu_ms=args.cpu_ms,
         fanout=args.fanout, pool_size=args.pool_size, cpu_kind=args.cpu_kind,
-        http_connections=args.http_connections, loop=args.loop, repeat=args.repeat)
+        http_connections=args.http_connections, loop=args.loop, repeat=args.repeat,
+        probe=False if args.no_probe else None, adapt_window=False if args.fixed_window else None,
+        pin=True if args.pin else None)
 
 
 def cmd_plot(args) -> int:
@@ -158,7 +163,8 @@ def cmd_plot(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         if args.command == "list":
             return cmd_list()
@@ -170,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             from harness.serve import serve
 
             return serve(args)
+        if args.command == "overhead":
+            from harness.overhead import measure_overhead
+
+            return measure_overhead(args.out, repeat=args.repeat, users=args.users)
         if args.command == "calibrate":
             from harness.calibrate import calibrate
 
@@ -186,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         procs.stop_all()
+        if args.command == "serve":  # Ctrl-C is how serve is meant to end
+            print("\nstopped: target and upstream are down", file=sys.stderr)
+            return 0
         print("\ninterrupted: children stopped; finished cells are in results.csv "
               "(complete the run with --resume DIR)", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -95,6 +95,16 @@ def target_command(import_string: str, workers: int, port: int, loop: str, host:
     ]
 
 
+# Knobs the targets read: only the cell may set them, never the user's shell by accident.
+TARGET_KNOBS = ("IO_MS", "FANOUT", "CPU_MS", "CPU_KIND", "POOL_SIZE", "UPSTREAM_URL", "HTTP_CONNECTIONS",
+                "METRICS_DIR", "PROBE", "CPU_UNITS_PER_MS")
+
+
+def target_base_env() -> dict[str, str]:
+    """The harness's environment minus target knobs and UVICORN_* settings (which uvicorn reads)."""
+    return {k: v for k, v in os.environ.items() if k not in TARGET_KNOBS and not k.startswith("UVICORN_")}
+
+
 def ready_pids(metrics_dir: Path) -> set[int]:
     pids = set()
     for path in metrics_dir.glob("worker-*.jsonl"):
@@ -113,7 +123,7 @@ def launch_target(
     """Start uvicorn for one target and return once every worker is serving."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
-    full_env = {**os.environ, **env, "METRICS_DIR": str(metrics_dir)}
+    full_env = {**target_base_env(), **env, "METRICS_DIR": str(metrics_dir)}
     proc = procs.spawn(target_command(import_string, workers, port, loop, host), env=full_env,
                        log_path=log_path, cwd=ROOT, role="target")
     url = f"http://{host}:{port}"

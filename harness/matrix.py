@@ -95,6 +95,11 @@ def _check_range(name: str, value) -> None:
 
 
 def validate(cfg: Config) -> Config:
+    # Repeated values would run identical cells twice under one key: keep the first of each.
+    for name in ("targets", "scenarios", "workers", "users"):
+        values = getattr(cfg, name)
+        if isinstance(values, list):
+            setattr(cfg, name, list(dict.fromkeys(values)))
     _check_names("targets", cfg.targets, TARGETS)
     _check_names("scenarios", cfg.scenarios, SCENARIOS)
     if cfg.loop not in LOOPS:
@@ -158,7 +163,8 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.target}_{self.scenario}_w{self.workers}_u{self.users}_r{self.repeat}"
+        probe = "" if self.probe else "_noprobe"
+        return f"{self.target}_{self.scenario}_w{self.workers}_u{self.users}{probe}_r{self.repeat}"
 
     def env(self) -> dict[str, str]:
         """The knobs as the environment variables every uvicorn worker reads at start."""
@@ -174,7 +180,7 @@ class Cell:
                 "users": self.users, "loop": self.loop, "pool_size": self.pool_size,
                 "io_ms": self.io_ms, "cpu_ms": self.cpu_ms, "fanout": self.fanout,
                 "cpu_kind": self.cpu_kind, "http_connections": self.http_connections,
-                "repeat": self.repeat}
+                "probe": self.probe, "repeat": self.repeat}
 
 
 def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bool) -> tuple[float, float]:

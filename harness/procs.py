@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,30 +70,54 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def stop_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the process group, wait up to `grace` s, then SIGKILL whatever is left; reap all."""
-    family = descendants(proc.pid)
-    for sig_target in (lambda: os.killpg(proc.pid, signal.SIGTERM), *(p.terminate for p in family)):
+def session_members(sid: int) -> list[psutil.Process]:
+    """Every live process of session `sid`, re-parented ones included (children spawned here
+    lead their own session, so a pool child orphaned by its dead worker still carries it)."""
+    out = []
+    for p in psutil.process_iter():
         try:
-            sig_target()  # the group, then each descendant in case one left the group
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
         except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            continue
+    return out
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group, wait up to `grace` s, then SIGKILL whatever is left; reap all.
+
+    Covers members that left the group's tree: descendants seen now, and anything still in the
+    child's session (e.g. pool children re-parented to init after their worker died).
+    """
+    family = {p.pid: p for p in descendants(proc.pid) + session_members(proc.pid)}.values()
+    _signal_group(proc.pid, signal.SIGTERM)
+    for p in family:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
             pass
+    deadline = time.monotonic() + grace  # one grace period for the leader and its family together
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         proc.kill()
         proc.wait()
-    _, alive = psutil.wait_procs(family, timeout=grace)
-    for p in alive:
+    _, alive = psutil.wait_procs(list(family), timeout=max(0.0, deadline - time.monotonic()))
+    # Even when the leader is gone, its group and session may not be: finish them.
+    _signal_group(proc.pid, signal.SIGKILL)
+    for p in {*alive, *session_members(proc.pid)}:
         try:
             p.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=grace)
+    psutil.wait_procs(list(family), timeout=grace)
     _live.discard(proc)
 
 

@@ -7,13 +7,15 @@ import time
 from pathlib import Path
 
 from harness.launch import LOOPBACK, launch_target, start_upstream
-from harness.matrix import ConfigError, _closest
+from harness.matrix import LOOPS, ConfigError, _closest
 from targets import TARGETS, import_string
 
 
 def serve(args) -> int:
     if args.target not in TARGETS:
         raise ConfigError(f"unknown target {args.target!r}{_closest(args.target, TARGETS)}")
+    if args.loop not in LOOPS:
+        raise ConfigError(f"unknown loop {args.loop!r}{_closest(args.loop, LOOPS)}; choose uvloop or asyncio")
     if not 1 <= args.workers <= 64:
         raise ConfigError(f"--workers {args.workers} is out of range: must be between 1 and 64")
     if not 1 <= args.port <= 65535:

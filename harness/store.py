@@ -44,16 +44,13 @@ def prepare_run_dir(path: Path, *, resume: bool) -> None:
             what = "a previous run (use --resume to complete it)" if (path / "meta.json").exists() \
                 else "files that are not ours"
             raise RunFolderError(f"{path} is not empty: it holds {what}")
-    parent = path if path.exists() else _existing_parent(path)
-    if not os.access(parent, os.W_OK):
-        raise RunFolderError(f"cannot write to {parent}")
-
-
-def _existing_parent(path: Path) -> Path:
-    for p in [path, *path.parents]:
-        if p.exists():
-            return p
-    return Path("/")
+    try:  # os.access says yes to root everywhere (even /proc): really create the folder
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise RunFolderError(f"cannot write to {path}: {exc.strerror or exc}") from None
 
 
 def _clean(value):
@@ -74,13 +71,30 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def drop_torn_row(path: Path) -> bool:
+    """Cut a last line left half-written by a killed harness; True if one was cut."""
+    if not path.exists():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    with open(path, "r+b") as fh:
+        fh.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
 def done_keys(path: Path) -> set[tuple]:
-    """(target, scenario, workers, users, repeat) of every row already in results.csv."""
+    """(target, scenario, workers, users, repeat) of every complete row already in results.csv."""
     if not path.exists():
         return set()
+    keys = set()
     with open(path, newline="") as fh:
-        return {(r["target"], r["scenario"], int(r["workers"]), int(r["users"]), int(r["repeat"]))
-                for r in csv.DictReader(fh)}
+        for r in csv.DictReader(fh):
+            try:
+                keys.add((r["target"], r["scenario"], int(r["workers"]), int(r["users"]), int(r["repeat"])))
+            except (TypeError, ValueError):
+                continue  # a damaged row is not a finished cell: it will be measured again
+    return keys
 
 
 def git_commit() -> str:
@@ -110,7 +124,12 @@ def write_meta(path: Path, meta: dict) -> None:
 
 
 def read_meta(path: Path) -> dict:
-    meta = json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("knobs"), dict):
+        raise RunFolderError(f"{path} is damaged: it has no knobs to resume with")
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise RunFolderError(f"{path}: schema_version {meta.get('schema_version')!r} is not "
                              f"{SCHEMA_VERSION}; this version of the harness cannot read it")

@@ -120,8 +120,7 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
             overhead = sum(spent_overhead) / len(spent_overhead)
             say(f"    {describe(row)}   [ETA {fmt_s(estimate_s(cells[i:], overhead))}]")
     finally:
-        keeper.stop()
-        procs.stop_all()
+        keeper.stop()  # each cell stopped its own processes; the CLI's interrupt path has stop_all
         meta["upstream_restarts"] = meta.get("upstream_restarts", 0) + keeper.restarts
         meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         store.write_meta(meta_path, meta)
@@ -134,6 +133,8 @@ def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
     procs.set_placement(cfg.pin)
     cells = build_cells(cfg, cores=procs.target_cores())
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and store.drop_torn_row(run_dir / "results.csv"):
+        say("note: results.csv ended in a half-written row (the harness was killed); it was cut")
     done = store.done_keys(run_dir / "results.csv") if resume else set()
     todo = [c for c in cells if c.key not in done]
     meta = store.read_meta(run_dir / "meta.json") if resume else new_meta(run_dir, preset, cfg.knobs())

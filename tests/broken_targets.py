@@ -8,22 +8,29 @@ the harness's readiness check works on them.
   missing_app          does not exist (registered as "tests.broken_targets:missing_app")
   import_crash_app     raises while uvicorn imports it (module __getattr__ below)
   lifespan_crash_app   lifespan raises at start-up, before the worker is ready
-  worker_exit_app      serves normally, then os._exit(EXIT_CODE) ~1 s after its first /io|/cpu request
+  worker_exit_app      serves normally, then os._exit(EXIT_CODE) 0.5 s after its first work request
   pool_exit_app        as worker_exit_app, but the worker owns a ProcessPoolExecutor (children that
                        must not outlive it) and offloads /cpu to it
+  stubborn_app         serves normally, but the worker and its pool children ignore SIGTERM, so only
+                       the SIGKILL after the grace period stops them
+  stubborn_pool_exit_app  as pool_exit_app, with pool children that ignore SIGTERM: once the worker
+                       is gone, only a SIGKILL to its process group stops them
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import signal
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 
 from targets import common
 from targets.common import WorkParams
 
-EXIT_AFTER_S = 1.0  # serving time before a dying worker calls os._exit
+EXIT_AFTER_S = 0.5  # serving time before a dying worker calls os._exit
 EXIT_CODE = 17
 LIFESPAN_MESSAGE = "simulated lifespan start-up failure"
 IMPORT_MESSAGE = "simulated import-time failure"
@@ -67,12 +74,16 @@ class _Fuse:
         os._exit(EXIT_CODE)  # no clean-up, no lifespan shutdown: a crash
 
 
-def _dying_app(title: str, with_pool: bool):
+def _dying_app(title: str, with_pool: bool, stubborn_pool: bool = False):
     fuse = _Fuse()
 
     @asynccontextmanager
     async def lifespan(app):
-        pool = common.start_process_pool(2) if with_pool else None
+        pool = None
+        if stubborn_pool:
+            pool = _stubborn_pool()
+        elif with_pool:
+            pool = common.start_process_pool(2)
         app.state.pool = pool
         try:
             async with common.async_client() as client:
@@ -113,5 +124,45 @@ def _dying_app(title: str, with_pool: bool):
     return app
 
 
+
+
+# --- SIGTERM ignored by the worker and its pool children ------------------------------------------
+
+def _ignore_term() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stubborn_pool() -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_term)
+    list(pool.map(time.sleep, [0.05] * 2))  # start both children now
+    return pool
+
+
+@asynccontextmanager
+async def _stubborn_lifespan(app):
+    pool = _stubborn_pool()
+    try:
+        async with common.async_client() as client:
+            app.state.client = client
+            async with common.instrumented(app):
+                # uvicorn installed its handlers before lifespan start-up; this one replaces them.
+                _ignore_term()
+                yield
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+stubborn_app = common.make_app("stubborn", "ignores SIGTERM, and so do its pool children", _stubborn_lifespan)
+
+
+@stubborn_app.get("/io")
+async def _stubborn_io(work: WorkParams):
+    responses = await asyncio.gather(
+        *(stubborn_app.state.client.get(work.delay_url()) for _ in range(work.fanout)))
+    return {"results": [r.json() for r in responses]}
+
+
 worker_exit_app = _dying_app("broken-worker-exit", with_pool=False)
 pool_exit_app = _dying_app("broken-pool-exit", with_pool=True)
+stubborn_pool_exit_app = _dying_app("broken-stubborn-pool-exit", with_pool=True, stubborn_pool=True)
