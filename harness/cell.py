@@ -82,15 +82,15 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         t_start = locust.wait_started()
         t0 = t_start + cell.warmup_s
         t1 = t0 + cell.duration_s
+        trees = {"target": target.proc.pid, "locust": locust.proc.pid, "upstream": upstream.pid}
         _wait_until(t0, target)
-        before = {name: resources.tree_cpu_seconds(pid) for name, pid in
-                  (("target", target.proc.pid), ("locust", locust.proc.pid), ("upstream", upstream.pid))}
+        before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         _wait_until(t1, target)
-        after = {name: resources.tree_cpu_seconds(pid) for name, pid in
-                 (("target", target.proc.pid), ("locust", locust.proc.pid), ("upstream", upstream.pid))}
+        after = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
+        locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
-        for name in before:
+        for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
         return failed_row(row, f"{type(exc).__name__}: {exc}")

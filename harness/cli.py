@@ -64,6 +64,7 @@ def build_parser() -> Parser:
     run.add_argument("--pool-size", type=int, help="POOL_SIZE for every target (default: each target's own)")
     run.add_argument("--cpu-kind", choices=None, help="python (holds the GIL) or native (releases it)")
     run.add_argument("--http-connections", type=int, help="HTTP client connection pool per worker")
+    run.add_argument("--http-client", help="async targets' client: httpx (default) or aiohttp")
     run.add_argument("--loop", help="uvloop or asyncio")
     run.add_argument("--repeat", type=int, help="repetitions of every cell")
     run.add_argument("--no-probe", action="store_true", help="switch off the in-worker probe")
@@ -147,9 +148,9 @@ def _config_overrides(args) -> argparse.Namespace:
         targets=args.targets, scenarios=args.scenarios, workers=args.workers, users=args.users,
         duration=args.duration, warmup=args.warmup, io_ms=args.io_ms, cpu_ms=args.cpu_ms,
         fanout=args.fanout, pool_size=args.pool_size, cpu_kind=args.cpu_kind,
-        http_connections=args.http_connections, loop=args.loop, repeat=args.repeat,
-        probe=False if args.no_probe else None, adapt_window=False if args.fixed_window else None,
-        pin=True if args.pin else None)
+        http_connections=args.http_connections, http_client=args.http_client, loop=args.loop,
+        repeat=args.repeat, probe=False if args.no_probe else None,
+        adapt_window=False if args.fixed_window else None, pin=True if args.pin else None)
 
 
 def cmd_plot(args) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +52,13 @@ class LocustRun:
                                  f"{log_tail(self.log_path)}")
             time.sleep(0.02)
         raise DriveError(f"locust did not start within {timeout:.0f}s: {log_tail(self.log_path)}")
+
+    def end(self) -> None:
+        """End the test now that the window is over: on SIGTERM Locust stops its users, fires its
+        quitting event (our recorder writes requests.csv) and writes its own outputs. Its -t run
+        time stays as the bound if this is never called."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def finish(self, timeout: float) -> int:
         """Wait for Locust to end on its own; past `timeout` it is killed and that is an error."""

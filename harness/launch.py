@@ -97,7 +97,7 @@ def target_command(import_string: str, workers: int, port: int, loop: str, host:
 
 # Knobs the targets read: only the cell may set them, never the user's shell by accident.
 TARGET_KNOBS = ("IO_MS", "FANOUT", "CPU_MS", "CPU_KIND", "POOL_SIZE", "UPSTREAM_URL", "HTTP_CONNECTIONS",
-                "METRICS_DIR", "PROBE", "CPU_UNITS_PER_MS")
+                "METRICS_DIR", "PROBE", "CPU_UNITS_PER_MS", "HTTP_CLIENT")
 
 
 def target_base_env() -> dict[str, str]:

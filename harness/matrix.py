@@ -22,6 +22,7 @@ SCENARIOS: dict[str, str] = {
 }
 LOOPS = ("uvloop", "asyncio")
 CPU_KINDS = ("python", "native")
+HTTP_CLIENTS = ("httpx", "aiohttp")
 
 # Limits on what a sweep may ask for: beyond them a typo is likelier than intent.
 LIMITS = {
@@ -53,6 +54,7 @@ class Config:
     pool_size: int | None = None
     cpu_kind: str = "python"
     http_connections: int = 100
+    http_client: str = "httpx"
     loop: str = "uvloop"
     repeat: int = 1
     probe: bool = True
@@ -104,6 +106,8 @@ def validate(cfg: Config) -> Config:
     _check_names("scenarios", cfg.scenarios, SCENARIOS)
     if cfg.loop not in LOOPS:
         raise ConfigError(f"unknown loop {cfg.loop!r}{_closest(cfg.loop, LOOPS)}; choose uvloop or asyncio")
+    if cfg.http_client not in HTTP_CLIENTS:
+        raise ConfigError(f"unknown http client {cfg.http_client!r}; choose httpx or aiohttp")
     if cfg.cpu_kind not in CPU_KINDS:
         raise ConfigError(f"unknown cpu kind {cfg.cpu_kind!r}; choose python or native")
     for name in ("workers", "users"):
@@ -155,6 +159,7 @@ class Cell:
     duration_s: float
     ceiling_rps: float
     probe: bool = True
+    http_client: str = "httpx"
 
     @property
     def key(self) -> tuple:
@@ -170,6 +175,7 @@ class Cell:
         """The knobs as the environment variables every uvicorn worker reads at start."""
         env = {"IO_MS": str(self.io_ms), "FANOUT": str(self.fanout), "CPU_MS": str(self.cpu_ms),
                "CPU_KIND": self.cpu_kind, "HTTP_CONNECTIONS": str(self.http_connections),
+               "HTTP_CLIENT": self.http_client,
                "PROBE": "1" if self.probe else "0"}
         if self.pool_size is not None:
             env["POOL_SIZE"] = str(self.pool_size)
@@ -179,8 +185,8 @@ class Cell:
         return {"target": self.target, "scenario": self.scenario, "workers": self.workers,
                 "users": self.users, "loop": self.loop, "pool_size": self.pool_size,
                 "io_ms": self.io_ms, "cpu_ms": self.cpu_ms, "fanout": self.fanout,
-                "cpu_kind": self.cpu_kind, "http_connections": self.http_connections,
-                "probe": self.probe, "repeat": self.repeat}
+                "cpu_kind": self.cpu_kind, "http_client": self.http_client,
+                "http_connections": self.http_connections, "probe": self.probe, "repeat": self.repeat}
 
 
 def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bool) -> tuple[float, float]:
@@ -215,5 +221,5 @@ def build_cells(cfg: Config, cores: int | None = None) -> list[Cell]:
         warm, dur = window(cfg.duration, cfg.warmup, users, ceiling, cfg.adapt_window)
         cells.append(Cell(target, scenario, workers, users, cfg.loop, pool, cfg.io_ms, cfg.cpu_ms,
                           cfg.fanout, cfg.cpu_kind, cfg.http_connections, repeat, warm, dur, ceiling,
-                          cfg.probe))
+                          cfg.probe, cfg.http_client))
     return cells

@@ -120,7 +120,8 @@ def scenario_subtitle(rows: pd.DataFrame, summary: pd.DataFrame) -> str:
     pool = _uniform(rows, "pool_size")
     parts = [f"event loop: {_knob(rows, 'loop')}",
              "pool size: each target's own (legend)" if pool is None else f"pool size: {pool}"]
-    parts.append(f"upstream HTTP connections: {_knob(rows, 'http_connections')}")
+    parts.append(f"async client: {_knob(rows, 'http_client')}, "
+                 f"{_knob(rows, 'http_connections')} connections per worker")
     reps = summary.loc[summary["repeats"] > 0, "repeats"]
     if len(reps):
         n = f"{reps.min()}" if reps.min() == reps.max() else f"{reps.min()}–{reps.max()}"

@@ -9,7 +9,7 @@ SCHEMA_VERSION = 1
 
 PARAM_COLUMNS = [
     "target", "scenario", "workers", "users", "loop", "pool_size", "io_ms", "cpu_ms", "fanout",
-    "cpu_kind", "http_connections", "probe", "repeat",
+    "cpu_kind", "http_client", "http_connections", "probe", "repeat",
 ]
 
 LATENCY_STATS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]

@@ -98,7 +98,7 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
     meta_path = run_dir / "meta.json"
     if "cpu_units_per_ms" not in meta:
         # Calibrated once, while the machine is quiet; every cell (and a resume) reuses it.
-        meta["cpu_units_per_ms"] = round(cpu_work.calibrate(cpu_kind, probe_ms=50.0), 1)
+        meta["cpu_units_per_ms"] = round(cpu_work.calibrate(cpu_kind, rounds=40), 1)
     store.write_meta(meta_path, meta)
     run_env = {"CPU_UNITS_PER_MS": str(meta["cpu_units_per_ms"])}
     keeper = UpstreamKeeper(run_dir, measure=measure_upstream)

@@ -10,6 +10,7 @@ which workers inherit):
   UPSTREAM_URL    base URL of the local upstream    HTTP_CONNECTIONS (100) client connection pool size
   METRICS_DIR     where the in-worker probe writes  PROBE (1)       0 switches the probe off
   CPU_UNITS_PER_MS  calibrated CPU work rate (set by the harness; each worker calibrates if unset)
+  HTTP_CLIENT     httpx (default) | aiohttp: the async targets' client library
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import aiohttp
 import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -35,6 +37,7 @@ from targets.probe import CountRequests, WorkerProbe
 MAX_IO_MS = 5_000
 MAX_FANOUT = 16
 MAX_CPU_MS = 1_000
+HTTP_CLIENTS = ("httpx", "aiohttp")
 
 
 def _env_int(name: str, default: int, lo: int, hi: int) -> int:
@@ -47,6 +50,13 @@ def _env_int(name: str, default: int, lo: int, hi: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
     if not lo <= value <= hi:
         raise ValueError(f"{name}={value} is outside [{lo}, {hi}]")
+    return value
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "") or default
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of {choices}")
     return value
 
 
@@ -75,12 +85,11 @@ class Settings:
     metrics_dir: str | None
     probe: bool
     cpu_units_per_ms: float | None
+    http_client: str
 
     @classmethod
     def from_env(cls) -> Settings:
-        kind = os.environ.get("CPU_KIND", "python")
-        if kind not in cpu_work.KINDS:
-            raise ValueError(f"CPU_KIND={kind!r} must be one of {cpu_work.KINDS}")
+        kind = _env_choice("CPU_KIND", "python", cpu_work.KINDS)
         pool = os.environ.get("POOL_SIZE", "")
         return cls(
             io_ms=_env_int("IO_MS", 50, 0, MAX_IO_MS),
@@ -93,6 +102,7 @@ class Settings:
             metrics_dir=os.environ.get("METRICS_DIR") or None,
             probe=os.environ.get("PROBE", "1") != "0",
             cpu_units_per_ms=_env_rate("CPU_UNITS_PER_MS"),
+            http_client=_env_choice("HTTP_CLIENT", "httpx", HTTP_CLIENTS),
         )
 
 
@@ -174,10 +184,45 @@ def sync_client() -> httpx.Client:
                         event_hooks={"response": [_raise_for_status]})
 
 
-def async_client() -> httpx.AsyncClient:
-    """One shared AsyncClient per worker, created in lifespan (never one per request)."""
+def async_client() -> httpx.AsyncClient | AiohttpClient:
+    """One shared async client per worker, created in lifespan (never one per request).
+
+    httpx.AsyncClient by default (the article's); HTTP_CLIENT=aiohttp swaps in aiohttp behind the
+    same two calls, to tell the cost of the pattern from the cost of the client library.
+    """
+    if settings.http_client == "aiohttp":
+        return AiohttpClient(settings.http_connections)
     return httpx.AsyncClient(timeout=CLIENT_TIMEOUT, limits=client_limits(),
                              event_hooks={"response": [_araise_for_status]})
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def json(self) -> object:
+        return json.loads(self._data)
+
+
+class AiohttpClient:
+    """aiohttp.ClientSession offering what the targets use of httpx: `await get(url)` → `.json()`."""
+
+    def __init__(self, connections: int) -> None:
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AiohttpClient:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections),
+            timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT.read), raise_for_status=True)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._session.close()
+
+    async def get(self, url: str) -> _Body:
+        async with self._session.get(url) as response:
+            return _Body(await response.read())
 
 
 # --- app construction ---
@@ -195,6 +240,7 @@ def make_app(title: str, description: str, lifespan) -> FastAPI:
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_exception_handler(httpx.HTTPError, _upstream_failed)
+    app.add_exception_handler(aiohttp.ClientError, _upstream_failed)
     app.add_exception_handler(json.JSONDecodeError, _upstream_failed)  # only upstream bodies are decoded
     if probe.enabled:
         app.add_middleware(CountRequests, probe=probe)

@@ -34,11 +34,13 @@ def burn_units(units: int, kind: str = "python") -> int:
     return _python_units(units) if kind == "python" else _native_units(units)
 
 
-def calibrate(kind: str = "python", probe_ms: float = 10.0) -> float:
-    """Units of work per millisecond of CPU time on this machine.
+def calibrate(kind: str = "python", probe_ms: float = 10.0, rounds: int = 15) -> float:
+    """Units of work per millisecond of CPU time on this machine, at its best.
 
-    Uses thread CPU time, not wall time, so workers calibrating at the same moment on a busy
-    machine still agree. Best of three runs after growing the probe until it lasts ~probe_ms.
+    Thread CPU time, not wall time, so a busy neighbour does not count. The fastest of `rounds`
+    short probes: interference (a descheduled or stolen vCPU, a busy SMT sibling) only ever makes
+    a probe slower, so the best one is the machine's real speed. Work then costs *at least*
+    CPU_MS, never less, and a ceiling computed from CPU_MS stays an upper bound.
     """
     units = 1000 if kind == "python" else 4
     while True:
@@ -49,7 +51,7 @@ def calibrate(kind: str = "python", probe_ms: float = 10.0) -> float:
             break
         units *= 2
     best = spent
-    for _ in range(2):
+    for _ in range(rounds):
         t0 = time.thread_time()
         burn_units(units, kind)
         best = min(best, (time.thread_time() - t0) * 1000)
