@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,32 @@ def _wait_until(t: float, target: Server) -> None:
             raise CellError(f"worker(s) {dead} died during the cell")
 
 
-def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None) -> dict:
-    """Measure one cell; returns its tidy row (status ok or failed)."""
+class Stopper:
+    """Stops a cell's target in the background, so its shutdown (uvicorn's supervisor polls every
+    0.5 s, workers drain) overlaps the next target's start-up. `wait()` is called before the next
+    cell's load begins, so a stopping server never shares the machine with a measurement."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def stop(self, server: Server) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=server.stop, name="stop-target", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None,
+             stopper: Stopper | None = None) -> dict:
+    """Measure one cell; returns its tidy row (status ok or failed).
+
+    With a `stopper`, the previous cell's target finishes stopping while this one launches, and
+    this cell's target is left to the stopper; without one, everything is stopped before return.
+    """
     raw_dir = run_dir / "raw" / cell.cell_id
     if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
         shutil.rmtree(raw_dir)
@@ -77,6 +102,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             import_string(cell.target), workers=cell.workers, loop=cell.loop,
             env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url},
             metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S)
+        if stopper is not None:
+            stopper.wait()
         locust = start_locust(cell.scenario, target.url, cell.users, cell.warmup_s + cell.duration_s,
                               raw_dir)
         t_start = locust.wait_started()
@@ -95,9 +122,15 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
         return failed_row(row, f"{type(exc).__name__}: {exc}")
     finally:
-        for proc in (locust, target):
-            if proc is not None:
-                proc.stop()
+        if locust is not None:
+            locust.stop()
+        if target is not None:
+            if stopper is not None:
+                stopper.stop(target)
+            else:
+                target.stop()
+        elif stopper is not None:
+            stopper.wait()
     return finish_row(row, cell, upstream.capacity_rps)
 
 

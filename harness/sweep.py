@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from harness import burst, procs, store
-from harness.cell import Upstream, run_cell
+from harness.cell import Stopper, Upstream, run_cell
 from harness.launch import LOOPBACK, Server, start_upstream
 from harness.matrix import Cell, Config, build_cells, cores_available
 from harness.resources import cpu_model
@@ -91,19 +91,38 @@ def new_meta(run_dir: Path, preset: str, knobs: dict) -> dict:
     }
 
 
+SPEED_SPREAD_WARNING = 1.2
+
+
+def calibrate_cpu(meta: dict, cpu_kind: str) -> None:
+    """Once per run (a resume reuses it): the CPU work rate every cell's workers are given.
+
+    The fastest of 60 probes spread over ~1.5 s. How much slower the median probe was says how
+    steady this machine's CPU is; a shared host can make it swing by tens of percent.
+    """
+    rates = sorted(cpu_work.speed_samples(cpu_kind, probe_ms=5.0, rounds=60, pause_s=0.02))
+    best, median = rates[-1], rates[len(rates) // 2]
+    meta["cpu_units_per_ms"] = round(best, 1)
+    meta["cpu_speed_spread"] = round(best / median, 3)
+    if best / median > SPEED_SPREAD_WARNING:
+        say(f"! CPU speed is unsteady here: the median calibration probe ran {best / median - 1:.0%} "
+            "slower than the best. CPU-bound cells will scatter; expect some above or far below "
+            "their ceilings.")
+
+
 def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
               measure_upstream: bool = True) -> list[dict]:
     """Run `cells` in order, appending each row to results.csv as it ends; returns the rows."""
     results = run_dir / "results.csv"
     meta_path = run_dir / "meta.json"
     if "cpu_units_per_ms" not in meta:
-        # Calibrated once, while the machine is quiet; every cell (and a resume) reuses it.
-        meta["cpu_units_per_ms"] = round(cpu_work.calibrate(cpu_kind, rounds=40), 1)
+        calibrate_cpu(meta, cpu_kind)
     store.write_meta(meta_path, meta)
     run_env = {"CPU_UNITS_PER_MS": str(meta["cpu_units_per_ms"])}
     keeper = UpstreamKeeper(run_dir, measure=measure_upstream)
     rows: list[dict] = []
     spent_overhead: list[float] = []
+    stopper = Stopper()
     try:
         for i, cell in enumerate(cells, 1):
             upstream = keeper.ensure()
@@ -113,13 +132,14 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
             t_cell = time.monotonic()
             say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · workers={cell.workers} "
                 f"users={cell.users} repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
-            row = run_cell(cell, run_dir, upstream, extra_env=run_env)
+            row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper)
             store.append_row(results, row)
             rows.append(row)
             spent_overhead.append(time.monotonic() - t_cell - cell.warmup_s - cell.duration_s)
             overhead = sum(spent_overhead) / len(spent_overhead)
             say(f"    {describe(row)}   [ETA {fmt_s(estimate_s(cells[i:], overhead))}]")
     finally:
+        stopper.wait()  # the last target's shutdown
         keeper.stop()  # each cell stopped its own processes; the CLI's interrupt path has stop_all
         meta["upstream_restarts"] = meta.get("upstream_restarts", 0) + keeper.restarts
         meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")

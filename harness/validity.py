@@ -27,5 +27,6 @@ def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bo
         reasons.append(f"only {row.get('workers_seen', 0)} of {row['workers']} workers reported")
     rps, ceiling = row.get("rps"), row.get("ceiling_rps")
     if rps and ceiling and math.isfinite(ceiling) and rps > 1.10 * ceiling:
-        reasons.append(f"measured {rps:.0f} rps above the {ceiling:.0f} rps ceiling: model or harness bug")
+        reasons.append(f"measured {rps:.0f} rps above the {ceiling:.0f} rps ceiling: the CPU ran faster "
+                       "than calibrated (see cpu_speed_spread in meta.json) or a model/harness bug")
     return reasons

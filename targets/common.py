@@ -25,7 +25,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
-import aiohttp
 import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -209,9 +208,11 @@ class AiohttpClient:
 
     def __init__(self, connections: int) -> None:
         self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
+        self._session = None
 
     async def __aenter__(self) -> AiohttpClient:
+        import aiohttp  # only the workers that use it pay for the import
+
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._connections),
             timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT.read), raise_for_status=True)
@@ -221,8 +222,13 @@ class AiohttpClient:
         await self._session.close()
 
     async def get(self, url: str) -> _Body:
-        async with self._session.get(url) as response:
-            return _Body(await response.read())
+        import aiohttp
+
+        try:
+            async with self._session.get(url) as response:
+                return _Body(await response.read())
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(str(exc)) from exc
 
 
 # --- app construction ---
@@ -231,8 +237,13 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
+class UpstreamError(Exception):
+    """An upstream call failed in a client other than httpx (the cause is chained)."""
+
+
 async def _upstream_failed(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"upstream call failed: {type(exc).__name__}"}, status_code=502)
+    cause = exc.__cause__ if isinstance(exc, UpstreamError) and exc.__cause__ else exc
+    return JSONResponse({"detail": f"upstream call failed: {type(cause).__name__}"}, status_code=502)
 
 
 def make_app(title: str, description: str, lifespan) -> FastAPI:
@@ -240,7 +251,7 @@ def make_app(title: str, description: str, lifespan) -> FastAPI:
     app = FastAPI(title=title, description=description, lifespan=lifespan)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_exception_handler(httpx.HTTPError, _upstream_failed)
-    app.add_exception_handler(aiohttp.ClientError, _upstream_failed)
+    app.add_exception_handler(UpstreamError, _upstream_failed)
     app.add_exception_handler(json.JSONDecodeError, _upstream_failed)  # only upstream bodies are decoded
     if probe.enabled:
         app.add_middleware(CountRequests, probe=probe)

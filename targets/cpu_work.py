@@ -34,13 +34,12 @@ def burn_units(units: int, kind: str = "python") -> int:
     return _python_units(units) if kind == "python" else _native_units(units)
 
 
-def calibrate(kind: str = "python", probe_ms: float = 10.0, rounds: int = 15) -> float:
-    """Units of work per millisecond of CPU time on this machine, at its best.
+def speed_samples(kind: str = "python", probe_ms: float = 10.0, rounds: int = 15,
+                  pause_s: float = 0.0) -> list[float]:
+    """Units per millisecond of thread CPU time, one sample per probe of about `probe_ms`.
 
-    Thread CPU time, not wall time, so a busy neighbour does not count. The fastest of `rounds`
-    short probes: interference (a descheduled or stolen vCPU, a busy SMT sibling) only ever makes
-    a probe slower, so the best one is the machine's real speed. Work then costs *at least*
-    CPU_MS, never less, and a ceiling computed from CPU_MS stays an upper bound.
+    `pause_s` between probes spreads them in time, so a passing neighbour's load on a shared host
+    does not slow every one of them.
     """
     units = 1000 if kind == "python" else 4
     while True:
@@ -50,9 +49,21 @@ def calibrate(kind: str = "python", probe_ms: float = 10.0, rounds: int = 15) ->
         if spent >= probe_ms:
             break
         units *= 2
-    best = spent
+    rates = []
     for _ in range(rounds):
+        if pause_s:
+            time.sleep(pause_s)
         t0 = time.thread_time()
         burn_units(units, kind)
-        best = min(best, (time.thread_time() - t0) * 1000)
-    return units / best
+        rates.append(units / max((time.thread_time() - t0) * 1000, 1e-6))
+    return rates
+
+
+def calibrate(kind: str = "python", probe_ms: float = 10.0, rounds: int = 15, pause_s: float = 0.0) -> float:
+    """Units of work per millisecond of CPU time on this machine, at its best.
+
+    Thread CPU time, not wall time, so a busy neighbour process does not count. The fastest probe
+    wins: interference (a descheduled or shared vCPU) only ever makes a probe slower, so work then
+    costs *at least* CPU_MS and a ceiling computed from CPU_MS stays an upper bound.
+    """
+    return max(speed_samples(kind, probe_ms, rounds, pause_s))
