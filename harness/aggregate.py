@@ -19,7 +19,7 @@ from harness import schema
 CELL_COLUMNS = [c for c in schema.PARAM_COLUMNS if c != "repeat"]
 SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "loop_lag_p99_ms", "efficiency"]
 
-TEXT_PARAMS = ["target", "scenario", "loop", "cpu_kind", "http_client"]
+TEXT_PARAMS = ["target", "scenario", "loop", "cpu_kind", "http_client", "launch"]
 BOOL_PARAMS = ["probe"]
 NUMERIC_PARAMS = [c for c in schema.PARAM_COLUMNS if c not in TEXT_PARAMS + BOOL_PARAMS]
 TEXT_MEASURES = ["status", "error", "invalid_reason", "started_at", "raw_dir"]

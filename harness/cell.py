@@ -101,7 +101,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         target = launch_target(
             import_string(cell.target), workers=cell.workers, loop=cell.loop,
             env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url},
-            metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S)
+            metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S,
+            launch=cell.launch)
         if stopper is not None:
             stopper.wait()
         locust = start_locust(cell.scenario, target.url, cell.users, cell.warmup_s + cell.duration_s,

@@ -70,6 +70,8 @@ def build_parser() -> Parser:
     run.add_argument("--no-probe", action="store_true", help="switch off the in-worker probe")
     run.add_argument("--fixed-window", action="store_true",
                      help="never stretch a slow cell's warm-up/duration (see README)")
+    run.add_argument("--launch", help="uvicorn (--workers W, one shared socket; default) or reuseport "
+                     "(W single-worker uvicorns on SO_REUSEPORT sockets: even connection spread)")
     run.add_argument("--pin", action="store_true",
                      help="put the target and the load generator on disjoint cores (needs ≥ 2 cores)")
     run.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
@@ -150,7 +152,8 @@ def _config_overrides(args) -> argparse.Namespace:
         fanout=args.fanout, pool_size=args.pool_size, cpu_kind=args.cpu_kind,
         http_connections=args.http_connections, http_client=args.http_client, loop=args.loop,
         repeat=args.repeat, probe=False if args.no_probe else None,
-        adapt_window=False if args.fixed_window else None, pin=True if args.pin else None)
+        adapt_window=False if args.fixed_window else None, pin=True if args.pin else None,
+        launch=args.launch)
 
 
 def cmd_plot(args) -> int:

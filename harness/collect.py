@@ -72,6 +72,7 @@ def window_stats(records: pd.DataFrame, t0: float, t1: float) -> dict:
 def probe_stats(metrics_dir: Path, t0: float, t1: float) -> dict:
     """Merge the workers' probe files over the window."""
     lags: list[float] = []
+    cpu_ms: list[float] = []
     stalled_max = 0.0
     served: dict[int, int] = {}
     pool_max: float = NAN
@@ -85,6 +86,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> dict:
         seen += 1
         for r in inside:
             lags.extend(r["lag_ms"])
+            cpu_ms.extend(r.get("cpu_ms", []))
             stalled_max = max(stalled_max, r["stalled_ms"])
             if r.get("pool_busy") is not None:
                 pool_max = r["pool_busy"] if math.isnan(pool_max) else max(pool_max, r["pool_busy"])
@@ -101,6 +103,9 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> dict:
         "workers_seen": seen,
         "worker_share_max": max(served.values()) / total if total else NAN,
         "pool_busy_max": pool_max,
+        # How long the CPU stage really took in the workers (not measured inside process pools):
+        # CPU_MS is the least it costs; a busy or slowed host makes it more.
+        "cpu_stage_ms": float(np.median(cpu_ms)) if cpu_ms else NAN,
     }
 
 

@@ -86,13 +86,17 @@ def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout:
     raise LaunchError(f"upstream did not start: {log_tail(log_path) or 'no output'}")
 
 
-def target_command(import_string: str, workers: int, port: int, loop: str, host: str = LOOPBACK) -> list[str]:
-    return [
-        sys.executable, "-m", "uvicorn", import_string, "--app-dir", str(ROOT),
-        "--host", host, "--port", str(port), "--workers", str(workers),
-        "--loop", loop, "--http", "httptools", "--lifespan", "on",
-        "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "3",
-    ]
+def target_command(import_string: str, workers: int, port: int, loop: str, host: str = LOOPBACK,
+                   launch: str = "uvicorn") -> list[str]:
+    """`uvicorn --workers W` (one shared socket), or W single-worker uvicorns on SO_REUSEPORT."""
+    common = [import_string, "--app-dir", str(ROOT), "--loop", loop, "--http", "httptools",
+              "--lifespan", "on", "--no-access-log", "--log-level", "warning",
+              "--timeout-graceful-shutdown", "3"]
+    if launch == "reuseport":
+        return [sys.executable, "-m", "harness.reuseport", "--workers", str(workers), "--host", host,
+                "--port", str(port), "--", *common]
+    return [sys.executable, "-m", "uvicorn", *common, "--host", host, "--port", str(port),
+            "--workers", str(workers)]
 
 
 # Knobs the targets read: only the cell may set them, never the user's shell by accident.
@@ -119,12 +123,13 @@ def ready_pids(metrics_dir: Path) -> set[int]:
 def launch_target(
     import_string: str, *, workers: int, loop: str, env: dict[str, str], metrics_dir: Path,
     log_path: Path, host: str = LOOPBACK, port: int | None = None, timeout: float = 60.0,
+    launch: str = "uvicorn",
 ) -> Server:
     """Start uvicorn for one target and return once every worker is serving."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     full_env = {**target_base_env(), **env, "METRICS_DIR": str(metrics_dir)}
-    proc = procs.spawn(target_command(import_string, workers, port, loop, host), env=full_env,
+    proc = procs.spawn(target_command(import_string, workers, port, loop, host, launch), env=full_env,
                        log_path=log_path, cwd=ROOT, role="target")
     url = f"http://{host}:{port}"
     server = Server(proc, url, log_path)

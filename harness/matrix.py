@@ -23,6 +23,7 @@ SCENARIOS: dict[str, str] = {
 LOOPS = ("uvloop", "asyncio")
 CPU_KINDS = ("python", "native")
 HTTP_CLIENTS = ("httpx", "aiohttp")
+LAUNCHES = ("uvicorn", "reuseport")  # harness.launch's ways to start W workers
 
 # Limits on what a sweep may ask for: beyond them a typo is likelier than intent.
 LIMITS = {
@@ -33,6 +34,7 @@ LIMITS = {
 
 # Measurement window sizing: enough completions for a p99, warm-up past one full queue cycle.
 MIN_REQUESTS = 100
+EXPECTED_EFFICIENCY = 0.8  # size the window as if the cell reaches 80% of its ceiling
 MAX_STRETCH = 4.0  # never stretch a cell's window beyond this multiple of the asked duration
 
 
@@ -60,6 +62,7 @@ class Config:
     probe: bool = True
     adapt_window: bool = True
     pin: bool = False
+    launch: str = "uvicorn"
 
     def knobs(self) -> dict:
         return asdict(self)
@@ -106,6 +109,9 @@ def validate(cfg: Config) -> Config:
     _check_names("scenarios", cfg.scenarios, SCENARIOS)
     if cfg.loop not in LOOPS:
         raise ConfigError(f"unknown loop {cfg.loop!r}{_closest(cfg.loop, LOOPS)}; choose uvloop or asyncio")
+    if cfg.launch not in LAUNCHES:
+        raise ConfigError(f"unknown launch {cfg.launch!r}{_closest(cfg.launch, LAUNCHES)}; "
+                          "choose uvicorn or reuseport")
     if cfg.http_client not in HTTP_CLIENTS:
         raise ConfigError(f"unknown http client {cfg.http_client!r}; choose httpx or aiohttp")
     if cfg.cpu_kind not in CPU_KINDS:
@@ -160,6 +166,7 @@ class Cell:
     ceiling_rps: float
     probe: bool = True
     http_client: str = "httpx"
+    launch: str = "uvicorn"
 
     @property
     def key(self) -> tuple:
@@ -186,22 +193,24 @@ class Cell:
                 "users": self.users, "loop": self.loop, "pool_size": self.pool_size,
                 "io_ms": self.io_ms, "cpu_ms": self.cpu_ms, "fanout": self.fanout,
                 "cpu_kind": self.cpu_kind, "http_client": self.http_client,
-                "http_connections": self.http_connections, "probe": self.probe, "repeat": self.repeat}
+                "http_connections": self.http_connections, "launch": self.launch, "probe": self.probe,
+                "repeat": self.repeat}
 
 
 def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bool) -> tuple[float, float]:
     """(warm-up, duration) for a cell.
 
     A closed loop of U users against a server doing X rps reaches steady state after about U / X
-    seconds (every user has queued once); a p99 needs ≥ MIN_REQUESTS completions. Slow cells get a
+    seconds (every user has queued once); a p99 needs ≥ MIN_REQUESTS completions, counted at
+    EXPECTED_EFFICIENCY of the ceiling since overheads keep real cells below it. Slow cells get a
     longer window, up to MAX_STRETCH × the asked one; the columns record what was used.
     """
     if not adapt or not math.isfinite(ceiling) or ceiling <= 0:
         return warmup, duration
     cycle = users / ceiling
     warm = min(max(warmup, 1.2 * cycle), warmup + MAX_STRETCH * duration)
-    dur = min(max(duration, MIN_REQUESTS / ceiling), MAX_STRETCH * duration)
-    return round(warm, 1), round(dur, 1)
+    dur = min(max(duration, MIN_REQUESTS / (EXPECTED_EFFICIENCY * ceiling)), MAX_STRETCH * duration)
+    return math.ceil(warm * 10) / 10, math.ceil(dur * 10) / 10  # never round a window down
 
 
 def build_cells(cfg: Config, cores: int | None = None) -> list[Cell]:
@@ -221,5 +230,5 @@ def build_cells(cfg: Config, cores: int | None = None) -> list[Cell]:
         warm, dur = window(cfg.duration, cfg.warmup, users, ceiling, cfg.adapt_window)
         cells.append(Cell(target, scenario, workers, users, cfg.loop, pool, cfg.io_ms, cfg.cpu_ms,
                           cfg.fanout, cfg.cpu_kind, cfg.http_connections, repeat, warm, dur, ceiling,
-                          cfg.probe, cfg.http_client))
+                          cfg.probe, cfg.http_client, cfg.launch))
     return cells

@@ -9,7 +9,7 @@ SCHEMA_VERSION = 1
 
 PARAM_COLUMNS = [
     "target", "scenario", "workers", "users", "loop", "pool_size", "io_ms", "cpu_ms", "fanout",
-    "cpu_kind", "http_client", "http_connections", "probe", "repeat",
+    "cpu_kind", "http_client", "http_connections", "launch", "probe", "repeat",
 ]
 
 LATENCY_STATS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
@@ -20,7 +20,7 @@ MEASURE_COLUMNS = [
     *LATENCY_STATS,
     "health_requests", *(f"health_{s}" for s in LATENCY_STATS),
     "loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
-    "workers_seen", "worker_share_max", "pool_busy_max",
+    "workers_seen", "worker_share_max", "pool_busy_max", "cpu_stage_ms",
     "target_cpu_pct", "locust_cpu_pct", "upstream_cpu_pct",
     "ceiling_rps", "efficiency", "valid", "invalid_reason",
     "warmup_s", "duration_s", "started_at", "raw_dir",

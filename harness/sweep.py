@@ -97,10 +97,10 @@ SPEED_SPREAD_WARNING = 1.2
 def calibrate_cpu(meta: dict, cpu_kind: str) -> None:
     """Once per run (a resume reuses it): the CPU work rate every cell's workers are given.
 
-    The fastest of 60 probes spread over ~1.5 s. How much slower the median probe was says how
-    steady this machine's CPU is; a shared host can make it swing by tens of percent.
+    The fastest of 100 back-to-back probes after 1 s of warm-up. How much slower the median probe
+    was says how steady this machine's CPU is; a shared host can make it swing by tens of percent.
     """
-    rates = sorted(cpu_work.speed_samples(cpu_kind, probe_ms=5.0, rounds=60, pause_s=0.02))
+    rates = sorted(cpu_work.speed_samples(cpu_kind, probe_ms=5.0, rounds=100, warm_s=1.0))
     best, median = rates[-1], rates[len(rates) // 2]
     meta["cpu_units_per_ms"] = round(best, 1)
     meta["cpu_speed_spread"] = round(best / median, 3)

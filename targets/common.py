@@ -149,7 +149,9 @@ WorkParams = Annotated[Work, Depends(_work)]
 
 def compute(work: Work, data: object = None) -> dict:
     """The CPU stage: `work.cpu_ms` of calibrated CPU, then a small result built from `data`."""
+    t0 = time.perf_counter()
     value = cpu_work.burn_units(work.cpu_units(), settings.cpu_kind)
+    probe.record_cpu((time.perf_counter() - t0) * 1000)
     return {"processed": True, "score": len(str(data)) if data is not None else 0, "value": value}
 
 

@@ -45,6 +45,7 @@ class WorkerProbe:
         self.health = 0
         self.pool_gauge: Callable[[], int] | None = None
         self._lags: list[float] = []
+        self._cpu_ms: list[float] = []
         self._pool_max = 0
         self._last_beat = time.perf_counter()
         self._stop = threading.Event()
@@ -72,14 +73,21 @@ class WorkerProbe:
             if self.pool_gauge is not None:
                 self._pool_max = max(self._pool_max, self.pool_gauge())
 
+    def record_cpu(self, ms: float) -> None:
+        """Wall time one CPU stage took in this process (list.append is atomic under the GIL)."""
+        if self.enabled:
+            self._cpu_ms.append(ms)
+
     def _flush(self) -> None:
         lags, self._lags = self._lags, []
+        cpu, self._cpu_ms = self._cpu_ms, []
         pool_max, self._pool_max = self._pool_max, 0
         if self.pool_gauge is not None:
             pool_max = max(pool_max, self.pool_gauge())
         self._append({
             "pid": os.getpid(), "t": time.time(),
             "lag_ms": [round(x, 3) for x in lags],
+            "cpu_ms": [round(x, 3) for x in cpu],
             "stalled_ms": round((time.perf_counter() - self._last_beat) * 1000, 1),
             "work": self.work, "health": self.health,
             "pool_busy": pool_max if self.pool_gauge is not None else None,
@@ -96,7 +104,7 @@ class WorkerProbe:
         # A fresh start (a second lifespan in one process, as in tests) begins from zero.
         self._stop.clear()
         self.work = self.health = 0
-        self._lags, self._pool_max = [], 0
+        self._lags, self._cpu_ms, self._pool_max = [], [], 0
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()
