@@ -46,3 +46,26 @@ def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
     report.finish(run_dir)
     assert (run_dir / "charts" / "mixed.png").stat().st_size > 10_000
     assert "results:" in capsys.readouterr().out
+
+
+def test_reuseport_launch_starts_every_worker_and_stops_them_all(tmp_path, upstream):
+    import httpx
+
+    from harness.launch import launch_target
+
+    already = {p.pid for p in leftover_children()}
+    server = launch_target("targets.fake_async:app", workers=2, loop="uvloop", launch="reuseport",
+                           env={"UPSTREAM_URL": upstream.url}, metrics_dir=tmp_path / "metrics",
+                           log_path=tmp_path / "uvicorn.log")
+    try:
+        assert len(server.worker_pids) == 2  # two single-worker uvicorns, both ready
+        assert server.url.startswith("http://127.0.0.1:")
+        # fresh connections are spread by the kernel: with 40 of them both workers answer
+        seen = set()
+        for _ in range(40):
+            with httpx.Client() as client:
+                seen.add(client.get(f"{server.url}/health").status_code)
+        assert seen == {200}
+    finally:
+        server.stop()
+    assert leftover_children(exclude=already) == []
