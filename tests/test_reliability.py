@@ -85,8 +85,8 @@ class Family:
                 continue
             try:
                 key = (p.pid, p.create_time())
-                if key in self.seen:
-                    continue
+                # Read the command line on every poll: a process caught between fork and exec
+                # still shows its parent's (a spawned pool child first looks like uvicorn).
                 cmd = " ".join(p.cmdline()) or p.name()
             except psutil.Error:
                 continue
