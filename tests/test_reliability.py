@@ -92,7 +92,11 @@ class Family:
                 continue
             with self._lock:
                 self.seen[key] = p
-                self.cmd[key] = cmd
+                # Keep every command line seen: the one before exec (the parent's) and after it;
+                # a zombie's empty one must not erase them.
+                known = self.cmd.get(key, "")
+                if cmd not in known:
+                    self.cmd[key] = f"{known} | {cmd}" if known else cmd
 
     def _items(self):
         with self._lock:
