@@ -124,8 +124,9 @@ def cmd_run(args) -> int:
         if args.preset and args.preset != preset:
             raise ConfigError(f"--resume: the run used preset {preset!r}, not {args.preset!r}")
         saved = make_config(preset, **meta["knobs"])
-        _config_from_args(args, preset)  # typed flags are validated like any others
-        typed = {k: v for k, v in vars(_config_overrides(args)).items() if v is not None}
+        overrides = vars(_config_overrides(args))
+        make_config(preset, **overrides)  # typed flags are validated like any others
+        typed = {k: v for k, v in overrides.items() if v is not None}
         differ = {k: (getattr(saved, k), v) for k, v in typed.items() if getattr(saved, k) != v}
         if differ:
             raise ConfigError("--resume: knobs differ from the run's: " + ", ".join(

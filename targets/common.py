@@ -39,14 +39,15 @@ MAX_CPU_MS = 1_000
 HTTP_CLIENTS = ("httpx", "aiohttp")
 
 
-def _env_int(name: str, default: int, lo: int, hi: int) -> int:
+def _env_number(name: str, default, lo, hi, kind: type = int):
+    """A numeric knob: `default` when unset, else `kind(value)` within [lo, hi]."""
     raw = os.environ.get(name, "")
     if raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
+        raise ValueError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
     if not lo <= value <= hi:
         raise ValueError(f"{name}={value} is outside [{lo}, {hi}]")
     return value
@@ -56,19 +57,6 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, "") or default
     if value not in choices:
         raise ValueError(f"{name}={value!r} must be one of {choices}")
-    return value
-
-
-def _env_rate(name: str) -> float | None:
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not 0 < value < 1e9:
-        raise ValueError(f"{name}={value} must be positive")
     return value
 
 
@@ -89,18 +77,18 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         kind = _env_choice("CPU_KIND", "python", cpu_work.KINDS)
-        pool = os.environ.get("POOL_SIZE", "")
         return cls(
-            io_ms=_env_int("IO_MS", 50, 0, MAX_IO_MS),
-            fanout=_env_int("FANOUT", 3, 1, MAX_FANOUT),
-            cpu_ms=_env_int("CPU_MS", 20, 0, MAX_CPU_MS),
+            io_ms=_env_number("IO_MS", 50, 0, MAX_IO_MS),
+            fanout=_env_number("FANOUT", 3, 1, MAX_FANOUT),
+            cpu_ms=_env_number("CPU_MS", 20, 0, MAX_CPU_MS),
             cpu_kind=kind,
-            pool_size=_env_int("POOL_SIZE", 0, 1, 4096) if pool else None,
+            pool_size=_env_number("POOL_SIZE", None, 1, 4096),
             upstream_url=os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/"),
-            http_connections=_env_int("HTTP_CONNECTIONS", 100, 1, 100_000),
+            http_connections=_env_number("HTTP_CONNECTIONS", 100, 1, 100_000),
             metrics_dir=os.environ.get("METRICS_DIR") or None,
             probe=os.environ.get("PROBE", "1") != "0",
-            cpu_units_per_ms=_env_rate("CPU_UNITS_PER_MS"),
+            # a rate: zero or less would silently do no work
+            cpu_units_per_ms=_env_number("CPU_UNITS_PER_MS", None, 1e-6, 1e9, kind=float),
             http_client=_env_choice("HTTP_CLIENT", "httpx", HTTP_CLIENTS),
         )
 

@@ -552,13 +552,22 @@ def test_signal_before_any_row(tmp_path, sig, expect_code, phase, needle):
     assert (run_dir / "meta.json").is_file(), "the folder stays resumable"
 
 
-def test_ctrl_c_twice(tmp_path):
-    """An impatient user presses Ctrl-C again while the harness is stopping its children."""
-    run_dir = tmp_path / "run"
-    bench = Bench(tmp_path, "run", "--targets", "process-pool", *CLI_KNOBS, "--out", str(run_dir))
+def _process_pool_run_under_load(tmp_path) -> Bench:
+    """A CLI run of the process-pool target, returned once its cell is under load."""
+    bench = Bench(tmp_path, "run", "--targets", "process-pool", *CLI_KNOBS, "--out", str(tmp_path / "run"))
     try:
         wait_for(lambda: _pool_child_running(bench) and bench.family.running("locust"), 120,
                  "the cell under load", bench.proc)
+    except BaseException:
+        bench.wait()
+        raise
+    return bench
+
+
+def test_ctrl_c_twice(tmp_path):
+    """An impatient user presses Ctrl-C again while the harness is stopping its children."""
+    bench = _process_pool_run_under_load(tmp_path)
+    try:
         bench.signal(signal.SIGINT)
         time.sleep(0.1)
         bench.signal(signal.SIGINT)
@@ -570,11 +579,8 @@ def test_ctrl_c_twice(tmp_path):
 
 def test_ctrl_c_held_down(tmp_path):
     """Ctrl-C pressed again and again (every 50 ms) until the harness exits."""
-    run_dir = tmp_path / "run"
-    bench = Bench(tmp_path, "run", "--targets", "process-pool", *CLI_KNOBS, "--out", str(run_dir))
+    bench = _process_pool_run_under_load(tmp_path)
     try:
-        wait_for(lambda: _pool_child_running(bench) and bench.family.running("locust"), 120,
-                 "the cell under load", bench.proc)
         deadline = time.monotonic() + 20
         while bench.proc.poll() is None and time.monotonic() < deadline:
             bench.signal(signal.SIGINT)
