@@ -25,7 +25,7 @@ def _on_signal(signum, frame):
     # The first Ctrl-C / SIGTERM wins: further ones must not cut the clean-up short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    procs.interrupt_or_defer(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,6 +16,19 @@ from pathlib import Path
 import psutil
 
 _live: set[subprocess.Popen] = set()
+_spawning = False
+_pending: BaseException | None = None
+
+
+def interrupt_or_defer(exc: BaseException) -> None:
+    """For signal handlers: raise `exc` now or, while a child is being started, as soon as it is
+    registered. Raised inside Popen (a Ctrl-C landing while it waits for the exec), the exception
+    would lose the only handle on a child that is already running: an orphan."""
+    global _pending
+    if _spawning:
+        _pending = exc
+        return
+    raise exc
 _placement: dict[str, set[int]] = {}
 
 
@@ -48,18 +61,24 @@ def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Pa
     `role` (target / locust / upstream) applies --pin's core placement before exec, so every
     descendant (uvicorn workers, pool children) inherits it.
     """
+    global _spawning, _pending
     cpus = _placement.get(role or "")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    _spawning = True
     try:
         proc = subprocess.Popen(
             list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else log, stderr=log, start_new_session=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
+        _live.add(proc)
     finally:
+        _spawning = False
         if log_path:
             log.close()  # the child holds its own copy of the descriptor
-    _live.add(proc)
+    if _pending is not None:  # a signal arrived while starting: now the child can be stopped
+        exc, _pending = _pending, None
+        raise exc
     return proc
 
 

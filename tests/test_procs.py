@@ -82,3 +82,23 @@ def test_target_environment_ignores_the_users_knobs_and_uvicorn_settings(monkeyp
     env = target_base_env()
     assert "POOL_SIZE" not in env and "UVICORN_LIMIT_CONCURRENCY" not in env
     assert env["KEEP_ME"] == "1"
+
+
+def test_a_signal_while_spawning_is_raised_once_the_child_is_registered(monkeypatch):
+    """The CLI's Ctrl-C handler defers while Popen runs, so the child is never lost."""
+    real_popen = procs.subprocess.Popen
+
+    def popen_interrupted(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        procs.interrupt_or_defer(KeyboardInterrupt())  # as if Ctrl-C landed inside Popen
+        return proc
+
+    monkeypatch.setattr(procs.subprocess, "Popen", popen_interrupted)
+    before = set(procs._live)
+    with pytest.raises(KeyboardInterrupt):
+        procs.spawn(["sleep", "30"])
+    [child] = procs._live - before  # registered, so stop_all can still reach it
+    procs.stop_all()
+    assert child.poll() is not None
+    with pytest.raises(KeyboardInterrupt):  # outside a spawn the signal is raised at once
+        procs.interrupt_or_defer(KeyboardInterrupt())
