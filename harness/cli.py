@@ -1,4 +1,4 @@
-"""Command line: list | run | plot | serve | calibrate. Bad input → one line on stderr, exit 2."""
+"""Command line: list | run | plot | report | claims | serve | calibrate. Bad input → one line on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -80,6 +80,12 @@ def build_parser() -> Parser:
 
     plot = sub.add_parser("plot", help="re-draw charts from DIR/results.csv")
     plot.add_argument("dir", type=Path)
+
+    rep = sub.add_parser("report", help="write DIR/report.html (and claims.csv) from the run folder alone")
+    rep.add_argument("dir", type=Path)
+
+    cl = sub.add_parser("claims", help="run the cells the article's claims need; print the verdict table")
+    cl.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
 
     serve = sub.add_parser("serve", help="start upstream + one target for manual poking")
     serve.add_argument("target")
@@ -166,6 +172,25 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from harness import claims, html_report
+
+    if not (args.dir / "results.csv").is_file():
+        raise ConfigError(f"{args.dir}/results.csv not found")
+    path = html_report.write(args.dir)
+    print(claims.format_table(claims.decide_run(args.dir)))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_claims(args) -> int:
+    from harness import claims_preset
+
+    run_dir = args.out or claims_preset.new_run_dir()
+    store.prepare_run_dir(run_dir, resume=False)
+    return claims_preset.run_claims(run_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -177,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "claims":
+            return cmd_claims(args)
         if args.command == "serve":
             from harness.serve import serve
 

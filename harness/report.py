@@ -1,4 +1,4 @@
-"""End of a run: the summary a user reads in the terminal, and the charts (from files only)."""
+"""End of a run: the summary a user reads in the terminal, the charts and report.html (from files only)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from harness import aggregate, plot
 
 
-def finish(run_dir: Path, plot_charts: bool = True) -> None:
-    """Print invalid / failed / noisy cells and draw the charts for `run_dir`."""
+def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
+    """Print invalid / failed / noisy cells, draw the charts and write report.html for `run_dir`."""
     results = run_dir / "results.csv"
     if not results.exists():
         print(f"no results in {run_dir}")
@@ -37,4 +37,8 @@ def finish(run_dir: Path, plot_charts: bool = True) -> None:
     if plot_charts:
         for path in plot.plot_run(run_dir):
             print(f"chart: {path}")
+    if html:
+        from harness import html_report
+
+        print(f"report: {html_report.write(run_dir, draw_missing=False)}")
     print(f"results: {results}")

@@ -94,20 +94,38 @@ def new_meta(run_dir: Path, preset: str, knobs: dict) -> dict:
 SPEED_SPREAD_WARNING = 1.2
 
 
+def _measure_rate(cpu_kind: str) -> tuple[float, float]:
+    """(best rate, best / median) of 100 back-to-back probes after 1 s of warm-up."""
+    rates = sorted(cpu_work.speed_samples(cpu_kind, probe_ms=5.0, rounds=100, warm_s=1.0))
+    best, median = rates[-1], rates[len(rates) // 2]
+    return round(best, 1), round(best / median, 3)
+
+
 def calibrate_cpu(meta: dict, cpu_kind: str) -> None:
     """Once per run (a resume reuses it): the CPU work rate every cell's workers are given.
 
     The fastest of 100 back-to-back probes after 1 s of warm-up. How much slower the median probe
     was says how steady this machine's CPU is; a shared host can make it swing by tens of percent.
     """
-    rates = sorted(cpu_work.speed_samples(cpu_kind, probe_ms=5.0, rounds=100, warm_s=1.0))
-    best, median = rates[-1], rates[len(rates) // 2]
-    meta["cpu_units_per_ms"] = round(best, 1)
-    meta["cpu_speed_spread"] = round(best / median, 3)
-    if best / median > SPEED_SPREAD_WARNING:
-        say(f"! CPU speed is unsteady here: the median calibration probe ran {best / median - 1:.0%} "
+    best, spread = _measure_rate(cpu_kind)
+    meta["cpu_units_per_ms"] = best
+    meta["cpu_speed_spread"] = spread
+    if spread > SPEED_SPREAD_WARNING:
+        say(f"! CPU speed is unsteady here: the median calibration probe ran {spread - 1:.0%} "
             "slower than the best. CPU-bound cells will scatter; expect some above or far below "
             "their ceilings.")
+
+
+def cpu_rates(meta: dict, cpu_kind: str, kinds: set[str]) -> dict[str, float]:
+    """Work rate per CPU kind. The run's own kind is `cpu_units_per_ms`; a run whose cells mix kinds
+    (python work and GIL-releasing native work differ by orders of magnitude in units/ms) calibrates
+    each other kind once too, in `cpu_units_per_ms_by_kind`."""
+    if "cpu_units_per_ms" not in meta:
+        calibrate_cpu(meta, cpu_kind)
+    rates = meta.setdefault("cpu_units_per_ms_by_kind", {cpu_kind: meta["cpu_units_per_ms"]})
+    for kind in sorted(kinds - set(rates)):
+        rates[kind], _ = _measure_rate(kind)
+    return rates
 
 
 def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
@@ -115,10 +133,8 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
     """Run `cells` in order, appending each row to results.csv as it ends; returns the rows."""
     results = run_dir / "results.csv"
     meta_path = run_dir / "meta.json"
-    if "cpu_units_per_ms" not in meta:
-        calibrate_cpu(meta, cpu_kind)
+    rates = cpu_rates(meta, cpu_kind, {c.cpu_kind for c in cells})
     store.write_meta(meta_path, meta)
-    run_env = {"CPU_UNITS_PER_MS": str(meta["cpu_units_per_ms"])}
     keeper = UpstreamKeeper(run_dir, measure=measure_upstream)
     rows: list[dict] = []
     spent_overhead: list[float] = []
@@ -132,6 +148,7 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
             t_cell = time.monotonic()
             say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · workers={cell.workers} "
                 f"users={cell.users} repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
+            run_env = {"CPU_UNITS_PER_MS": str(rates[cell.cpu_kind])}
             row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper)
             store.append_row(results, row)
             rows.append(row)
