@@ -212,8 +212,9 @@ def decide_1(run: Run) -> Verdict:
         case = f"W={good['workers']} U={good['users']}"
         cases.append((outcome, case))
         evidence.append(f"{case}: correct-async {measure(good, 'rps', 'rps')} vs fake-async "
-                        f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health p99 {fmt(good['health_p99_ms'], 'ms')}"
-                        f" vs {fmt(bad['health_p99_ms'], 'ms')} ({fmt(h)}×)")
+                        f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health p99 "
+                        f"{fmt(good['health_p99_ms'], 'ms')} vs {fmt(bad['health_p99_ms'], 'ms')} "
+                        f"({fmt(h)}×)")
         cells += [label(good), label(bad)]
     return combine("1", cases, evidence, cells)
 
@@ -325,10 +326,11 @@ def decide_4b(run: Run) -> Verdict:
 
 
 def decide_5(run: Run) -> Verdict:
-    found = pairs(run, dict(target="blocking-future", scenario="cpu"), dict(target="process-pool", scenario="cpu"),
-                  ignore=("pool_size",))
+    found = pairs(run, dict(target="blocking-future", scenario="cpu"),
+                  dict(target="process-pool", scenario="cpu"), ignore=("pool_size",))
     if not found:
-        return not_measured("5", "the run has no blocking-future and process-pool /cpu cells with equal knobs")
+        return not_measured("5", "the run has no blocking-future and process-pool /cpu cells with equal "
+                            "knobs")
     cases, evidence, cells = [], [], []
     for bf, pp in found:
         h = ratio(bf["health_p99_ms"], pp["health_p99_ms"])
@@ -363,8 +365,8 @@ def decide_6(run: Run) -> Verdict:
         extra = compare(over, at_k, "rps")
         outcome = HOLDS if gain and extra <= 0 else PARTLY if extra <= 0 else FAILS
         cases.append((outcome, target))
-        evidence.append(f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} {measure(at_k, 'rps', 'rps')}; "
-                        f"W={2 * k} {measure(over, 'rps', 'rps')}")
+        evidence.append(f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} "
+                        f"{measure(at_k, 'rps', 'rps')}; W={2 * k} {measure(over, 'rps', 'rps')}")
         cells += [label(one), label(at_k), label(over)]
     if not cases:
         return not_measured("6", f"needs /cpu cells (python) of one target at W = 1, {k} and {2 * k}")
@@ -419,7 +421,8 @@ def decide_8(run: Run) -> Verdict:
         if memory:
             m_knee, m_last = run.extra_median(knee, "target_rss_mb"), run.extra_median(last, "target_rss_mb")
             grows = ratio(m_last, m_knee) >= MEMORY_GROWTH
-            line += f"; memory {fmt(m_knee, 'MB')} at the knee, {fmt(m_last, 'MB')} at pool {_plain(last['pool_size'])}"
+            line += (f"; memory {fmt(m_knee, 'MB')} at the knee, {fmt(m_last, 'MB')} at pool "
+                     f"{_plain(last['pool_size'])}")
         else:
             grows = None
         if knee is last:
@@ -448,7 +451,8 @@ def decide_9(run: Run) -> Verdict:
     cases, evidence, cells = [], [], []
     for g in groups:
         small, large = g.iloc[0], g.iloc[-1]
-        slower = compare(small, large, "p50_ms") > 0 and ratio(small["p50_ms"], large["p50_ms"]) >= CLEAR_RATIO
+        slower = (compare(small, large, "p50_ms") > 0
+                  and ratio(small["p50_ms"], large["p50_ms"]) >= CLEAR_RATIO)
         outcome = HOLDS if slower else FAILS
         name = f"{small['target']} /{small['scenario']} W={small['workers']} U={small['users']}"
         wire = float(small["io_ms"])  # a gathered request is on the wire for about one call
@@ -468,7 +472,8 @@ def fast_health_ms(cell: pd.Series) -> float:
 
 
 def decide_10(run: Run) -> Verdict:
-    found = pd.concat([run.cells(target="mixed", scenario="cpu"), run.cells(target="mixed", scenario="mixed")])
+    found = pd.concat([run.cells(target="mixed", scenario="cpu"),
+                       run.cells(target="mixed", scenario="mixed")])
     if found.empty:
         return not_measured("10", "the run has no cells of the two-stage mixed target on /cpu or /mixed")
     by_kind: dict[str, list[bool]] = {}
@@ -529,8 +534,8 @@ REGISTRY: list[Claim] = [
                          for kind in ("python", "native")], decide_4b),
     Claim("5", "the article's own /process (future.result() inside async def) blocks the event loop",
           "blocking-future and process-pool /cpu at equal knobs",
-          f"holds when blocking-future's /health p99 is measurably and ≥ {CLEAR_RATIO:g}× process-pool's, and "
-          "its rps is not measurably higher; only the /health part: partly",
+          f"holds when blocking-future's /health p99 is measurably and ≥ {CLEAR_RATIO:g}× process-pool's, "
+          "and its rps is not measurably higher; only the /health part: partly",
           lambda cores: [dict(targets=["blocking-future", "process-pool"], scenarios=["cpu"], repeat=3)],
           decide_5),
     Claim("6", "uvicorn workers ≈ cores; more workers than cores adds nothing for CPU-bound work",
@@ -559,8 +564,8 @@ REGISTRY: list[Claim] = [
     Claim("10", "the two-stage pattern (async fetch, compute in a ThreadPoolExecutor) keeps neighbouring "
           "endpoints fast",
           "the mixed target's /cpu (or /mixed) with python and with native work",
-          f"fast = /health p99 ≤ max({FAST_HEALTH_MIN_MS:g} ms, 2 × CPU_MS); holds when fast for every CPU kind "
-          "measured, partly when only for some",
+          f"fast = /health p99 ≤ max({FAST_HEALTH_MIN_MS:g} ms, 2 × CPU_MS); holds when fast for every CPU "
+          "kind measured, partly when only for some",
           lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=kind, repeat=2)
                          for kind in ("python", "native")], decide_10),
 ]

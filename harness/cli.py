@@ -1,4 +1,6 @@
-"""Command line: list | run | plot | report | claims | serve | calibrate. Bad input → one line on stderr, exit 2."""
+"""Command line: list | run | plot | report | claims | serve | calibrate | overhead.
+
+Bad input → one line on stderr, exit 2."""
 
 from __future__ import annotations
 

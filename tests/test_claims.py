@@ -1,0 +1,268 @@
+"""The claims registry decided on constructed runs (nothing is launched), and the claims preset's plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import aggregate, claims, claims_preset, schema
+from harness.sweep import estimate_s
+
+CORES = 2
+
+
+def row(target: str, scenario: str, rps: float, *, repeat: int = 1, **over: object) -> dict:
+    r: dict[str, object] = dict.fromkeys(schema.COLUMNS, np.nan)
+    r.update(target=target, scenario=scenario, workers=1, users=32, loop="uvloop", pool_size=np.nan,
+             io_ms=50, cpu_ms=20, fanout=3, cpu_kind="python", http_client="httpx", http_connections=100,
+             launch="uvicorn", probe=True, repeat=repeat, status="ok", error="", valid=True,
+             invalid_reason="", rps=rps, p50_ms=32 / rps * 1000, p99_ms=40 / rps * 1000, health_p99_ms=5.0,
+             ceiling_rps=rps / 0.9, efficiency=0.9, requests=int(rps * 4), warmup_s=1.5, duration_s=4)
+    r.update(over)
+    return r
+
+
+def repeats(target: str, scenario: str, values: list[float], **over: object) -> list[dict]:
+    """One row per repeat; `values` are rps, unless a `vary` column is named."""
+    vary = over.pop("vary", "rps")
+    out = []
+    for i, v in enumerate(values, 1):
+        extra = {**over, vary: v}
+        base_rps = extra.pop("rps", 50.0)
+        out.append(row(target, scenario, base_rps, repeat=i, **extra))
+    return out
+
+
+def run_of(rows: list[dict], cores: int | None = CORES) -> claims.Run:
+    df = aggregate.coerce(pd.DataFrame(rows, columns=schema.COLUMNS + [c for c in rows[0] if c not in
+                                                                         schema.COLUMNS]))
+    meta = {"cores_available": cores} if cores else {}
+    return claims.Run(aggregate.summarize(df), df, meta)
+
+
+def verdict(claim_id: str, rows: list[dict], cores: int | None = CORES) -> claims.Verdict:
+    return claims.BY_ID[claim_id].decide(run_of(rows, cores))
+
+
+# ------------------------------------------------------------------------------ noise and helpers
+
+
+def test_compare_uses_repeat_intervals_and_a_margin_for_single_repeats():
+    s = run_of(repeats("correct-async", "io", [100, 104, 108]) +
+               repeats("correct-async", "io", [106, 110, 114], loop="asyncio") +
+               repeats("correct-async", "io", [120, 122, 125], loop="asyncio", users=64) +
+               repeats("correct-async", "io", [100, 102, 104], users=64)).summary
+    a, b = s[(s["loop"] == "uvloop") & (s["users"] == 32)].iloc[0], s[(s["loop"] == "asyncio") &
+                                                                       (s["users"] == 32)].iloc[0]
+    assert claims.compare(a, b, "rps") == 0  # ranges 100–108 and 106–114 overlap
+    c, d = s[(s["loop"] == "asyncio") & (s["users"] == 64)].iloc[0], s[(s["loop"] == "uvloop") &
+                                                                        (s["users"] == 64)].iloc[0]
+    assert claims.compare(c, d, "rps") == 1 and claims.compare(d, c, "rps") == -1
+    one = run_of([row("correct-async", "io", 100), row("fake-async", "io", 108),
+                  row("thread-pool", "io", 120)]).summary.set_index("target")
+    assert claims.compare(one.loc["fake-async"], one.loc["correct-async"], "rps") == 0  # 8% < 10%
+    assert claims.compare(one.loc["thread-pool"], one.loc["correct-async"], "rps") == 1
+
+
+def test_every_claim_is_not_measured_on_an_empty_kind_of_run():
+    rows = [row("thread-pool", "io", 100)]
+    verdicts = claims.decide(run_of(rows))
+    assert [v.claim for v in verdicts] == ["1", "2", "3", "4", "4b", "5", "6", "7", "8", "9", "10"]
+    for v in verdicts:
+        assert v.verdict == claims.NOT_MEASURED and v.condition, v
+    assert "asyncio" in claims.BY_ID["7"].decide(run_of(rows)).condition
+
+
+def test_every_claim_states_its_rule_and_needs():
+    for c in claims.REGISTRY:
+        assert c.statement and c.needs and c.rule
+        assert c.runs(CORES), c.id
+
+
+# ---------------------------------------------------------------------------------- each claim
+
+
+def test_claim_1_async_io_against_fake_async():
+    rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0)
+            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=1500.0))
+    v = verdict("1", rows)
+    assert v.verdict == claims.HOLDS
+    assert "30" in v.evidence[0] and "1500 ms" in v.evidence[0]  # the ratio and the stall are printed
+    # Same rps but no stall: only half the claim.
+    rows = repeats("correct-async", "io", [180, 185, 190]) + repeats("fake-async", "io", [6.0, 6.1, 6.2])
+    assert verdict("1", rows).verdict == claims.PARTLY
+
+
+def test_claim_2_needs_an_unsaturated_cell():
+    calm = [row("correct-async", "io", 70, users=4, p50_ms=55.0, efficiency=0.88)]
+    assert verdict("2", calm).verdict == claims.HOLDS
+    serial = [row("correct-async", "io", 30, users=4, p50_ms=140.0, efficiency=0.8)]
+    assert verdict("2", serial).verdict == claims.FAILS
+    saturated = [row("correct-async", "io", 150, p50_ms=210.0, efficiency=0.23)]
+    v = verdict("2", saturated)
+    assert v.verdict == claims.NOT_MEASURED and "queueing" in v.condition
+
+
+def test_claim_3_health_waits_with_the_cpu_work():
+    stalled = [row("correct-async", "cpu", 45, p50_ms=700.0, health_p99_ms=650.0)]
+    assert verdict("3", stalled).verdict == claims.HOLDS
+    free = [row("correct-async", "cpu", 45, p50_ms=700.0, health_p99_ms=20.0)]
+    assert verdict("3", free).verdict == claims.FAILS
+
+
+def test_claim_4_process_pool_against_thread_pool_needs_two_cores():
+    rows = (repeats("process-pool", "cpu", [80, 82, 85], pool_size=2)
+            + repeats("thread-pool", "cpu", [44, 45, 46], pool_size=40))
+    assert verdict("4", rows).verdict == claims.HOLDS
+    v = verdict("4", rows, cores=1)
+    assert v.verdict == claims.NOT_MEASURED and "≥ 2 cores" in v.condition
+    same = (repeats("process-pool", "cpu", [44, 46, 48], pool_size=2)
+            + repeats("thread-pool", "cpu", [45, 46, 47], pool_size=40))
+    assert verdict("4", same).verdict == claims.NO_DIFF
+
+
+def test_claim_4b_native_work_runs_threads_in_parallel():
+    rows = (repeats("mixed", "cpu", [45, 46], pool_size=4)
+            + repeats("mixed", "cpu", [70, 72], pool_size=4, cpu_kind="native"))
+    v = verdict("4b", rows)
+    assert v.verdict == claims.HOLDS and "1.42 cores" in v.evidence[0]
+    slow = (repeats("mixed", "cpu", [45, 46], pool_size=4)
+            + repeats("mixed", "cpu", [44, 47], pool_size=4, cpu_kind="native"))
+    assert verdict("4b", slow).verdict == claims.FAILS
+
+
+def test_claim_5_blocking_future_blocks_the_loop():
+    rows = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=650.0)
+            + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
+    v = verdict("5", rows)
+    assert v.verdict == claims.HOLDS and "650 ms" in v.evidence[0]
+    no_stall = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=9.5)
+                + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
+    assert verdict("5", no_stall).verdict == claims.FAILS
+
+
+def test_claim_6_workers_beyond_cores_add_nothing():
+    rows = (repeats("correct-async", "cpu", [45, 46, 47])
+            + repeats("correct-async", "cpu", [80, 82, 84], workers=2)
+            + repeats("correct-async", "cpu", [79, 81, 85], workers=4))
+    assert verdict("6", rows).verdict == claims.HOLDS
+    rising = rows[:6] + repeats("correct-async", "cpu", [120, 122, 125], workers=4)
+    assert verdict("6", rising).verdict == claims.FAILS
+    v = verdict("6", rows[:6])
+    assert v.verdict == claims.NOT_MEASURED and "W = 1, 2 and 4" in v.condition
+
+
+def test_claim_7_loop_inside_the_noise_is_no_measurable_difference():
+    rows = (repeats("correct-async", "io", [150, 160, 170])
+            + repeats("correct-async", "io", [155, 165, 175], loop="asyncio"))
+    assert verdict("7", rows).verdict == claims.NO_DIFF
+    rows = (repeats("correct-async", "io", [200, 205, 210])
+            + repeats("correct-async", "io", [150, 155, 160], loop="asyncio"))
+    assert verdict("7", rows).verdict == claims.HOLDS
+
+
+def test_claim_8_knee_with_and_without_memory():
+    sizes = {1: 45, 2: 82, 4: 83, 8: 81}
+    rows = [row("process-pool", "cpu", rps, pool_size=p) for p, rps in sizes.items()]
+    v = verdict("8", rows)
+    assert v.verdict == claims.PARTLY and "target_rss_mb" in v.condition and "knee at pool 2" in v.evidence[0]
+    with_memory = [{**r, "target_rss_mb": 60.0 + 30 * r["pool_size"]} for r in rows]
+    assert verdict("8", with_memory).verdict == claims.HOLDS
+    rising = [row("process-pool", "cpu", 40 * p, pool_size=p) for p in (1, 2, 4)]
+    assert verdict("8", rising).verdict == claims.FAILS
+
+
+def test_claim_9_small_connection_pool_queues():
+    rows = [row("correct-async", "io", 38, http_connections=6, p50_ms=820.0),
+            row("correct-async", "io", 180, http_connections=100, p50_ms=170.0)]
+    v = verdict("9", rows)
+    assert v.verdict == claims.HOLDS and "770 ms waiting" in v.evidence[0]
+
+
+def test_claim_10_two_stage_only_keeps_neighbours_fast_for_native_work():
+    rows = (repeats("mixed", "cpu", [45, 46], pool_size=4, health_p99_ms=300.0)
+            + repeats("mixed", "cpu", [70, 72], pool_size=4, cpu_kind="native", health_p99_ms=12.0))
+    v = verdict("10", rows)
+    assert v.verdict == claims.PARTLY and "native" in v.condition
+    only_python = repeats("mixed", "cpu", [45, 46], pool_size=4, health_p99_ms=300.0)
+    v = verdict("10", only_python)
+    assert v.verdict == claims.FAILS and "native" in v.condition
+
+
+def test_untrusted_cells_are_named_in_the_evidence():
+    rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0)
+            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=1500.0, valid=False,
+                      invalid_reason="only 80 requests in the window"))
+    assert "untrusted: only 80 requests" in verdict("1", rows).evidence[0]
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+def test_write_csv_and_terminal_table(tmp_path: Path):
+    rows = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=650.0)
+            + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
+    verdicts = claims.decide(run_of(rows))
+    claims.write_csv(verdicts, tmp_path / "claims.csv")
+    df = pd.read_csv(tmp_path / "claims.csv", dtype=str).fillna("")
+    assert list(df.columns) == claims.CSV_COLUMNS
+    assert list(df["claim"]) == [c.id for c in claims.REGISTRY]
+    assert set(df["verdict"]) <= set(claims.VERDICTS)
+    five = df.set_index("claim").loc["5"]
+    assert five["verdict"] == claims.HOLDS and "blocking-future /cpu W=1 U=32" in five["cells"]
+    table = claims.format_table(verdicts)
+    assert table.splitlines()[0].split() == ["claim", "verdict", "statement"]
+    assert "5     holds" in table
+
+
+def test_decide_run_reads_an_old_run_folder():
+    verdicts = claims.decide_run(Path(__file__).parent / "data" / "run_v1")
+    assert {v.verdict for v in verdicts} <= set(claims.VERDICTS)
+    meta = json.loads((Path(__file__).parent / "data" / "run_v1" / "meta.json").read_text())
+    assert meta["schema_version"] == 1
+
+
+# ------------------------------------------------------------------------------ the preset plan
+
+
+def test_claims_plan_covers_every_claim_once_per_cell_and_fits_ten_minutes():
+    cells = claims_preset.plan(CORES)
+    ids = [c.cell_id for c in cells]
+    assert len(ids) == len(set(ids))  # no two cells share a raw folder
+    keys = [tuple(sorted(c.params().items())) for c in cells]
+    assert len(keys) == len(set(keys))
+    names = {(c.target, c.scenario, c.loop, c.cpu_kind, c.pool_size, c.http_connections) for c in cells}
+    assert ("correct-async", "io", "asyncio", "python", None, 100) in names
+    assert ("mixed", "cpu", "uvloop", "native", 4, 100) in names
+    assert ("blocking-future", "cpu", "uvloop", "python", CORES, 100) in names
+    assert {c.pool_size for c in cells if c.target == "process-pool"} == {1, 2, 4, 8}
+    assert {c.workers for c in cells if c.target == "correct-async" and c.scenario == "cpu"} == {1, 2, 4}
+    assert any(c.http_connections < 100 for c in cells)
+    # The plan's own estimate (windows + 4 s start/stop per cell) leaves room in the 10-minute budget.
+    assert estimate_s(cells) < 8 * 60
+
+
+def test_a_run_built_from_the_plan_is_decided_for_every_claim(tmp_path: Path):
+    """Rows shaped like the preset's cells (measures made up, plausible): no claim is left unmeasured."""
+    rows = []
+    for c in claims_preset.plan(CORES):
+        rps = c.ceiling_rps * 0.8
+        health = 600.0 if c.target in ("correct-async", "blocking-future") and c.scenario == "cpu" else 8.0
+        rows.append(row(c.target, c.scenario, rps, repeat=c.repeat, workers=c.workers, users=c.users,
+                        loop=c.loop, pool_size=c.pool_size if c.pool_size is not None else np.nan,
+                        cpu_kind=c.cpu_kind, http_connections=c.http_connections, health_p99_ms=health,
+                        p50_ms=min(c.users, 32) / rps * 1000, ceiling_rps=c.ceiling_rps, efficiency=0.8))
+    verdicts = claims.decide(run_of(rows))
+    unmeasured = [v for v in verdicts if v.verdict == claims.NOT_MEASURED]
+    assert unmeasured == []
+
+
+@pytest.mark.parametrize("cores", [1, 4])
+def test_plan_follows_the_core_count(cores: int):
+    cells = claims_preset.plan(cores)
+    assert {c.workers for c in cells if c.target == "correct-async" and c.scenario == "cpu"} == \
+        {1, cores, 2 * cores}

@@ -1,0 +1,131 @@
+"""report.html from run folders alone, parsed with html.parser: sections, self-containment, tables."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import claims, cli, html_report
+
+RUN_V1 = Path(__file__).parent / "data" / "run_v1"  # a folder written before report.html existed
+SECTIONS = ["run", "verdicts-h", "charts", "recommendations", "untrusted", "results-h"]
+
+
+class Page(HTMLParser):
+    """Collects what the tests look at: headings' ids, tags with URLs, tables' rows, text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.h2_ids: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.rows: dict[str, list[list[str]]] = {}
+        self.text: list[str] = []
+        self._table: list[str] = []
+        self._row: list[str] | None = None
+        self._in_body = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "h2":
+            self.h2_ids.append(a.get("id") or "")
+        elif tag == "table":
+            self._table.append(a.get("id") or "")
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body:
+            self._row = []
+        elif tag == "td" and self._row is not None:
+            self._row.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self._table:
+            self._table.pop()
+        elif tag == "tbody":
+            self._in_body = False
+        elif tag == "tr" and self._row is not None:
+            self.rows.setdefault(self._table[-1] if self._table else "", []).append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._row is not None and self._row:
+            self._row[-1] += data
+
+
+def parse(path: Path) -> Page:
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+@pytest.fixture
+def old_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run_v1"
+    shutil.copytree(RUN_V1, run)
+    return run
+
+
+def test_report_on_a_run_folder_from_before_reports_existed(old_run: Path, capsys):
+    assert cli.main(["report", str(old_run)]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {old_run / 'report.html'}" in out and "claim" in out.splitlines()[0]
+    page = parse(old_run / "report.html")
+    assert page.h2_ids == SECTIONS  # every section, in the issue's order
+    text = " ".join(page.text)
+    # Sections the old folder cannot fill say so.
+    assert "not available: this run folder has no recommend.csv" in text
+    assert "no database in this run" in text
+    assert "upstream" in text and "18902" in text  # its meta.json did record the upstream capacity
+    # Charts were drawn from results.csv (the folder had none) and inlined.
+    imgs = [a for t, a in page.tags if t == "img"]
+    assert len(imgs) == 2 == len(list((old_run / "charts").glob("*.png")))
+    assert text.count(html_report.READING_GUIDE[0]) == 2  # the reading guide under each chart
+    # Tables: one verdict row per claim, one results row per results.csv row.
+    verdicts = page.rows["verdicts"]
+    assert [r[0] for r in verdicts] == [c.id for c in claims.REGISTRY]
+    assert all(r[2] in claims.VERDICTS for r in verdicts)
+    assert len(page.rows["results"]) == len(pd.read_csv(old_run / "results.csv"))
+    assert len(page.rows["failed"]) == 2 and len(page.rows["invalid"]) == 1
+    assert "target did not become ready" in " ".join(" ".join(r) for r in page.rows["failed"])
+    assert (old_run / "claims.csv").is_file()
+
+
+def test_report_is_self_contained(old_run: Path):
+    html_report.write(old_run)
+    page = parse(old_run / "report.html")
+    csp = [a for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in (csp[0]["content"] or "")
+    for tag, attrs in page.tags:
+        assert tag not in ("script", "link", "iframe", "object"), tag
+        for key in ("src", "href"):
+            url = attrs.get(key)
+            if url is not None:
+                assert url.startswith("data:image/png;base64,"), url[:80]
+                png = base64.b64decode(url.split(",", 1)[1])
+                assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_shows_recommendations_and_marks_missing_meta(old_run: Path):
+    (old_run / "meta.json").unlink()
+    pd.DataFrame({"target": ["thread-pool"], "scenario": ["io"], "pool_size": [20], "rps": [410.0],
+                  "why": ["cheapest within 5% of the best"]}).to_csv(old_run / "recommend.csv", index=False)
+    html_report.write(old_run)
+    page = parse(old_run / "report.html")
+    assert page.rows["recommend"] == [["thread-pool", "io", "20", "410", "cheapest within 5% of the best"]]
+    text = " ".join(page.text)
+    assert "meta.json is missing or unreadable" in text
+    # Without meta.json the core count is unknown: claims that need it say why.
+    four = next(r for r in page.rows["verdicts"] if r[0] == "4")
+    assert four[2] == claims.NOT_MEASURED and "cores" in four[3]
+
+
+def test_report_needs_results(tmp_path: Path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "results.csv not found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
