@@ -34,6 +34,7 @@ CLEAR_RATIO = 2.0    # "clearly faster/slower": a factor of 2
 STALL_SHARE = 0.5    # /health p99 ≥ half the work endpoint's p50 → the cheap endpoint waits with it
 UNSATURATED = 0.7    # a cell at ≥ 70% of its ceiling is not queueing behind its own CPU
 FAST_HEALTH_MIN_MS = 20.0  # /health is "fast" below max(this, 2 × CPU_MS)
+UNEVEN_SHARE = 0.15  # a worker share this far above 1/W means uvicorn's accept left a core idle
 MEMORY_GROWTH = 1.10  # memory "grows" when the largest pool uses ≥ 10% more than the knee
 
 
@@ -365,8 +366,13 @@ def decide_6(run: Run) -> Verdict:
         extra = compare(over, at_k, "rps")
         outcome = HOLDS if gain and extra <= 0 else PARTLY if extra <= 0 else FAILS
         cases.append((outcome, target))
-        evidence.append(f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} "
-                        f"{measure(at_k, 'rps', 'rps')}; W={2 * k} {measure(over, 'rps', 'rps')}")
+        line = (f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} {measure(at_k, 'rps', 'rps')}; "
+                f"W={2 * k} {measure(over, 'rps', 'rps')}")
+        share = run.extra_median(at_k, "worker_share_max")
+        if math.isfinite(share) and share > 1 / k + UNEVEN_SHARE:
+            line += (f" (uneven accept at W={k}: the busiest worker served {share:.0%} of requests, "
+                     "so fewer than all cores worked)")
+        evidence.append(line)
         cells += [label(one), label(at_k), label(over)]
     if not cases:
         return not_measured("6", f"needs /cpu cells (python) of one target at W = 1, {k} and {2 * k}")

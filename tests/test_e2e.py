@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 
-from harness import aggregate, report
+from harness import aggregate, claims, report
 from harness.matrix import make_config
 from harness.schema import COLUMNS, SCHEMA_VERSION
 from harness.sweep import run_sweep
 from tests.conftest import leftover_children
+from tests.test_report import parse
 
 
 def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
@@ -47,6 +48,9 @@ def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
     report.finish(run_dir)
     assert (run_dir / "charts" / "mixed.png").stat().st_size > 10_000
     assert "results:" in capsys.readouterr().out
+    page = parse(run_dir / "report.html")  # the end of every sweep writes the report too
+    assert len(page.rows["results"]) == 1 and len(page.rows["verdicts"]) == len(claims.REGISTRY)
+    assert sum(1 for tag, _ in page.tags if tag == "img") == 1
 
 
 def test_reuseport_launch_starts_every_worker_and_stops_them_all(tmp_path, upstream):
