@@ -34,6 +34,7 @@ CLEAR_RATIO = 2.0    # "clearly faster/slower": a factor of 2
 STALL_SHARE = 0.5    # /health p99 ≥ half the work endpoint's p50 → the cheap endpoint waits with it
 UNSATURATED = 0.7    # a cell at ≥ 70% of its ceiling is not queueing behind its own CPU
 FAST_HEALTH_MIN_MS = 20.0  # /health is "fast" below max(this, 2 × CPU_MS)
+WORTHWHILE_GAIN = 0.10  # claim 6: more workers "add nothing" unless they add more than 10%
 UNEVEN_SHARE = 0.15  # a worker share this far above 1/W means uvicorn's accept left a core idle
 MEMORY_GROWTH = 1.10  # memory "grows" when the largest pool uses ≥ 10% more than the knee
 
@@ -227,7 +228,9 @@ def decide_2(run: Run) -> Verdict:
     io = io[io["fanout"] >= 2]
     if io.empty:
         return not_measured("2", "FANOUT is 1: there is nothing to gather")
-    calm = io[io["efficiency"] >= UNSATURATED]
+    # Unsaturated, and with enough connections that no request waits for one (claim 9's effect).
+    calm = io[(io["efficiency"] >= UNSATURATED)
+              & (io["workers"] * (io["http_connections"] // io["fanout"]) >= io["users"])]
     if calm.empty:
         worst = io.sort_values("efficiency").iloc[-1]
         return not_measured("2", f"every correct-async /io cell ran below {UNSATURATED:.0%} of its ceiling "
@@ -260,10 +263,12 @@ def decide_3(run: Run) -> Verdict:
         evidence.append(f"{case}: /health p99 {measure(c, 'health_p99_ms', 'ms')} vs /cpu p50 "
                         f"{fmt(c['p50_ms'], 'ms')} ({fmt(100 * share)}%)")
         cells.append(case)
-    ref = run.cells(target="process-pool", scenario="cpu")
-    for _, c in ref.iterrows():
-        evidence.append(f"for contrast, process-pool /cpu W={c['workers']} {c['cpu_kind']}: /health p99 "
-                        f"{fmt(c['health_p99_ms'], 'ms')}")
+    contrast = _one_per_right(pairs(run, dict(target="process-pool", scenario="cpu"),
+                                    dict(target="correct-async", scenario="cpu"), ignore=("pool_size",)),
+                              run.cores)
+    for pp, _ in contrast:
+        evidence.append(f"for contrast, process-pool (pool {_plain(pp['pool_size'])}) /cpu "
+                        f"W={pp['workers']}: /health p99 {fmt(pp['health_p99_ms'], 'ms')}")
     return combine("3", cases, evidence, cells)
 
 
@@ -282,6 +287,7 @@ def decide_4(run: Run) -> Verdict:
                                       dict(target="thread-pool", scenario="cpu", cpu_kind="python"),
                                       ignore=("pool_size",))
              if p["workers"] < run.cores and (p["pool_size"] or 1) >= 2]
+    found = _one_per_right(found, run.cores)
     if not found:
         return not_measured("4", "needs process-pool and thread-pool /cpu (python) cells with fewer workers "
                             "than cores and a process pool of ≥ 2")
@@ -296,6 +302,19 @@ def decide_4(run: Run) -> Verdict:
                         f"({fmt(ratio(p['rps'], t['rps']))}×)")
         cells += [label(p), label(t)]
     return combine("4", cases, evidence, cells)
+
+
+def _one_per_right(found: list[tuple[pd.Series, pd.Series]], cores: int | None) -> list[tuple]:
+    """When a pool sweep gives several left cells for one right cell, keep the left cell with the most
+    repeats (then the pool closest to the core count): one comparison per right cell."""
+    best: dict[str, tuple[pd.Series, pd.Series]] = {}
+    for left, right in found:
+        key = label(right, "pool_size", "cpu_kind", "loop", "http_connections")
+        rank = (int(left["repeats"]), -abs(float(left["pool_size"] or 0) - (cores or 0)))
+        if key not in best or rank > (int(best[key][0]["repeats"]),
+                                      -abs(float(best[key][0]["pool_size"] or 0) - (cores or 0))):
+            best[key] = (left, right)
+    return list(best.values())
 
 
 def _cores_busy(cell: pd.Series, suffix: str = "") -> float:
@@ -328,7 +347,7 @@ def decide_4b(run: Run) -> Verdict:
 
 def decide_5(run: Run) -> Verdict:
     found = pairs(run, dict(target="blocking-future", scenario="cpu"),
-                  dict(target="process-pool", scenario="cpu"), ignore=("pool_size",))
+                  dict(target="process-pool", scenario="cpu"))  # equal pools: the article's cpu_count()
     if not found:
         return not_measured("5", "the run has no blocking-future and process-pool /cpu cells with equal "
                             "knobs")
@@ -363,11 +382,14 @@ def decide_6(run: Run) -> Verdict:
             continue
         one, at_k, over = by_w[1], by_w[k], by_w[2 * k]
         gain = compare(at_k, one, "rps") > 0
-        extra = compare(over, at_k, "rps")
-        outcome = HOLDS if gain and extra <= 0 else PARTLY if extra <= 0 else FAILS
+        more = ratio(over["rps"], at_k["rps"])
+        # "Adds nothing": not measurably more, or measurably but by less than WORTHWHILE_GAIN.
+        adds = compare(over, at_k, "rps") > 0 and more > 1 + WORTHWHILE_GAIN
+        outcome = HOLDS if gain and not adds else PARTLY if not adds else FAILS
         cases.append((outcome, target))
         line = (f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} {measure(at_k, 'rps', 'rps')}; "
                 f"W={2 * k} {measure(over, 'rps', 'rps')}")
+        line += f"; W={2 * k} ÷ W={k} = {fmt(more)}×"
         share = run.extra_median(at_k, "worker_share_max")
         if math.isfinite(share) and share > 1 / k + UNEVEN_SHARE:
             line += (f" (uneven accept at W={k}: the busiest worker served {share:.0%} of requests, "
@@ -517,8 +539,9 @@ REGISTRY: list[Claim] = [
           _runs_1, decide_1),
     Claim("2", "gathering independent upstream calls costs about the slowest call, not their sum",
           "correct-async /io cells that are not saturated (few users)",
-          f"in cells at ≥ {UNSATURATED:.0%} of their ceiling, holds when the /io p50 is below the midpoint "
-          "between one call (IO_MS) and FANOUT calls in sequence (FANOUT × IO_MS)",
+          f"in cells at ≥ {UNSATURATED:.0%} of their ceiling and not short of connections, holds when the "
+          "/io p50 is below the midpoint between one call (IO_MS) and FANOUT calls in sequence "
+          "(FANOUT × IO_MS)",
           lambda cores: [dict(targets=["correct-async"], scenarios=["io"], users=[4])], decide_2),
     Claim("3", "CPU work inside async def stalls the event loop for every request, not just its own",
           "correct-async /cpu",
@@ -546,8 +569,9 @@ REGISTRY: list[Claim] = [
           decide_5),
     Claim("6", "uvicorn workers ≈ cores; more workers than cores adds nothing for CPU-bound work",
           "/cpu (python) of one in-worker CPU target at W = 1, cores and 2 × cores, ≥ 2 cores",
-          "holds when W = cores is measurably above W = 1 and W = 2 × cores is not measurably above "
-          "W = cores; only the second part: partly",
+          "holds when W = cores is measurably above W = 1 and W = 2 × cores adds nothing over "
+          f"W = cores (not measurably more, or by less than {WORTHWHILE_GAIN:.0%}); only the second part: "
+          "partly",
           lambda cores: [dict(targets=["correct-async"], scenarios=["cpu"], workers=[1, cores, 2 * cores],
                               repeat=3)], decide_6),
     Claim("7", "uvloop improves throughput",

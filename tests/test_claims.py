@@ -102,6 +102,8 @@ def test_claim_2_needs_an_unsaturated_cell():
     assert verdict("2", calm).verdict == claims.HOLDS
     serial = [row("correct-async", "io", 30, users=4, p50_ms=140.0, efficiency=0.8)]
     assert verdict("2", serial).verdict == claims.FAILS
+    short_of_connections = [row("correct-async", "io", 36, http_connections=6, p50_ms=870.0, efficiency=0.9)]
+    assert verdict("2", short_of_connections).verdict == claims.NOT_MEASURED
     saturated = [row("correct-async", "io", 150, p50_ms=210.0, efficiency=0.23)]
     v = verdict("2", saturated)
     assert v.verdict == claims.NOT_MEASURED and "queueing" in v.condition
@@ -152,6 +154,10 @@ def test_claim_6_workers_beyond_cores_add_nothing():
     assert verdict("6", rows).verdict == claims.HOLDS
     rising = rows[:6] + repeats("correct-async", "cpu", [120, 122, 125], workers=4)
     assert verdict("6", rising).verdict == claims.FAILS
+    # Measurably more, but by less than the stated 10%: still "adds nothing".
+    a_little = rows[:6] + repeats("correct-async", "cpu", [86, 87, 88], workers=4)
+    v = verdict("6", a_little)
+    assert v.verdict == claims.HOLDS and "W=4 ÷ W=2 = 1.06×" in v.evidence[0]
     v = verdict("6", rows[:6])
     assert v.verdict == claims.NOT_MEASURED and "W = 1, 2 and 4" in v.condition
 
