@@ -155,10 +155,17 @@ def section_run(meta: dict, run_dir: Path) -> str:
     parts.append(_kv_table(list(versions.items()), "versions") if isinstance(versions, dict)
                  else _na("versions not recorded"))
     knobs = meta.get("knobs")
+    runs = meta.get("claims_runs")
     if isinstance(knobs, dict):
-        parts.append("</div><div><h3>Knobs</h3>" + _kv_table(
+        heading = "Knobs (each claim's sweep below overrides them)" if runs else "Knobs"
+        parts.append(f"</div><div><h3>{esc(heading)}</h3>" + _kv_table(
             [(k, json.dumps(v) if isinstance(v, list) else v) for k, v in knobs.items()], "knobs"))
     parts.append("</div></div>")
+    if isinstance(runs, list) and runs:
+        table = pd.DataFrame([{k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()}
+                              for r in runs if isinstance(r, dict)])
+        parts.append("<h3>The sweeps <code>bench.py claims</code> ran, per claim</h3>"
+                     + _frame_table(table, "claims-runs"))
     return "".join(parts)
 
 
