@@ -1,4 +1,4 @@
-"""Command line: list | run | plot | report | claims | serve | calibrate | overhead.
+"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | compare.
 
 Bad input → one line on stderr, exit 2."""
 
@@ -106,6 +106,18 @@ def build_parser() -> Parser:
     cal = sub.add_parser("calibrate", help="can I trust this machine? cells with exact ceilings")
     cal.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     cal.add_argument("--duration", type=float, default=6.0, help="measured seconds per cell")
+
+    rec = sub.add_parser("recommend", help="cheapest configuration meeting a p99 SLO (from DIR only)")
+    rec.add_argument("dir", type=Path)
+    rec.add_argument("--slo-p99", type=float, default=None, metavar="MS",
+                     help="p99 bound in ms (default 1000)")
+    rec.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
+                     help="largest acceptable failure ratio (default 0.01)")
+
+    cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
+    cmp.add_argument("a", type=Path)
+    cmp.add_argument("b", type=Path)
+    cmp.add_argument("--out", type=Path, help="where compare.csv and compare.png go (default B/compare-vs-A)")
     return p
 
 
@@ -193,6 +205,22 @@ def cmd_claims(args) -> int:
     return claims_preset.run_claims(run_dir)
 
 
+def cmd_read_runs(args) -> int:
+    """recommend and compare: they read run folders only; unusable folders are bad input (exit 2)."""
+    from harness import aggregate, compare, recommend
+
+    try:
+        if args.command == "compare":
+            compare.run(args.a, args.b, out=args.out, warn=lambda m: print(m, file=sys.stderr))
+        else:
+            recommend.run(args.dir, recommend.DEFAULT_SLO_P99_MS if args.slo_p99 is None else args.slo_p99,
+                          recommend.DEFAULT_MAX_FAIL_RATIO if args.max_fail_ratio is None
+                          else args.max_fail_ratio)
+    except (compare.CompareError, recommend.RecommendError, aggregate.ResultsFormatError) as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -220,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             from harness.calibrate import calibrate
 
             return calibrate(args.out, duration=args.duration)
+        if args.command in ("recommend", "compare"):
+            return cmd_read_runs(args)
     except (ConfigError, store.RunFolderError) as exc:
         print(f"bench.py: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

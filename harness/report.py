@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import aggregate, plot
+from harness import aggregate, plot, recommend
 
 
 def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
@@ -41,4 +41,7 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
         from harness import html_report
 
         print(f"report: {html_report.write(run_dir, draw_missing=False)}")
+    # The default SLO is stated in the first line; `bench.py recommend DIR --slo-p99 MS` for another.
+    recommend.run(run_dir, full=False)
+    print(f"  full candidate tables or another SLO: bench.py recommend {run_dir} --slo-p99 MS")
     print(f"results: {results}")
