@@ -236,6 +236,9 @@ def decide_group(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) 
             cells.loc[closest.name, "role"] = "closest"
             why.append(f"closest: {_size_label(closest, sizes)} with p99 {_fmt(closest['p99_ms'])} ms "
                        f"and {_fmt(closest['rps'])} rps ({closest['reason']})")
+        else:
+            why.append("no cell has a measured p99 to call closest (too few requests, or every repeat "
+                       "failed)")
         return GroupResult(key, cells, None, None, closest, why)
 
     best = feasible.loc[feasible["rps"].idxmax()]

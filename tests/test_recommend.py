@@ -70,6 +70,15 @@ def test_infeasible_cells_are_excluded_for_their_reason():
     assert r.chosen is not None and r.chosen["pool_size"] == 8  # the only feasible one
 
 
+def test_none_feasible_and_no_p99_anywhere_says_so():
+    r = _decide([row(pool_size=8, rps=6.0, p99_ms=float("nan"), valid=False, invalid_reason="few requests"),
+                 row(pool_size=16, status="failed", error="boom")])
+    assert r.chosen is None and r.closest is None
+    assert r.why == ["no configuration meets the SLO",
+                     "no cell has a measured p99 to call closest (too few requests, or every repeat failed)"]
+    assert set(r.cells["role"]) == {"infeasible"}
+
+
 @pytest.mark.parametrize("cheap_rps, chosen_pool", [(95.5, 8), (94.0, 16)])
 def test_five_percent_rule(cheap_rps: float, chosen_pool: int):
     rows = [row(pool_size=8, rps=cheap_rps, p99_ms=300.0), row(pool_size=16, rps=100.0, p99_ms=300.0)]
