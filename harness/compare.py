@@ -327,7 +327,9 @@ def chart(table: pd.DataFrame, labels: list[str], spreads: dict[str, Spread], ti
     from matplotlib.lines import Line2D
 
     n = len(table)
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.8 * len(METRICS) + 3.0, 1.6 + 0.42 * n),
+    legend_in, title_in = 0.8, 0.7  # fixed room, in inches, so a 2-cell chart is not all legend
+    height = legend_in + title_in + max(1.6, 0.42 * n)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.8 * len(METRICS) + 3.0, height),
                              sharey=True, squeeze=False)
     for ax, (metric, label, higher) in zip(axes[0], METRICS, strict=True):
         band = spreads[metric].ratio
@@ -361,7 +363,7 @@ def chart(table: pd.DataFrame, labels: list[str], spreads: dict[str, Spread], ti
                 Line2D([], [], color="0.88", lw=8, label="shaded: this machine's repeat spread")]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 1.0 / (1.6 + 0.42 * n) * 0.9, 1, 0.96))
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1 - 0.35 / height))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
