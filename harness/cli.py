@@ -9,9 +9,10 @@ import signal
 import sys
 from pathlib import Path
 
-from harness import procs, store
+from harness import knobs, procs, store
 from harness.launch import LaunchError
-from harness.matrix import PRESETS, SCENARIOS, ConfigError, make_config
+from harness.matrix import ALL, PRESETS, ConfigError, make_config
+from harness.scenarios import SCENARIOS
 from targets import TARGETS
 
 EXIT_BAD_INPUT = 2
@@ -38,13 +39,52 @@ class Parser(argparse.ArgumentParser):
 def _csv_list(kind):
     def parse(text: str):
         items = [x.strip() for x in text.split(",") if x.strip()]
-        if kind is int:
+        if kind in (int, float):
             try:
-                return [int(x) for x in items]
+                return [kind(x) for x in items]
             except ValueError:
-                raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+                noun = "integers" if kind is int else "numbers"
+                raise argparse.ArgumentTypeError(f"expected comma-separated {noun}, got {text!r}") from None
         return items
     return parse
+
+
+def _per_target_list(kind):
+    """`5,10,20` (every target with a pool) or `thread-pool=5,10,20` (one target)."""
+    values = _csv_list(kind)
+
+    def parse(text: str):
+        name, sep, rest = text.rpartition("=")
+        return (name.strip() if sep else ALL, values(rest))
+    return parse
+
+
+def _help(knob: knobs.Knob) -> str:
+    if knob.switch is not None:
+        return knob.help
+    default = knob.default
+    if isinstance(default, list):
+        default = ",".join(map(str, default))
+    shown = "" if default is None else f" (default: {default})"
+    return knob.help + (" — comma list" if knob.sweep else "") + shown
+
+
+def add_knob_flags(parser: argparse.ArgumentParser) -> None:
+    """Every knob of the table that has a flag, as the table says (dest = the knob's name)."""
+    for knob in knobs.CONFIG_KNOBS:
+        if knob.flag is None:
+            continue
+        if knob.switch is not None:
+            parser.add_argument(knob.flag, dest=knob.name, action="store_const", const=knob.switch,
+                                default=None, help=_help(knob))
+        elif knob.per_target:
+            parser.add_argument(knob.flag, dest=knob.name, action="append", type=_per_target_list(knob.type),
+                                metavar="[TARGET=]LIST", help=_help(knob))
+        elif knob.sweep:
+            parser.add_argument(knob.flag, dest=knob.name, type=_csv_list(knob.type), metavar="LIST",
+                                help=_help(knob))
+        else:
+            parser.add_argument(knob.flag, dest=knob.name, type=knob.type, help=_help(knob))
 
 
 def build_parser() -> Parser:
@@ -54,28 +94,7 @@ def build_parser() -> Parser:
 
     run = sub.add_parser("run", help="run a sweep")
     run.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: default)")
-    run.add_argument("--targets", type=_csv_list(str), help="comma-separated target names")
-    run.add_argument("--scenarios", type=_csv_list(str), help="comma-separated: io,cpu,mixed")
-    run.add_argument("--workers", type=_csv_list(int), help="uvicorn worker counts, e.g. 1,2,4")
-    run.add_argument("--users", type=_csv_list(int), help="concurrent closed-loop users, e.g. 32 or 16,64")
-    run.add_argument("--duration", type=float, help="measured seconds per cell")
-    run.add_argument("--warmup", type=float, help="seconds excluded before the window")
-    run.add_argument("--io-ms", type=int, help="upstream wait per call (IO_MS)")
-    run.add_argument("--cpu-ms", type=int, help="CPU per request (CPU_MS)")
-    run.add_argument("--fanout", type=int, help="upstream calls per /io request (FANOUT)")
-    run.add_argument("--pool-size", type=int, help="POOL_SIZE for every target (default: each target's own)")
-    run.add_argument("--cpu-kind", choices=None, help="python (holds the GIL) or native (releases it)")
-    run.add_argument("--http-connections", type=int, help="HTTP client connection pool per worker")
-    run.add_argument("--http-client", help="async targets' client: httpx (default) or aiohttp")
-    run.add_argument("--loop", help="uvloop or asyncio")
-    run.add_argument("--repeat", type=int, help="repetitions of every cell")
-    run.add_argument("--no-probe", action="store_true", help="switch off the in-worker probe")
-    run.add_argument("--fixed-window", action="store_true",
-                     help="never stretch a slow cell's warm-up/duration (see README)")
-    run.add_argument("--launch", help="uvicorn (--workers W, one shared socket; default) or reuseport "
-                     "(W single-worker uvicorns on SO_REUSEPORT sockets: even connection spread)")
-    run.add_argument("--pin", action="store_true",
-                     help="put the target and the load generator on disjoint cores (needs ≥ 2 cores)")
+    add_knob_flags(run)
     run.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="re-run only the cells missing from DIR")
     run.add_argument("--no-plot", action="store_true", help="skip drawing charts at the end")
@@ -123,11 +142,11 @@ def build_parser() -> Parser:
 
 def cmd_list() -> int:
     print("targets:")
-    for name, (_, summary) in TARGETS.items():
-        print(f"  {name:<16} {summary}")
+    for name, target in TARGETS.items():
+        print(f"  {name:<16} {target.description}")
     print("scenarios:")
-    for name, summary in SCENARIOS.items():
-        print(f"  {name:<16} {summary}")
+    for name, scenario in SCENARIOS.items():
+        print(f"  {name:<16} {scenario.description}")
     print("presets:", ", ".join(PRESETS))
     return 0
 
@@ -145,9 +164,9 @@ def cmd_run(args) -> int:
             raise ConfigError(f"--resume: the run used preset {preset!r}, not {args.preset!r}")
         saved = make_config(preset, **meta["knobs"])
         overrides = vars(_config_overrides(args))
-        make_config(preset, **overrides)  # typed flags are validated like any others
-        typed = {k: v for k, v in overrides.items() if v is not None}
-        differ = {k: (getattr(saved, k), v) for k, v in typed.items() if getattr(saved, k) != v}
+        typed = make_config(preset, **overrides)  # typed flags are validated like any others
+        differ = {k: (getattr(saved, k), getattr(typed, k)) for k, v in overrides.items()
+                  if v is not None and getattr(saved, k) != getattr(typed, k)}
         if differ:
             raise ConfigError("--resume: knobs differ from the run's: " + ", ".join(
                 f"{k} was {old!r}, now {new!r}" for k, (old, new) in differ.items()))
@@ -166,15 +185,26 @@ def cmd_run(args) -> int:
 
 
 def _config_overrides(args) -> argparse.Namespace:
-    """Only the knobs the user typed (for comparing against a run being resumed)."""
-    return argparse.Namespace(
-        targets=args.targets, scenarios=args.scenarios, workers=args.workers, users=args.users,
-        duration=args.duration, warmup=args.warmup, io_ms=args.io_ms, cpu_ms=args.cpu_ms,
-        fanout=args.fanout, pool_size=args.pool_size, cpu_kind=args.cpu_kind,
-        http_connections=args.http_connections, http_client=args.http_client, loop=args.loop,
-        repeat=args.repeat, probe=False if args.no_probe else None,
-        adapt_window=False if args.fixed_window else None, pin=True if args.pin else None,
-        launch=args.launch)
+    """Only the knobs the user typed (None for the others), by the table's names."""
+    out = {}
+    for knob in knobs.CONFIG_KNOBS:
+        if knob.flag is None:
+            continue
+        value = getattr(args, knob.name)
+        if knob.per_target and value is not None:
+            value = _pool_sizes(knob, value)
+        out[knob.name] = value
+    return argparse.Namespace(**out)
+
+
+def _pool_sizes(knob: knobs.Knob, given: list[tuple[str, list]]) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for name, values in given:
+        if name in out:
+            shown = "a plain list" if name == ALL else name
+            raise ConfigError(f"{knob.flag}: {shown} given twice")
+        out[name] = values
+    return out
 
 
 def cmd_plot(args) -> int:

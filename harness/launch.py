@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from harness import procs
+from harness import knobs, procs
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -99,9 +99,9 @@ def target_command(import_string: str, workers: int, port: int, loop: str, host:
             "--workers", str(workers)]
 
 
-# Knobs the targets read: only the cell may set them, never the user's shell by accident.
-TARGET_KNOBS = ("IO_MS", "FANOUT", "CPU_MS", "CPU_KIND", "POOL_SIZE", "UPSTREAM_URL", "HTTP_CONNECTIONS",
-                "METRICS_DIR", "PROBE", "CPU_UNITS_PER_MS", "HTTP_CLIENT")
+# Knobs the targets read (the knob table's env vars): only the cell may set them, never the user's
+# shell by accident.
+TARGET_KNOBS = knobs.TARGET_ENV_VARS
 
 
 def target_base_env() -> dict[str, str]:

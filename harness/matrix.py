@@ -5,69 +5,152 @@ Validation happens here, before anything is launched, so bad input costs nothing
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from harness import model
-from targets import CORE_TARGETS, TARGETS, default_pool_size
+from harness import knobs, model
+from harness.knobs import KNOBS, closest
+from targets import TARGETS, core_targets
 
-SCENARIOS: dict[str, str] = {
-    "io": "I/O-bound: GET /io, FANOUT upstream calls of IO_MS each",
-    "cpu": "CPU-bound: GET /cpu, CPU_MS of calibrated CPU work",
-    "mixed": "mixed: GET /mixed, one upstream call then CPU_MS of work",
-    "health": "framework overhead: closed-loop users on GET /health (probe on/off comparisons)",
-}
-LOOPS = ("uvloop", "asyncio")
-CPU_KINDS = ("python", "native")
-HTTP_CLIENTS = ("httpx", "aiohttp")
-LAUNCHES = ("uvicorn", "reuseport")  # harness.launch's ways to start W workers
-
-# Limits on what a sweep may ask for: beyond them a typo is likelier than intent.
-LIMITS = {
-    "workers": (1, 64), "users": (1, 2000), "duration": (1, 3600), "warmup": (0, 600),
-    "io_ms": (0, 5000), "cpu_ms": (0, 1000), "fanout": (1, 16), "pool_size": (1, 1024),
-    "repeat": (1, 100), "http_connections": (1, 10000),
-}
+# Kept for `bench.py serve` and older callers: the allowed values live in the knob table.
+LOOPS = tuple(KNOBS["loop"].allowed())
 
 # Measurement window sizing: enough completions for a p99, warm-up past one full queue cycle.
 MIN_REQUESTS = 100
 EXPECTED_EFFICIENCY = 0.8  # size the window as if the cell reaches 80% of its ceiling
 MAX_STRETCH = 4.0  # never stretch a cell's window beyond this multiple of the asked duration
 
+ALL = "*"  # key of the pool sizes that apply to every target with a pool
+
 
 class ConfigError(ValueError):
     """Bad input: a one-line message for the user."""
 
 
-@dataclass
+def _closest(name: str, choices) -> str:
+    return closest(name, choices)
+
+
 class Config:
-    targets: list[str] = field(default_factory=lambda: list(CORE_TARGETS))
-    scenarios: list[str] = field(default_factory=lambda: ["io", "cpu", "mixed"])
-    workers: list[int] = field(default_factory=lambda: [1, 2, 4])
-    users: list[int] = field(default_factory=lambda: [32])
-    duration: float = 5.0
-    warmup: float = 2.0
-    io_ms: int = 50
-    cpu_ms: int = 20
-    fanout: int = 3
-    pool_size: int | None = None
-    cpu_kind: str = "python"
-    http_connections: int = 100
-    http_client: str = "httpx"
-    loop: str = "uvloop"
-    repeat: int = 1
-    probe: bool = True
-    adapt_window: bool = True
-    pin: bool = False
-    launch: str = "uvicorn"
+    """Validated knob values, one attribute per knob of the table (harness/knobs.py).
 
-    def knobs(self) -> dict:
-        return asdict(self)
+    Sweepable knobs hold lists (the cells are their product); `pool_size` holds pool sizes per
+    target ({"*": [...]} for every target with a pool; {} for each target's own default).
+    """
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("_values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Config is immutable: use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self._values == other._values
+
+    def __repr__(self) -> str:
+        return f"Config({self._values!r})"
+
+    def replace(self, **changes: Any) -> Config:
+        """A validated copy with some knobs changed."""
+        return validate({**self._values, **changes})
+
+    def knobs(self) -> dict[str, Any]:
+        """Plain values (JSON-able), as meta.json stores them and make_config takes them back."""
+        return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                for k, v in self._values.items()}
+
+    def pool_sizes(self, target: str) -> list[int | None]:
+        """Pool sizes to sweep for `target`: [None] when it has no pool, its own default if none given."""
+        record = TARGETS[target]
+        if record.pool_kind == "none":
+            return [None]
+        given = self.pool_size.get(target) or self.pool_size.get(ALL)
+        return list(given) if given else [record.default_pool_size()]
+
+    def swept(self) -> tuple[str, ...]:
+        """Cell knobs that take more than one value in this sweep (they name the raw folders)."""
+        out = []
+        for k in knobs.SWEEP_KNOBS:
+            if k.per_target:
+                if any(len(self.pool_sizes(t)) > 1 for t in self.targets):
+                    out.append(k.name)
+            elif len(getattr(self, k.name)) > 1:
+                out.append(k.name)
+        return tuple(out)
 
 
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _check_list(knob: knobs.Knob, values: Any) -> list:
+    values = _as_list(values)
+    if not values:
+        raise ConfigError(f"no {knob.name} given" if knob.scope == "axis"
+                          else f"{knob.flag} needs at least one value")
+    try:
+        checked = [knob.check(v) for v in values]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return list(dict.fromkeys(checked))  # a repeated value would run identical cells twice
+
+
+def _check_pool_sizes(knob: knobs.Knob, value: Any, targets: list[str]) -> dict[str, list[int]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):  # a plain list (or an older run's single value): every pooled target
+        value = {ALL: value}
+    out: dict[str, list[int]] = {}
+    for name, sizes in value.items():
+        if name != ALL:
+            if name not in TARGETS:
+                raise ConfigError(f"{knob.flag}: unknown target {name!r}{closest(name, TARGETS)}")
+            if name not in targets:
+                raise ConfigError(f"{knob.flag}: pool sizes given for {name}, which is not among the targets")
+            if TARGETS[name].pool_kind == "none":
+                raise ConfigError(f"{knob.flag}: {name} has no pool to size")
+        out[name] = _check_list(knob, sizes)
+    return out
+
+
+def validate(values: Mapping[str, Any]) -> Config:
+    """Check every knob against the table; returns the immutable Config."""
+    unknown = set(values) - {k.name for k in knobs.CONFIG_KNOBS}
+    if unknown:
+        raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
+    out: dict[str, Any] = {}
+    for knob in knobs.CONFIG_KNOBS:
+        value = values.get(knob.name)
+        if value is None:
+            value = knob.default
+        if knob.name == "targets" and value is None:
+            value = core_targets()
+        if knob.per_target:
+            continue  # needs the targets; below
+        if knob.sweep:
+            out[knob.name] = _check_list(knob, value)
+        else:
+            try:
+                out[knob.name] = knob.check(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    for knob in knobs.CONFIG_KNOBS:
+        if knob.per_target:
+            out[knob.name] = _check_pool_sizes(knob, values.get(knob.name), out["targets"])
+    return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
+
+
+# Presets: overrides of the table's defaults.
 PRESETS: dict[str, dict] = {
     "smoke": dict(targets=list(TARGETS), scenarios=["mixed"], workers=[1], users=[8],
                   duration=3.0, warmup=1.0, adapt_window=False),
@@ -76,125 +159,75 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def _closest(name: str, choices) -> str:
-    match = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _check_names(kind: str, names: list[str], known) -> None:
-    if not names:
-        raise ConfigError(f"no {kind} given")
-    for name in names:
-        if name not in known:
-            raise ConfigError(f"unknown {kind[:-1]} {name!r}{_closest(name, known)}; "
-                              f"choose from {', '.join(known)}")
-
-
-def _check_range(name: str, value) -> None:
-    lo, hi = LIMITS[name]
-    if value is None:
-        return
-    if not lo <= value <= hi:
-        flag = "--" + name.replace("_", "-")
-        raise ConfigError(f"{flag} {value} is out of range: must be between {lo} and {hi}")
-
-
-def validate(cfg: Config) -> Config:
-    # Repeated values would run identical cells twice under one key: keep the first of each.
-    for name in ("targets", "scenarios", "workers", "users"):
-        values = getattr(cfg, name)
-        if isinstance(values, list):
-            setattr(cfg, name, list(dict.fromkeys(values)))
-    _check_names("targets", cfg.targets, TARGETS)
-    _check_names("scenarios", cfg.scenarios, SCENARIOS)
-    if cfg.loop not in LOOPS:
-        raise ConfigError(f"unknown loop {cfg.loop!r}{_closest(cfg.loop, LOOPS)}; choose uvloop or asyncio")
-    if cfg.launch not in LAUNCHES:
-        raise ConfigError(f"unknown launch {cfg.launch!r}{_closest(cfg.launch, LAUNCHES)}; "
-                          "choose uvicorn or reuseport")
-    if cfg.http_client not in HTTP_CLIENTS:
-        raise ConfigError(f"unknown http client {cfg.http_client!r}; choose httpx or aiohttp")
-    if cfg.cpu_kind not in CPU_KINDS:
-        raise ConfigError(f"unknown cpu kind {cfg.cpu_kind!r}; choose python or native")
-    for name in ("workers", "users"):
-        values = getattr(cfg, name)
-        if not values:
-            raise ConfigError(f"--{name} needs at least one value")
-        for v in values:
-            _check_range(name, v)
-    for name in ("duration", "warmup", "io_ms", "cpu_ms", "fanout", "pool_size", "repeat",
-                 "http_connections"):
-        _check_range(name, getattr(cfg, name))
-    return cfg
-
-
-def make_config(preset: str = "default", **overrides) -> Config:
+def make_config(preset: str = "default", **overrides: Any) -> Config:
     """Preset values, then every override that is not None; validated."""
     if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}{_closest(preset, PRESETS)}; "
+        raise ConfigError(f"unknown preset {preset!r}{closest(preset, PRESETS)}; "
                           f"choose from {', '.join(PRESETS)}")
-    cfg = replace(Config(), **PRESETS[preset])
-    known = {f.name for f in fields(Config)}
+    values = dict(PRESETS[preset])
     for key, value in overrides.items():
-        if key not in known:
-            raise ConfigError(f"unknown setting {key!r}")
         if value is not None:
-            setattr(cfg, key, value)
-    return validate(cfg)
+            values[key] = value
+    return validate(values)
 
 
 def cores_available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=True)
 class Cell:
+    """One (cell, repeat) to measure. Knob values live in `knobs` (attribute access: cell.workers)."""
+
     target: str
     scenario: str
-    workers: int
-    users: int
-    loop: str
-    pool_size: int | None
-    io_ms: int
-    cpu_ms: int
-    fanout: int
-    cpu_kind: str
-    http_connections: int
+    knobs: Mapping[str, Any]
     repeat: int
     warmup_s: float
     duration_s: float
     ceiling_rps: float
-    probe: bool = True
-    http_client: str = "httpx"
-    launch: str = "uvicorn"
+    swept: tuple[str, ...] = field(default=(), compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and name != "knobs":
+            values = self.__dict__.get("knobs", {})
+            if name in values:
+                return values[name]
+        raise AttributeError(name)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def params(self) -> dict[str, Any]:
+        """The parameter columns of this cell's row, in results.csv's order."""
+        return {"target": self.target, "scenario": self.scenario,
+                **{k.col: self.knobs[k.name] for k in knobs.CELL_KNOBS}, "repeat": self.repeat}
 
     @property
     def key(self) -> tuple:
-        """Identity of a (cell, repeat) in results.csv, used by --resume."""
-        return (self.target, self.scenario, self.workers, self.users, self.repeat)
+        """Identity of a (cell, repeat) in results.csv, used by --resume: every parameter column."""
+        return knobs.cell_key(self.params())
 
     @property
     def cell_id(self) -> str:
-        probe = "" if self.probe else "_noprobe"
-        return f"{self.target}_{self.scenario}_w{self.workers}_u{self.users}{probe}_r{self.repeat}"
+        """The raw folder name: target, scenario, workers, users, every other swept knob, repeat."""
+        parts = [self.target, self.scenario, f"w{self.knobs['workers']}", f"u{self.knobs['users']}"]
+        for k in knobs.SWEEP_KNOBS:
+            if k.name in self.swept and k.name not in ("workers", "users") \
+                    and self.knobs[k.name] is not None:
+                parts.append(f"{k.token}{self.knobs[k.name]}")
+        if not self.knobs["probe"]:
+            parts.append("noprobe")
+        return "_".join(parts) + f"_r{self.repeat}"
 
     def env(self) -> dict[str, str]:
         """The knobs as the environment variables every uvicorn worker reads at start."""
-        env = {"IO_MS": str(self.io_ms), "FANOUT": str(self.fanout), "CPU_MS": str(self.cpu_ms),
-               "CPU_KIND": self.cpu_kind, "HTTP_CONNECTIONS": str(self.http_connections),
-               "HTTP_CLIENT": self.http_client,
-               "PROBE": "1" if self.probe else "0"}
-        if self.pool_size is not None:
-            env["POOL_SIZE"] = str(self.pool_size)
-        return env
-
-    def params(self) -> dict:
-        return {"target": self.target, "scenario": self.scenario, "workers": self.workers,
-                "users": self.users, "loop": self.loop, "pool_size": self.pool_size,
-                "io_ms": self.io_ms, "cpu_ms": self.cpu_ms, "fanout": self.fanout,
-                "cpu_kind": self.cpu_kind, "http_client": self.http_client,
-                "http_connections": self.http_connections, "launch": self.launch, "probe": self.probe,
-                "repeat": self.repeat}
+        out = {}
+        for k in knobs.CELL_KNOBS:
+            text = k.to_env(self.knobs[k.name]) if k.env else None
+            if k.env and text is not None:
+                out[k.env] = text
+        return out
 
 
 def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bool) -> tuple[float, float]:
@@ -214,21 +247,27 @@ def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bo
 
 
 def build_cells(cfg: Config, cores: int | None = None) -> list[Cell]:
-    """targets × scenarios × workers × users × repeats, in an order that groups a target's cells."""
+    """repeats × targets × scenarios × every sweepable knob's values (pool sizes per target), in an
+    order that groups a target's cells. Targets without a pool are not multiplied by pool sizes."""
     cores = cores or cores_available()
+    swept = cfg.swept()
     cells = []
-    for repeat, target, scenario, workers, users in itertools.product(
-            range(1, cfg.repeat + 1), cfg.targets, cfg.scenarios, cfg.workers, cfg.users):
-        pool = cfg.pool_size if cfg.pool_size is not None else default_pool_size(target)
-        try:
-            ceiling = model.ceiling_rps(
-                target, scenario, workers=workers, users=users, io_ms=cfg.io_ms, cpu_ms=cfg.cpu_ms,
-                fanout=cfg.fanout, pool_size=pool, cpu_kind=cfg.cpu_kind, cores=cores,
-                http_connections=cfg.http_connections)
-        except ValueError:  # a target without a model (e.g. one registered by a test)
-            ceiling = math.nan
-        warm, dur = window(cfg.duration, cfg.warmup, users, ceiling, cfg.adapt_window)
-        cells.append(Cell(target, scenario, workers, users, cfg.loop, pool, cfg.io_ms, cfg.cpu_ms,
-                          cfg.fanout, cfg.cpu_kind, cfg.http_connections, repeat, warm, dur, ceiling,
-                          cfg.probe, cfg.http_client, cfg.launch))
+    for repeat, target, scenario in itertools.product(range(1, cfg.repeat + 1), cfg.targets, cfg.scenarios):
+        lists = [cfg.pool_sizes(target) if k.per_target else getattr(cfg, k.name) for k in knobs.SWEEP_KNOBS]
+        for combo in itertools.product(*lists):
+            values = dict(zip((k.name for k in knobs.SWEEP_KNOBS), combo, strict=True))
+            for k in knobs.CELL_KNOBS:
+                if not k.sweep:
+                    values[k.name] = getattr(cfg, k.name)
+            try:
+                ceiling = model.ceiling_rps(
+                    target, scenario, workers=values["workers"], users=values["users"],
+                    io_ms=values["io_ms"], cpu_ms=values["cpu_ms"], fanout=values["fanout"],
+                    pool_size=values["pool_size"], cpu_kind=values["cpu_kind"], cores=cores,
+                    http_connections=values["http_connections"])
+            except ValueError:  # a target without a model (e.g. one registered by a test)
+                ceiling = math.nan
+            warm, dur = window(cfg.duration, cfg.warmup, values["users"], ceiling, cfg.adapt_window)
+            cells.append(Cell(target=target, scenario=scenario, knobs=values, repeat=repeat, warmup_s=warm,
+                              duration_s=dur, ceiling_rps=ceiling, swept=swept))
     return cells

@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-INF = math.inf
+from harness.scenarios import SCENARIOS
+from targets import TARGETS
 
-# Which targets wait asynchronously on upstream I/O (the loop is free while waiting)
-ASYNC_IO = {"correct-async", "process-pool", "mixed"}
+INF = math.inf
 
 
 @dataclass(frozen=True)
@@ -39,44 +39,42 @@ def demand(target: str, scenario: str, *, workers: int, io_ms: float, cpu_ms: fl
            pool_size: int | None, cpu_kind: str, cores: int, http_connections: int = 100) -> Demand:
     W, L, C, F, K, H = workers, io_ms / 1000, cpu_ms / 1000, fanout, cores, http_connections
     P = pool_size or 1
-    if scenario == "io":
-        C = 0.0
-        calls, per_call_wall = F, L
-    elif scenario == "mixed":
-        calls, per_call_wall = 1, L
-    elif scenario == "cpu":
-        calls, per_call_wall = 0, 0.0
-    elif scenario == "health":  # no modelled work: framework overhead only, no finite ceiling
-        C = 0.0
-        calls, per_call_wall = 0, 0.0
-    else:
+    if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
+    work = SCENARIOS[scenario]
+    record = TARGETS.get(target)
+    if record is None or record.concurrency is None:
+        raise ValueError(f"no ceiling model for target {target!r}")
+    calls = work.calls(F)
+    per_call_wall = L if calls else 0.0
+    if not work.cpu:
+        C = 0.0
     gil_free = cpu_kind == "native"
+    # Where the CPU stage runs decides how many requests compute at once: inline on the worker's
+    # loop (one per worker), in a thread pool (one per worker under the GIL, P with native work),
+    # or in a process pool (W·P), never more than the cores.
+    if record.pool_kind == "processes":
+        cpu_parallel = min(W * P, K)
+    elif record.pool_kind == "threads":
+        cpu_parallel = min(W * P if gil_free else W, K)
+    else:
+        cpu_parallel = min(W, K)
 
-    if target == "fake-async":
+    if record.concurrency == "blocking":
         # Everything blocks the loop: one request at a time per worker, calls in sequence.
         return Demand(W, calls * per_call_wall + C, C, min(W, K))
-    if target == "thread-pool":
+    if record.concurrency == "threads":
         # Each request holds a thread token; the sync client calls in sequence, one connection each.
-        slots = W * min(P, H)
-        return Demand(slots, calls * per_call_wall + C, C, min(W * P if gil_free else W, K))
-    if target == "blocking-future":
-        if scenario == "io":
+        return Demand(W * min(P, H), calls * per_call_wall + C, C, cpu_parallel)
+    if record.concurrency == "blocked-future":
+        if not work.cpu and calls:
             # F calls go to P threads in parallel, but the loop waits on them: one request per worker.
-            return Demand(W, math.ceil(F / P) * L, 0.0, 0.0)
+            return Demand(W, math.ceil(calls / P) * L, 0.0, 0.0)
         # The upstream fetch is awaited; the CPU stage blocks the loop while the process computes.
         return Demand(INF if calls else W, calls * L + C, C, min(W, K))
-    if target in ASYNC_IO:
-        # Upstream calls run concurrently (gather); each in-flight request needs `calls` connections.
-        slots = W * (H // calls) if calls else INF
-        if target == "process-pool":
-            cpu_parallel = min(W * P, K)
-        elif target == "mixed":
-            cpu_parallel = min(W * P if gil_free else W, K)
-        else:  # correct-async computes inline, on the loop
-            cpu_parallel = min(W, K)
-        return Demand(slots, (L if calls else 0.0) + C, C, cpu_parallel)
-    raise ValueError(f"no ceiling model for target {target!r}")
+    # async: upstream calls run concurrently (gather); each in-flight request needs `calls` connections.
+    slots = W * (H // calls) if calls else INF
+    return Demand(slots, per_call_wall + C, C, cpu_parallel)
 
 
 def ceiling_from(d: Demand, users: int) -> float:
@@ -99,4 +97,4 @@ def ceiling_rps(target: str, scenario: str, *, workers: int, users: int, io_ms: 
 
 def upstream_calls(scenario: str, fanout: int) -> int:
     """Upstream requests each work request makes (for the upstream-capacity validity check)."""
-    return {"io": fanout, "mixed": 1, "cpu": 0, "health": 0}[scenario]
+    return SCENARIOS[scenario].calls(fanout)

@@ -9,7 +9,6 @@ a CPU-bound server throughput is 1 / (CPU per request), so the two say the same.
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 from harness import store
@@ -25,7 +24,7 @@ def measure_overhead(out: Path | None = None, repeat: int = 3, users: int = 16,
         raise ConfigError(f"--repeat {repeat} is out of range: must be between 1 and 20")
     cfg_on = make_config("default", targets=[target], scenarios=["health"], workers=[1], users=[users],
                          duration=duration, warmup=1.5, repeat=repeat, adapt_window=False)
-    cfg_off = replace(cfg_on, probe=False)
+    cfg_off = cfg_on.replace(probe=False)
     cells = [c for pair in zip(build_cells(cfg_on), build_cells(cfg_off), strict=True) for c in pair]
     run_dir = out or store.ROOT / "results" / store.new_run_id("overhead")
     store.prepare_run_dir(run_dir, resume=False)

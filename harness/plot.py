@@ -22,9 +22,12 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
 from harness.aggregate import CELL_COLUMNS, load_results, summarize  # noqa: E402
+from harness.scenarios import SCENARIOS  # noqa: E402
+from targets import TARGETS  # noqa: E402
 
-# Fixed colours for the known targets so a target looks the same in every chart of every run.
-KNOWN_TARGETS = ["fake-async", "correct-async", "thread-pool", "process-pool", "mixed", "blocking-future"]
+# Fixed colours for the registered targets (registry order) so a target looks the same in every
+# chart of every run.
+KNOWN_TARGETS = list(TARGETS)
 _PALETTE = list(plt.get_cmap("tab10").colors)
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
 
@@ -33,7 +36,6 @@ LOG_SPAN = 20.0  # a panel switches to a log y-scale when its positive values sp
 MAX_FOOTNOTES = 14
 WRAP = 170
 
-SCENARIO_ENDPOINT = {"io": "I/O-bound endpoint", "cpu": "CPU-bound endpoint", "mixed": "Mixed endpoint"}
 CPU_KIND_TEXT = {
     "python": "Python CPU",
     "native": "native (GIL-releasing hashlib) CPU",
@@ -104,15 +106,23 @@ def scenario_title(scenario: str, rows: pd.DataFrame) -> str:
     cpu_text = CPU_KIND_TEXT.get(kind or "", f"{kind} CPU" if kind and kind != "?" else "CPU")
     varies = users.startswith("(")
     users_text = "concurrent users vary (see legend)" if varies else f"{users} concurrent users"
-    head = SCENARIO_ENDPOINT.get(scenario, f"Scenario '{scenario}'")
-    if scenario == "io":
-        body = f"{_calls(fanout)} × {io_ms} ms each"
-    elif scenario == "cpu":
-        body = f"{cpu_ms} ms of {cpu_text} per request"
-    elif scenario == "mixed":
-        body = f"1 upstream call of {io_ms} ms then {cpu_ms} ms of {cpu_text}"
-    else:
+    record = SCENARIOS.get(scenario)
+    head = record.title if record else f"Scenario '{scenario}'"
+    calls = None if record is None else record.upstream_calls
+    if record is None:
         body = f"upstream {fanout} × {io_ms} ms, CPU {cpu_ms} ms ({cpu_text})"
+    elif calls == "fanout" and not record.cpu:
+        body = f"{_calls(fanout)} × {io_ms} ms each"
+    elif calls and record.cpu:
+        count = fanout if calls == "fanout" else str(calls)
+        each = "" if count == "1" else " each"
+        body = f"{_calls(count)} of {io_ms} ms{each} then {cpu_ms} ms of {cpu_text}"
+    elif calls:
+        body = f"{_calls(str(calls))} × {io_ms} ms each"
+    elif record.cpu:
+        body = f"{cpu_ms} ms of {cpu_text} per request"
+    else:
+        body = "no modelled work (framework overhead)"
     return f"{head} (/{scenario}): {body}, {users_text}"
 
 

@@ -16,6 +16,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from harness import knobs
 from harness.schema import COLUMNS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,14 +85,14 @@ def drop_torn_row(path: Path) -> bool:
 
 
 def done_keys(path: Path) -> set[tuple]:
-    """(target, scenario, workers, users, repeat) of every complete row already in results.csv."""
+    """The identity (knobs.cell_key: every parameter column) of each complete row in results.csv."""
     if not path.exists():
         return set()
     keys = set()
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
             try:
-                keys.add((r["target"], r["scenario"], int(r["workers"]), int(r["users"]), int(r["repeat"])))
+                keys.add(knobs.cell_key(r))
             except (TypeError, ValueError):
                 continue  # a damaged row is not a finished cell: it will be measured again
     return keys

@@ -69,6 +69,12 @@ class UpstreamKeeper:
             self.server.stop()
 
 
+def cell_label(cell: Cell) -> str:
+    """workers and users, plus every other knob this sweep varies: 'workers=1 users=32 pool_size=8'."""
+    names = ["workers", "users", *(k for k in cell.swept if k not in ("workers", "users"))]
+    return " ".join(f"{k}={cell.knobs[k]}" for k in names)
+
+
 def describe(row: dict) -> str:
     if row["status"] != "ok":
         return f"FAILED: {row['error']}"
@@ -146,8 +152,8 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
                 meta["upstream_capacity"] = keeper.capacity
                 store.write_meta(meta_path, meta)
             t_cell = time.monotonic()
-            say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · workers={cell.workers} "
-                f"users={cell.users} repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
+            say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · {cell_label(cell)} "
+                f"repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
             run_env = {"CPU_UNITS_PER_MS": str(rates[cell.cpu_kind])}
             row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper)
             store.append_row(results, row)
@@ -178,5 +184,5 @@ def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
     say(f"run folder: {run_dir}")
     say(f"{len(todo)} cells to run ({len(cells) - len(todo)} already done), about "
         f"{fmt_s(estimate_s(todo))}; {procs.placement_note()}")
-    rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind, measure_upstream=measure_upstream)
+    rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind[0], measure_upstream=measure_upstream)
     return 1 if any(r["status"] != "ok" for r in rows) else 0

@@ -1,20 +1,15 @@
 """What every target shares: knobs from the environment, bounded query parameters, the upstream
 URL, HTTP clients, calibrated CPU work, /health, and the one lifespan helper (`instrumented`).
 
-Knobs are read once, at import, in every uvicorn worker (the harness sets them in the environment,
-which workers inherit):
-
-  IO_MS (50)      upstream wait per call, ms        FANOUT (3)      upstream calls per /io request
-  CPU_MS (20)     CPU cost of /cpu and /mixed, ms   CPU_KIND        python (holds the GIL) | native
-  POOL_SIZE       thread limiter / executor size (each target documents its default)
-  UPSTREAM_URL    base URL of the local upstream    HTTP_CONNECTIONS (100) client connection pool size
-  METRICS_DIR     where the in-worker probe writes  PROBE (1)       0 switches the probe off
-  CPU_UNITS_PER_MS  calibrated CPU work rate (set by the harness; each worker calibrates if unset)
-  HTTP_CLIENT     httpx (default) | aiohttp: the async targets' client library
+Knobs are read once, at import, in every uvicorn worker, from the environment variables the
+harness sets (which workers inherit). Their names, defaults and bounds are the knob table's
+(harness/knobs.py: IO_MS, FANOUT, CPU_MS, CPU_KIND, POOL_SIZE, HTTP_CONNECTIONS, HTTP_CLIENT, PROBE,
+and the harness's own UPSTREAM_URL, METRICS_DIR, CPU_UNITS_PER_MS).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
@@ -29,39 +24,23 @@ import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from harness.knobs import ENV_KNOBS, KNOBS
 from targets import cpu_work
 from targets.probe import CountRequests, WorkerProbe
 
-# Bounds on request-controlled work: a query can never ask for minutes of waiting or CPU.
-MAX_IO_MS = 5_000
-MAX_FANOUT = 16
-MAX_CPU_MS = 1_000
-HTTP_CLIENTS = ("httpx", "aiohttp")
-
-
-def _env_number(name: str, default, lo, hi, kind: type = int):
-    """A numeric knob: `default` when unset, else `kind(value)` within [lo, hi]."""
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value} is outside [{lo}, {hi}]")
-    return value
-
-
-def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = os.environ.get(name, "") or default
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} must be one of {choices}")
-    return value
+# Bounds on request-controlled work, the same as the knobs' (harness/knobs.py): a query can never
+# ask for minutes of waiting or CPU.
+MAX_IO_MS = int(KNOBS["io_ms"].bounds[1])  # type: ignore[index]
+MAX_FANOUT = int(KNOBS["fanout"].bounds[1])  # type: ignore[index]
+MAX_CPU_MS = int(KNOBS["cpu_ms"].bounds[1])  # type: ignore[index]
+HTTP_CLIENTS = tuple(KNOBS["http_client"].allowed())
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The knobs a worker reads at start: one field per env-var knob of the table (the table gives
+    each one's variable, default and bounds; tests/test_targets.py checks the fields match)."""
+
     io_ms: int
     fanout: int
     cpu_ms: int
@@ -76,21 +55,9 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        kind = _env_choice("CPU_KIND", "python", cpu_work.KINDS)
-        return cls(
-            io_ms=_env_number("IO_MS", 50, 0, MAX_IO_MS),
-            fanout=_env_number("FANOUT", 3, 1, MAX_FANOUT),
-            cpu_ms=_env_number("CPU_MS", 20, 0, MAX_CPU_MS),
-            cpu_kind=kind,
-            pool_size=_env_number("POOL_SIZE", None, 1, 4096),
-            upstream_url=os.environ.get("UPSTREAM_URL", "http://127.0.0.1:8001").rstrip("/"),
-            http_connections=_env_number("HTTP_CONNECTIONS", 100, 1, 100_000),
-            metrics_dir=os.environ.get("METRICS_DIR") or None,
-            probe=os.environ.get("PROBE", "1") != "0",
-            # a rate: zero or less would silently do no work
-            cpu_units_per_ms=_env_number("CPU_UNITS_PER_MS", None, 1e-6, 1e9, kind=float),
-            http_client=_env_choice("HTTP_CLIENT", "httpx", HTTP_CLIENTS),
-        )
+        values = {k.name: k.from_env(os.environ) for k in ENV_KNOBS}
+        values["upstream_url"] = values["upstream_url"].rstrip("/")
+        return cls(**values)
 
 
 settings = Settings.from_env()
@@ -219,6 +186,14 @@ class AiohttpClient:
                 return _Body(await response.read())
         except aiohttp.ClientError as exc:
             raise UpstreamError(str(exc)) from exc
+
+
+async def async_io(work: WorkParams, request: Request) -> dict:
+    """GET /io of every target whose I/O is asynchronous: the worker's one shared async client,
+    FANOUT upstream calls awaited together (asyncio.gather), so a request takes one IO_MS."""
+    client = request.app.state.client
+    responses = await asyncio.gather(*(client.get(work.delay_url()) for _ in range(work.fanout)))
+    return {"results": [r.json() for r in responses]}
 
 
 # --- app construction ---

@@ -9,10 +9,7 @@ overhead is then the limit), /health p99 in single-digit ms, tiny loop lag. On /
 exactly like fake-async: one request at a time per worker, /health stalls.
 """
 
-import asyncio
 from contextlib import asynccontextmanager
-
-import httpx
 
 from targets import common
 from targets.common import WorkParams
@@ -29,11 +26,7 @@ async def lifespan(app):
 app = common.make_app("correct-async", __doc__, lifespan)
 
 
-@app.get("/io")
-async def io(work: WorkParams):
-    client: httpx.AsyncClient = app.state.client
-    responses = await asyncio.gather(*(client.get(work.delay_url()) for _ in range(work.fanout)))
-    return {"results": [r.json() for r in responses]}
+app.get("/io")(common.async_io)  # the shared async /io route (targets/common.py)
 
 
 @app.get("/cpu")

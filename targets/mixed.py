@@ -13,8 +13,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-import httpx
-
 from targets import common, default_pool_size
 from targets.common import WorkParams
 
@@ -39,11 +37,7 @@ async def _compute(work, data=None) -> dict:
         return await loop.run_in_executor(app.state.executor, common.compute, work, data)
 
 
-@app.get("/io")
-async def io(work: WorkParams):
-    client: httpx.AsyncClient = app.state.client
-    responses = await asyncio.gather(*(client.get(work.delay_url()) for _ in range(work.fanout)))
-    return {"results": [r.json() for r in responses]}
+app.get("/io")(common.async_io)  # the shared async /io route (targets/common.py)
 
 
 @app.get("/cpu")

@@ -12,8 +12,6 @@ healthy /health while the CPU work runs, at the price of pickling and process st
 import asyncio
 from contextlib import asynccontextmanager
 
-import httpx
-
 from targets import common, default_pool_size
 from targets.common import WorkParams
 
@@ -41,11 +39,7 @@ async def _offload(work) -> int:
         return await loop.run_in_executor(app.state.pool, *common.cpu_job(work))
 
 
-@app.get("/io")
-async def io(work: WorkParams):
-    client: httpx.AsyncClient = app.state.client
-    responses = await asyncio.gather(*(client.get(work.delay_url()) for _ in range(work.fanout)))
-    return {"results": [r.json() for r in responses]}
+app.get("/io")(common.async_io)  # the shared async /io route (targets/common.py)
 
 
 @app.get("/cpu")

@@ -36,7 +36,7 @@ ORACLES = {
 
 
 def load_app(name: str):
-    module_name, _, attr = TARGETS[name][0].partition(":")
+    module_name, _, attr = TARGETS[name].app.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
 

@@ -28,7 +28,7 @@ import psutil
 import pytest
 
 import targets
-from harness import drive, launch, procs, sweep
+from harness import drive, knobs, launch, procs, sweep
 from harness.cell import Upstream, run_cell
 from harness.launch import LOOPBACK, launch_target, start_upstream
 from harness.matrix import build_cells, make_config
@@ -160,7 +160,8 @@ def read_rows(run_dir: Path) -> list[dict]:
 
 
 def row_key(row: dict) -> tuple:
-    return (row["target"], row["scenario"], int(row["workers"]), int(row["users"]), int(row["repeat"]))
+    """A row's identity, as --resume sees it (every parameter column)."""
+    return knobs.cell_key(row)
 
 
 def tiny(targets_: list[str], *, scenario: str = "io", workers: int = 1, duration: float = 1.0):
@@ -169,7 +170,8 @@ def tiny(targets_: list[str], *, scenario: str = "io", workers: int = 1, duratio
 
 
 def register(monkeypatch, name: str, attr: str) -> str:
-    monkeypatch.setitem(targets.TARGETS, name, (f"tests.broken_targets:{attr}", f"test-only: {attr}"))
+    monkeypatch.setitem(targets.TARGETS, name, targets.Target(f"tests.broken_targets:{attr}",
+                                                              f"test-only: {attr}", concurrency=None))
     return name
 
 
@@ -447,7 +449,8 @@ class Bench:
 # pytest process cannot reach a subprocess).
 WITH_BROKEN_TARGET = (
     "import sys, targets; "
-    "targets.TARGETS['broken-lifespan'] = ('tests.broken_targets:lifespan_crash_app', 'test-only'); "
+    "targets.TARGETS['broken-lifespan'] = targets.Target('tests.broken_targets:lifespan_crash_app', "
+    "'test-only', concurrency=None); "
     "from harness.cli import main; sys.exit(main())"
 )
 
@@ -530,8 +533,11 @@ def test_sigterm_mid_run_then_resume(tmp_path):
     assert resume.wait() == 0, resume.output()
     assert resume.leftover == []
     rows = read_rows(run_dir)
-    assert sorted(row_key(r) for r in rows) == [("correct-async", "io", 1, 4, 1),
-                                                ("fake-async", "io", 1, 4, 1)]
+    meta = meta_of(run_dir)
+    planned = build_cells(make_config(meta["preset"], **meta["knobs"]))
+    assert sorted(row_key(r) for r in rows) == sorted(c.key for c in planned)
+    assert sorted((r["target"], r["scenario"], r["workers"], r["users"]) for r in rows) == [
+        ("correct-async", "io", "1", "4"), ("fake-async", "io", "1", "4")]
 
 
 @pytest.mark.parametrize("sig,expect_code,phase,needle", [

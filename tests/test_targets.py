@@ -21,25 +21,26 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
+from harness import knobs
 from targets import TARGETS, default_pool_size
 from tests.conftest import leftover_children
 
 NAMES = list(TARGETS)
 
-# How each target runs the FANOUT upstream calls of one /io request.
-SEQUENTIAL_IO = {"fake-async", "thread-pool"}
-CONCURRENT_IO = {"correct-async", "process-pool", "mixed", "blocking-future"}
+# How each target runs the FANOUT upstream calls of one /io request, from its registry record:
+# blocking calls and thread tokens call in sequence; async and blocked-future ones overlap.
+SEQUENTIAL_IO = {n for n, t in TARGETS.items() if t.concurrency in ("blocking", "threads")}
+CONCURRENT_IO = {n for n, t in TARGETS.items() if t.concurrency in ("async", "blocked-future")}
 # Targets whose lifespan starts a ProcessPoolExecutor (children exist while serving).
-PROCESS_POOLS = {"process-pool", "blocking-future"}
+PROCESS_POOLS = {n for n, t in TARGETS.items() if t.pool_kind == "processes"}
 
 LOOSE_S = 2.0  # generous upper bound for "this is quick"
-KNOB_ENV = ("IO_MS", "FANOUT", "CPU_MS", "CPU_KIND", "POOL_SIZE", "UPSTREAM_URL", "HTTP_CONNECTIONS",
-            "METRICS_DIR", "PROBE", "CPU_UNITS_PER_MS")
+KNOB_ENV = knobs.TARGET_ENV_VARS  # every variable a target reads, from the knob table
 
 
 def load_module(name: str):
-    module_name, _, attr = TARGETS[name][0].partition(":")
-    assert attr == "app", TARGETS[name][0]
+    module_name, _, attr = TARGETS[name].app.partition(":")
+    assert attr == "app", TARGETS[name].app
     return importlib.import_module(module_name)
 
 
@@ -91,10 +92,20 @@ def timed_get(client: TestClient, url: str):
 
 
 def test_registry_is_classified():
-    """A new target must be added to the expectations below, not silently skipped."""
+    """Every shipped target says how it waits (the model and these tests depend on it), and its
+    pool default agrees with its pool kind."""
     assert set(NAMES) == SEQUENTIAL_IO | CONCURRENT_IO
     assert not SEQUENTIAL_IO & CONCURRENT_IO
-    assert PROCESS_POOLS <= set(NAMES)
+    assert PROCESS_POOLS == {"process-pool", "blocking-future"}
+    for name, target in TARGETS.items():
+        assert (target.pool_kind == "none") == (target.pool_default is None), name
+        assert (default_pool_size(name) is None) == (target.pool_kind == "none"), name
+
+
+def test_settings_fields_are_the_env_knobs(target_common):
+    """targets.common.Settings has one field per env-var knob of the table, nothing else."""
+    fields = [f.name for f in dataclasses.fields(target_common.Settings)]
+    assert sorted(fields) == sorted(k.name for k in knobs.ENV_KNOBS)
 
 
 # --- docstrings ---
