@@ -5,12 +5,12 @@ Parameters come first, then measures. Plotting and reporting read only these col
 
 from __future__ import annotations
 
+from harness import knobs
+
 SCHEMA_VERSION = 1
 
-PARAM_COLUMNS = [
-    "target", "scenario", "workers", "users", "loop", "pool_size", "io_ms", "cpu_ms", "fanout",
-    "cpu_kind", "http_client", "http_connections", "launch", "probe", "repeat",
-]
+# The parameters: the axes, every cell knob of the table (harness/knobs.py), the repeat.
+PARAM_COLUMNS = knobs.PARAM_COLUMNS
 
 LATENCY_STATS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
 
