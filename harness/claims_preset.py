@@ -53,7 +53,7 @@ def _raw_name(cell: Cell, default: Config) -> str:
     parts = []
     for knob in _ID_KNOBS:
         value = getattr(cell, knob)
-        usual = default_pool_size(cell.target) if knob == "pool_size" else getattr(default, knob)
+        usual = default_pool_size(cell.target) if knob == "pool_size" else getattr(default, knob)[0]
         if value != usual:
             parts.append(f"{_SHORT[knob]}{value}")
     if not parts:
@@ -65,7 +65,7 @@ def _raw_name(cell: Cell, default: Config) -> str:
 def plan(cores: int) -> list[ClaimCell]:
     """Every cell the registry needs, each once (the first claim to ask sets its window), grouped
     by repeat so that a late disturbance of the machine does not hit all repeats of one cell."""
-    default = Config()
+    default = make_config("default")
     seen: dict[tuple, ClaimCell] = {}
     for _, cfg in configs(cores):
         for cell in build_cells(cfg, cores=cores):
@@ -93,7 +93,7 @@ def run_claims(run_dir: Path) -> int:
     say(f"{len(cells)} cells for {len(claims.REGISTRY)} claims, about "
         f"{fmt_s(sum(c.warmup_s + c.duration_s + 4.0 for c in cells))}")
     t0 = time.monotonic()
-    rows = run_cells(cells, run_dir, meta, cpu_kind=base.cpu_kind)
+    rows = run_cells(cells, run_dir, meta, cpu_kind=base.cpu_kind[0])
     report.finish(run_dir)  # charts, report.html and claims.csv
     verdicts = claims.decide_run(run_dir)
     say("")
