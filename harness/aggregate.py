@@ -22,8 +22,9 @@ SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "loop_lag_p99_ms
 TEXT_PARAMS = ["target", "scenario", "loop", "cpu_kind", "http_client", "launch"]
 BOOL_PARAMS = ["probe"]
 NUMERIC_PARAMS = [c for c in schema.PARAM_COLUMNS if c not in TEXT_PARAMS + BOOL_PARAMS]
-TEXT_MEASURES = ["status", "error", "invalid_reason", "started_at", "raw_dir"]
-BOOL_MEASURES = ["valid"]
+TEXT_MEASURES = ["status", "error", "invalid_reason", "started_at", "raw_dir", "bound_by", "bound_detail",
+                 "profile_svg"]
+BOOL_MEASURES = ["valid", "profiled"]
 NUMERIC_MEASURES = [c for c in schema.MEASURE_COLUMNS if c not in TEXT_MEASURES + BOOL_MEASURES]
 
 CONFIDENCE = 0.95
@@ -57,10 +58,13 @@ def _numeric_param(series: pd.Series) -> pd.Series:
 
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of a results frame with the schema's dtypes (see load_results)."""
-    missing = [c for c in schema.COLUMNS if c not in df.columns]
+    missing = [c for c in schema.COLUMNS if c not in df.columns and c not in schema.OPTIONAL_COLUMNS]
     if missing:
         raise ResultsFormatError(f"results are missing column(s): {', '.join(missing)}")
     df = df.copy()
+    for col in schema.OPTIONAL_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
     for col in NUMERIC_PARAMS:
         df[col] = _numeric_param(df[col])
     for col in TEXT_PARAMS:
@@ -72,7 +76,8 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
     for col in TEXT_MEASURES:
         df[col] = df[col].astype("object").where(df[col].notna(), "").astype(str)
     df["status"] = df["status"].str.strip().str.lower()
-    df["valid"] = df["valid"].map(_to_bool).astype(bool)
+    for col in BOOL_MEASURES:
+        df[col] = df[col].map(_to_bool).astype(bool)
     # efficiency is rps / ceiling; fill it where the collector left it empty but both parts exist.
     ceiling = df["ceiling_rps"].where(df["ceiling_rps"] > 0)
     df["efficiency"] = df["efficiency"].fillna(df["rps"] / ceiling)
@@ -155,6 +160,12 @@ def _summarize_cell(cell: pd.DataFrame) -> dict[str, object]:
     row["ceiling_rps"] = _first_number(cell["ceiling_rps"])
     row["valid"] = bool(len(ok) > 0 and ok["valid"].all())
     row["invalid_reason"] = _join_unique(ok.loc[~ok["valid"], "invalid_reason"])
+    # What limited the cell: the verdict most repeats reached, with one such repeat's figures.
+    bounds = ok[["bound_by", "bound_detail"]].fillna("").astype(str)
+    bounds = bounds[bounds["bound_by"] != ""]
+    row["bound_by"] = bounds["bound_by"].mode().iloc[0] if len(bounds) else ""
+    row["bound_detail"] = (bounds.loc[bounds["bound_by"] == row["bound_by"], "bound_detail"].iloc[0]
+                           if len(bounds) else "")
     failed = cell[cell["status"] == "failed"]
     row["failed_repeats"] = len(failed)
     row["error"] = _join_unique(failed["error"])
@@ -166,7 +177,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
     Also: interval ("95%", "range", or "none" if no repeat succeeded), repeats (ok count), rps_cv,
     ceiling_rps, valid (all ok repeats valid; False when none succeeded), invalid_reason,
-    failed_repeats and error (joined unique messages of failed repeats). Cells in which every
+    bound_by and bound_detail (the most common verdict of the ok repeats), failed_repeats and error
+    (joined unique messages of failed repeats). Cells in which every
     repeat failed are kept, with NaN measures, so callers can show them.
     """
     if not set(schema.COLUMNS) <= set(df.columns) or df["valid"].dtype != bool:
@@ -175,7 +187,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         *CELL_COLUMNS,
         *(f"{c}{s}" for c in SUMMARY_MEASURES for s in ("", "_lo", "_hi")),
         "interval", "repeats", "rps_cv", "ceiling_rps", "valid", "invalid_reason",
-        "failed_repeats", "error",
+        "bound_by", "bound_detail", "failed_repeats", "error",
     ]
     if df.empty:
         return pd.DataFrame(columns=out_cols)

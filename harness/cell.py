@@ -13,10 +13,11 @@ from pathlib import Path
 
 import psutil
 
-from harness import collect, resources, validity
+from harness import bottleneck, collect, procs, resources, validity
 from harness.drive import DriveError, start_locust
 from harness.launch import LaunchError, Server, launch_target
-from harness.matrix import Cell
+from harness.matrix import Cell, cores_available
+from harness.profile import Profiler
 from targets import import_string
 
 LAUNCH_TIMEOUT_S = 60.0
@@ -37,7 +38,7 @@ class Upstream:
 def base_row(cell: Cell, raw_dir: Path, run_dir: Path) -> dict:
     return {**cell.params(), "warmup_s": cell.warmup_s, "duration_s": cell.duration_s,
             "ceiling_rps": cell.ceiling_rps, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "raw_dir": str(raw_dir.relative_to(run_dir))}
+            "raw_dir": str(raw_dir.relative_to(run_dir)), "profiled": False, "profile_svg": ""}
 
 
 def failed_row(row: dict, error: str) -> dict:
@@ -83,18 +84,19 @@ class Stopper:
 
 
 def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None,
-             stopper: Stopper | None = None) -> dict:
+             stopper: Stopper | None = None, profile: bool = False) -> dict:
     """Measure one cell; returns its tidy row (status ok or failed).
 
     With a `stopper`, the previous cell's target finishes stopping while this one launches, and
     this cell's target is left to the stopper; without one, everything is stopped before return.
+    With `profile`, py-spy samples the worker that was busiest in the warm-up, over the window.
     """
     raw_dir = run_dir / "raw" / cell.cell_id
     if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
         shutil.rmtree(raw_dir)
     raw_dir.mkdir(parents=True)
-    row = base_row(cell, raw_dir, run_dir)
-    target = locust = None
+    row = {**base_row(cell, raw_dir, run_dir), "profiled": profile}  # the row says if py-spy ran
+    target = locust = profiler = None
     started = time.monotonic()
     deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S
     try:
@@ -111,18 +113,33 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         t0 = t_start + cell.warmup_s
         t1 = t0 + cell.duration_s
         trees = {"target": target.proc.pid, "locust": locust.proc.pid, "upstream": upstream.pid}
+        warm = resources.tree_cpu_seconds(target.proc.pid) if profile else {}
         _wait_until(t0, target)
         before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
+        threads_before = resources.thread_cpu_seconds(target.worker_pids)
+        if profile:
+            profiler = Profiler(_busiest(target.worker_pids, warm, before["target"]), cell.duration_s,
+                                raw_dir)
         _wait_until(t1, target)
         after = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
+        threads_after = resources.thread_cpu_seconds(target.worker_pids)
         locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
         for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
+        row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0, root=target.proc.pid,
+                                        workers=target.worker_pids, threads_before=threads_before,
+                                        threads_after=threads_after))
+        if profiler is not None:
+            result = profiler.finish()
+            row["profile"] = result.summary
+            row["profile_svg"] = str(result.svg.relative_to(run_dir)) if result.svg else ""
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
         return failed_row(row, f"{type(exc).__name__}: {exc}")
     finally:
+        if profiler is not None:
+            profiler.stop()  # py-spy never outlives its cell
         if locust is not None:
             locust.stop()
         if target is not None:
@@ -135,10 +152,21 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     return finish_row(row, cell, upstream.capacity_rps)
 
 
+def _busiest(workers: list[int], before: dict[int, float], after: dict[int, float]) -> int:
+    """The worker that used the most CPU between two snapshots (the first one on a tie)."""
+    return max(workers, key=lambda pid: after.get(pid, 0.0) - before.get(pid, 0.0))
+
+
 def finish_row(row: dict, cell: Cell, upstream_capacity_rps: float | None) -> dict:
-    """Add efficiency and the validity verdict to a measured row."""
+    """Add efficiency, the validity verdict and the bottleneck verdict to a measured row."""
     ceiling = cell.ceiling_rps
     row["efficiency"] = row["rps"] / ceiling if ceiling and math.isfinite(ceiling) else float("nan")
     reasons = validity.invalid_reasons(row, upstream_capacity_rps=upstream_capacity_rps, probe=cell.probe)
     row.update(status="ok", error="", valid=not reasons, invalid_reason="; ".join(reasons))
+    ctx = bottleneck.Context(target_cores=procs.target_cores(), machine_cores=cores_available(),
+                             upstream_capacity_rps=upstream_capacity_rps)
+    verdict = bottleneck.attribute(row, ctx)
+    profile = row.pop("profile", "")
+    row["bound_by"] = verdict.bound_by
+    row["bound_detail"] = verdict.detail + (f"; {profile}" if profile else "")
     return row

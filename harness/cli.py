@@ -98,6 +98,11 @@ def build_parser() -> Parser:
     run.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="re-run only the cells missing from DIR")
     run.add_argument("--no-plot", action="store_true", help="skip drawing charts at the end")
+    run.add_argument("--profile", action="store_true",
+                     help="sample one worker of every cell with py-spy: a flame graph in its raw folder, "
+                     "the top functions in bound_detail")
+    run.add_argument("--profile-cells", metavar="GLOB",
+                     help="profile only the cells whose raw folder name matches, e.g. 'correct-async_io_*'")
 
     plot = sub.add_parser("plot", help="re-draw charts from DIR/results.csv")
     plot.add_argument("dir", type=Path)
@@ -179,7 +184,8 @@ def cmd_run(args) -> int:
     from harness import report  # heavy imports only once the input is known to be good
     from harness.sweep import run_sweep
 
-    code = run_sweep(cfg, run_dir, preset=preset, resume=bool(args.resume))
+    profile = args.profile_cells or ("*" if args.profile else None)
+    code = run_sweep(cfg, run_dir, preset=preset, resume=bool(args.resume), profile=profile)
     report.finish(run_dir, plot_charts=not args.no_plot)
     return code
 

@@ -34,6 +34,7 @@ _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
 DODGE = 0.03  # sideways offset between lines, in octaves of the workers axis
 LOG_SPAN = 20.0  # a panel switches to a log y-scale when its positive values span more than this
 MAX_FOOTNOTES = 14
+LOW_EFFICIENCY = 0.8  # cells below this share of their ceiling get a footnote saying what bound them
 WRAP = 170
 
 CPU_KIND_TEXT = {
@@ -253,6 +254,14 @@ def _footnotes(summary: pd.DataFrame, variant_cols: list[str]) -> list[str]:
     ]
     for _, rows in failed.groupby(["target", *variant_cols, "_why"], dropna=False, sort=False):
         notes.append(f"✕ failed: {_cells_label(rows, variant_cols)}: {rows['_why'].iloc[0]}")
+    # What held back the cells well below their ceiling (harness/bottleneck.py).
+    if "bound_by" in summary:
+        low = summary[(summary["repeats"] > 0) & (summary["efficiency"] < LOW_EFFICIENCY)
+                      & (summary["bound_by"] != "")]
+        for _, rows in low.groupby(["target", *variant_cols, "bound_by"], dropna=False, sort=False):
+            effs = ", ".join(f"{e:.0%}" for e in rows["efficiency"])
+            notes.append(f"▽ below {LOW_EFFICIENCY:.0%} of ceiling ({effs}): "
+                         f"{_cells_label(rows, variant_cols)}: bound by {rows['bound_by'].iloc[0]}")
     if len(notes) > MAX_FOOTNOTES:
         notes = notes[:MAX_FOOTNOTES - 1] + [f"… and {len(notes) - MAX_FOOTNOTES + 1} more (see summary.csv)"]
     lines: list[str] = []

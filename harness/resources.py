@@ -44,3 +44,51 @@ def cpu_model() -> str:
     import platform
 
     return platform.processor() or "unknown"
+
+
+BUSY_THREAD_PCT = 1.0  # a thread using at least this share of one core counts as doing work
+
+
+def thread_cpu_seconds(pids: list[int]) -> dict[int, dict[int, float]]:
+    """user + system CPU seconds of every thread of each process in `pids`: {pid: {tid: s}}."""
+    out: dict[int, dict[int, float]] = {}
+    for pid in pids:
+        try:
+            out[pid] = {t.id: t.user_time + t.system_time for t in psutil.Process(pid).threads()}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            out[pid] = {}
+    return out
+
+
+def worker_cpu(before: dict[int, float], after: dict[int, float], seconds: float, *, root: int,
+               workers: list[int], threads_before: dict[int, dict[int, float]] | None = None,
+               threads_after: dict[int, dict[int, float]] | None = None) -> dict[str, float]:
+    """Per-process CPU of a target tree over the window, in % of one core.
+
+    worker_cpu_max_pct / _min_pct: the busiest and the idlest uvicorn worker process (their own
+    CPU: pool children are not added to their worker). pool_cpu_pct: every other process of the
+    tree but the supervisor, i.e. process-pool children. For the busiest worker, the CPU spent
+    outside its main (event-loop) thread, and how many such threads did work.
+    """
+    nan = float("nan")
+    out = {"worker_cpu_max_pct": nan, "worker_cpu_min_pct": nan, "pool_cpu_pct": nan,
+           "worker_thread_cpu_pct": nan, "worker_busy_threads": nan}
+    if seconds <= 0:
+        return out
+    pct = {pid: 100.0 * (t - before.get(pid, 0.0)) / seconds for pid, t in after.items()}
+    seen = [w for w in workers if w in pct]
+    if not seen:
+        return out
+    busiest = max(seen, key=pct.__getitem__)
+    out["worker_cpu_max_pct"] = pct[busiest]
+    out["worker_cpu_min_pct"] = min(pct[w] for w in seen)
+    out["pool_cpu_pct"] = sum(p for pid, p in pct.items() if pid not in workers and pid != root)
+    if threads_before is not None and threads_after is not None:
+        t0, t1 = threads_before.get(busiest, {}), threads_after.get(busiest, {})
+        # The main thread's id is the process id; every other thread is an offload thread
+        # (anyio's worker threads, a ThreadPoolExecutor, the probe's writer).
+        side = {tid: 100.0 * (s - t0.get(tid, 0.0)) / seconds for tid, s in t1.items() if tid != busiest}
+        if t1:
+            out["worker_thread_cpu_pct"] = sum(side.values())
+            out["worker_busy_threads"] = float(sum(1 for p in side.values() if p >= BUSY_THREAD_PCT))
+    return out

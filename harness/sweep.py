@@ -7,6 +7,7 @@ every finished row.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import sys
@@ -82,9 +83,17 @@ def describe(row: dict) -> str:
     eff_s = f", {eff:.0%} of ceiling {row['ceiling_rps']:.0f}" if eff == eff and math.isfinite(eff) else ""
     out = (f"{row['rps']:.1f} rps{eff_s}; p50 {row['p50_ms']:.1f} ms; "
            f"/health p99 {row['health_p99_ms']:.1f} ms; loop lag p99 {row['loop_lag_p99_ms']:.1f} ms")
+    if row.get("bound_by"):
+        out += f"; bound by {row['bound_by']}"
     if not row["valid"]:
         out += f"  [invalid: {row['invalid_reason']}]"
     return out
+
+
+def profiled(cell: Cell, pattern: str | None) -> bool:
+    """Whether --profile / --profile-cells PATTERN (a glob on the cell's raw folder name, e.g.
+    'correct-async_io_*' or '*_r1') asks for this cell to be profiled."""
+    return pattern is not None and fnmatch.fnmatchcase(cell.cell_id, pattern)
 
 
 def new_meta(run_dir: Path, preset: str, knobs: dict) -> dict:
@@ -135,8 +144,9 @@ def cpu_rates(meta: dict, cpu_kind: str, kinds: set[str]) -> dict[str, float]:
 
 
 def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
-              measure_upstream: bool = True) -> list[dict]:
-    """Run `cells` in order, appending each row to results.csv as it ends; returns the rows."""
+              measure_upstream: bool = True, profile: str | None = None) -> list[dict]:
+    """Run `cells` in order, appending each row to results.csv as it ends; returns the rows.
+    Cells whose id matches the glob `profile` are sampled with py-spy (harness/profile.py)."""
     results = run_dir / "results.csv"
     meta_path = run_dir / "meta.json"
     rates = cpu_rates(meta, cpu_kind, {c.cpu_kind for c in cells})
@@ -155,7 +165,8 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
             say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · {cell_label(cell)} "
                 f"repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
             run_env = {"CPU_UNITS_PER_MS": str(rates[cell.cpu_kind])}
-            row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper)
+            row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
+                           profile=profiled(cell, profile))
             store.append_row(results, row)
             rows.append(row)
             spent_overhead.append(time.monotonic() - t_cell - cell.warmup_s - cell.duration_s)
@@ -171,7 +182,7 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
 
 
 def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
-              measure_upstream: bool = True) -> int:
+              measure_upstream: bool = True, profile: str | None = None) -> int:
     """Run every missing cell; returns the exit code (0 all ok, 1 some cell failed)."""
     procs.set_placement(cfg.pin)
     cells = build_cells(cfg, cores=procs.target_cores())
@@ -184,5 +195,8 @@ def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
     say(f"run folder: {run_dir}")
     say(f"{len(todo)} cells to run ({len(cells) - len(todo)} already done), about "
         f"{fmt_s(estimate_s(todo))}; {procs.placement_note()}")
-    rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind[0], measure_upstream=measure_upstream)
+    if profile is not None:
+        meta["profile_cells"] = profile
+    rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind[0], measure_upstream=measure_upstream,
+                     profile=profile)
     return 1 if any(r["status"] != "ok" for r in rows) else 0
