@@ -17,6 +17,9 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
     summary = aggregate.summarize(df)
     ok = df[df["status"] == "ok"]
     print(f"\n{len(df)} rows: {len(ok)} measured, {len(df) - len(ok)} failed")
+    bounds = ok["bound_by"].replace("", "(none)").value_counts()
+    if len(bounds):
+        print("bound by: " + ", ".join(f"{name} {n}" for name, n in bounds.items()))
     invalid = summary[~summary["valid"] & (summary["repeats"] > 0)]
     if len(invalid):
         print(f"{len(invalid)} cell(s) the harness cannot fully trust (drawn hollow):")

@@ -222,3 +222,20 @@ def test_bound_columns_are_in_the_schema():
 
     assert {"bound_by", "bound_detail", "worker_cpu_max_pct", "profile_svg", "profiled"} <= set(COLUMNS)
     assert bottleneck.RULES[0][0] == "accept imbalance"
+
+
+def test_chart_footnote_names_the_bound_of_cells_below_80_percent():
+    import pandas as pd
+
+    from harness import plot
+    from harness.schema import COLUMNS
+
+    base = {c: "" for c in COLUMNS}
+    base.update(target="correct-async", scenario="io", users=32, loop="uvloop", pool_size="", io_ms=50,
+                cpu_ms=20, fanout=3, cpu_kind="python", http_client="httpx", http_connections=100,
+                launch="uvicorn", probe=True, status="ok", valid=True, repeat=1, ceiling_rps=640.0)
+    rows = [{**base, "workers": 1, "rps": 200.0, "bound_by": "worker CPU"},
+            {**base, "workers": 2, "rps": 600.0, "bound_by": "pattern: users"}]
+    summary = aggregate.summarize(aggregate.coerce(pd.DataFrame(rows)))
+    notes = plot._footnotes(summary, [])
+    assert notes == ["▽ below 80% of ceiling (31%): correct-async @ 1 worker: bound by worker CPU"]
