@@ -36,6 +36,7 @@ IMBALANCE_FACTOR = 1.5        # busiest worker's share ≥ this × 1/W ...
 IDLE_SHARE = 1 / 3            # ... while the idlest used under this share of the busiest's CPU
 GIL_PROCESS_PCT = 70.0        # "about one core": GIL hand-offs keep a contended process a bit below
 GIL_THREAD_SHARE = 0.5        # most of that process's CPU in threads other than the loop's
+SLOW_STAGE = 1.1              # a CPU stage this much slower than calibrated is worth saying
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,12 @@ def _rule_worker_cpu(row: dict, ctx: Context) -> str | None:
     busiest = _num(row, "worker_cpu_max_pct")
     if not busiest >= CORE_BUSY_PCT:
         return None
-    return f"busiest worker at {busiest:.0f}% of one core (framework, client library, serialisation)"
+    out = f"busiest worker at {busiest:.0f}% of one core (framework, client library, serialisation)"
+    stage, asked = _num(row, "cpu_stage_ms"), _num(row, "cpu_ms")
+    if row.get("scenario") in ("cpu", "mixed") and stage > SLOW_STAGE * asked:
+        # the model counts the calibrated CPU_MS; a slowed or shared core makes every request cost more
+        out += f"; its CPU stage took {stage:.1f} ms, not the {asked:.0f} ms calibrated"
+    return out
 
 
 def _rule_upstream(row: dict, ctx: Context) -> str | None:

@@ -71,6 +71,13 @@ def test_worker_cpu():
     assert "busiest worker at 99% of one core" in v.detail and v.detail.startswith("50% of the 640 rps")
 
 
+def test_worker_cpu_says_when_the_cpu_stage_ran_slow():
+    v = attribute(row(target="fake-async", scenario="cpu", efficiency=0.8, worker_cpu_max_pct=98.0,
+                      cpu_stage_ms=24.6), CTX)
+    assert v.bound_by == "worker CPU"
+    assert v.detail.endswith("its CPU stage took 24.6 ms, not the 20 ms calibrated")
+
+
 def test_machine_cpu():
     v = attribute(row(workers=4, worker_cpu_max_pct=45.0, worker_cpu_min_pct=40.0, target_cpu_pct=170.0,
                       locust_cpu_pct=20.0), CTX)
