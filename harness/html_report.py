@@ -240,6 +240,28 @@ def section_untrusted(df: pd.DataFrame, summary: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def section_bounds(df: pd.DataFrame) -> str:
+    """What limited each measured cell (harness/bottleneck.py), linked to its flame graph if profiled."""
+    head = '<h2 id="bounds">What limited each cell</h2>'
+    if "bound_by" not in df.columns or not (df["bound_by"].astype(str) != "").any():
+        return head + _na("not available: this run predates bottleneck attribution (bound_by)")
+    ok = df[(df["status"] == "ok") & (df["bound_by"].astype(str) != "")]
+    body = []
+    for _, r in ok.iterrows():
+        svg = str(r.get("profile_svg") or "")
+        link = f'<a href="{esc(svg)}">flame graph</a>' if svg else ""
+        nums = "".join(f'<td class="num">{esc(_num(r[c]))}</td>'
+                       for c in ("workers", "users", "repeat", "efficiency"))
+        body.append(f"<tr><td>{esc(r['target'])}</td><td>{esc(r['scenario'])}</td>{nums}"
+                    f"<td>{esc(r['bound_by'])}</td><td>{esc(r['bound_detail'])}</td><td>{link}</td></tr>")
+    cols = "".join(f"<th>{c}</th>" for c in ("target", "scenario", "workers", "users", "repeat",
+                                              "efficiency", "bound by", "figures", "profile"))
+    return (head + '<p class="sub">The rules are in the README ("What limited a cell"): the first that holds '
+            "names the bound. Flame graphs are in the run folder (run with --profile).</p>"
+            f'<div class="scroll"><table id="bounds-table"><thead><tr>{cols}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
 def section_results(df: pd.DataFrame) -> str:
     params = [c for c in schema.PARAM_COLUMNS if c in df.columns]
     varying = [c for c in params if df[c].nunique(dropna=False) > 1 or c in ("target", "scenario")]
@@ -272,6 +294,7 @@ def render(run_dir: Path, verdicts: list[claims.Verdict] | None = None) -> str:
         section_charts(run_dir),
         section_recommend(run_dir),
         section_untrusted(run.rows, run.summary),
+        section_bounds(run.rows),
         section_results(run.rows),
     ]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -246,3 +246,22 @@ def test_chart_footnote_names_the_bound_of_cells_below_80_percent():
     summary = aggregate.summarize(aggregate.coerce(pd.DataFrame(rows)))
     notes = plot._footnotes(summary, [])
     assert notes == ["▽ below 80% of ceiling (31%): correct-async @ 1 worker: bound by worker CPU"]
+
+
+def test_html_report_lists_bounds_and_links_flame_graphs():
+    import pandas as pd
+
+    from harness import html_report
+
+    rows = pd.DataFrame([
+        {"target": "correct-async", "scenario": "io", "workers": 1, "users": 64, "repeat": 1, "status": "ok",
+         "efficiency": 0.12, "bound_by": "worker CPU", "bound_detail": "busiest worker at 100% <of> a core",
+         "profile_svg": "raw/c/flamegraph.svg"},
+        {"target": "fake-async", "scenario": "io", "workers": 1, "users": 32, "repeat": 1, "status": "ok",
+         "efficiency": 0.93, "bound_by": "pattern: blocked loop", "bound_detail": "x", "profile_svg": ""},
+    ])
+    text = html_report.section_bounds(rows)
+    assert text.count("<tr><td>") == 2 and text.count('href="raw/c/flamegraph.svg"') == 1
+    assert "100% &lt;of&gt; a core" in text and "pattern: blocked loop" in text
+    old = rows.drop(columns=["bound_by", "bound_detail", "profile_svg"])
+    assert "not available" in html_report.section_bounds(old)

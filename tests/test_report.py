@@ -13,7 +13,7 @@ import pytest
 from harness import claims, cli, html_report
 
 RUN_V1 = Path(__file__).parent / "data" / "run_v1"  # a folder written before report.html existed
-SECTIONS = ["run", "verdicts-h", "charts", "recommendations", "untrusted", "results-h"]
+SECTIONS = ["run", "verdicts-h", "charts", "recommendations", "untrusted", "bounds", "results-h"]
 
 
 class Page(HTMLParser):
@@ -81,6 +81,7 @@ def test_report_on_a_run_folder_from_before_reports_existed(old_run: Path, capsy
     # Sections the old folder cannot fill say so.
     assert "not available: this run folder has no recommend.csv" in text
     assert "no database in this run" in text
+    assert "not available: this run predates bottleneck attribution" in text
     assert "upstream" in text and "18902" in text  # its meta.json did record the upstream capacity
     # Charts were drawn from results.csv (the folder had none) and inlined.
     imgs = [a for t, a in page.tags if t == "img"]
