@@ -12,7 +12,8 @@ names the bound, and any later one that also holds is listed after it ("also: ..
 3. GIL                threads doing pure-Python CPU, their process at about one core.
 4. worker CPU         a worker process at ≥ 90% of one core (framework, client library, JSON...).
 5. upstream           the upstream's CPU saturated, or its demand above half its measured capacity.
-6. machine CPU        target + Locust + upstream at ≥ 90% of the machine's cores.
+6. machine CPU        target + Locust + upstream at ≥ 90% of the machine's cores, or the cores that
+                      busy counting every process (on a shared machine, others take CPU too).
 7. load generator     Locust at ≥ 90% of its one core.
 8. unexplained        none of the above: said plainly, with the figures, rather than guessed.
 
@@ -36,6 +37,7 @@ IMBALANCE_FACTOR = 1.5        # busiest worker's share ≥ this × 1/W ...
 IDLE_SHARE = 1 / 3            # ... while the idlest used under this share of the busiest's CPU
 GIL_PROCESS_PCT = 70.0        # "about one core": GIL hand-offs keep a contended process a bit below
 GIL_THREAD_SHARE = 0.5        # most of that process's CPU in threads other than the loop's
+OTHERS_PCT = 20.0             # CPU of processes not ours worth naming (a shared machine)
 SLOW_STAGE = 1.1              # a CPU stage this much slower than calibrated is worth saying
 
 
@@ -140,12 +142,18 @@ def _rule_upstream(row: dict, ctx: Context) -> str | None:
 
 def _rule_machine(row: dict, ctx: Context) -> str | None:
     parts = {k: _num(row, f"{k}_cpu_pct") for k in ("target", "locust", "upstream")}
-    total = sum(v for v in parts.values() if not math.isnan(v))
-    if not total >= MACHINE_BUSY_SHARE * 100 * ctx.machine_cores:
-        return None
+    ours = sum(v for v in parts.values() if not math.isnan(v))
+    whole = _num(row, "machine_cpu_pct")  # every process on these cores, ours and others
     k = ctx.machine_cores
-    return (f"target {parts['target']:.0f}% + Locust {parts['locust']:.0f}% + upstream "
-            f"{parts['upstream']:.0f}% = {total:.0f}% of {100 * k}% ({k} cores)")
+    full = MACHINE_BUSY_SHARE * 100 * k
+    if not (ours >= full or whole >= full):
+        return None
+    out = (f"target {parts['target']:.0f}% + Locust {parts['locust']:.0f}% + upstream "
+           f"{parts['upstream']:.0f}% = {ours:.0f}% of {100 * k}% ({k} cores)")
+    others = whole - ours
+    if others >= OTHERS_PCT:
+        out += f"; other processes on this machine used {others:.0f}% more (busy {whole:.0f}% in all)"
+    return out
 
 
 def _rule_locust(row: dict, ctx: Context) -> str | None:
@@ -188,7 +196,8 @@ def attribute(row: dict, ctx: Context) -> Verdict:
     figures = ", ".join(
         f"{label} {v:.0f}%" for label, v in (
             ("busiest worker", _num(row, "worker_cpu_max_pct")), ("target", _num(row, "target_cpu_pct")),
-            ("Locust", _num(row, "locust_cpu_pct")), ("upstream", _num(row, "upstream_cpu_pct")))
+            ("Locust", _num(row, "locust_cpu_pct")), ("upstream", _num(row, "upstream_cpu_pct")),
+            ("machine", _num(row, "machine_cpu_pct")))
         if not math.isnan(v))
     return Verdict("unexplained", f"{_efficiency_text(row)}; no rule matched ({figures}; "
                    f"{ctx.machine_cores} cores)")

@@ -117,17 +117,20 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         _wait_until(t0, target)
         before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_before = resources.thread_cpu_seconds(target.worker_pids)
+        machine_before = resources.machine_busy_seconds()
         if profile:
             profiler = Profiler(_busiest(target.worker_pids, warm, before["target"]), cell.duration_s,
                                 raw_dir)
         _wait_until(t1, target)
         after = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_after = resources.thread_cpu_seconds(target.worker_pids)
+        machine_after = resources.machine_busy_seconds()
         locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
         for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
+        row["machine_cpu_pct"] = 100.0 * (machine_after - machine_before) / (t1 - t0)
         row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0, root=target.proc.pid,
                                         workers=target.worker_pids, threads_before=threads_before,
                                         threads_after=threads_after))

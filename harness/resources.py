@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psutil
 
 
@@ -44,6 +46,18 @@ def cpu_model() -> str:
     import platform
 
     return platform.processor() or "unknown"
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the cores this process may use have spent busy since boot, whoever used them
+    (other users of a shared machine, and a hypervisor's steal, included): all but idle and iowait."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    per_cpu = psutil.cpu_times(percpu=True)
+    busy = 0.0
+    for i, t in enumerate(per_cpu):
+        if cores is None or i in cores:
+            busy += sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    return busy
 
 
 BUSY_THREAD_PCT = 1.0  # a thread using at least this share of one core counts as doing work

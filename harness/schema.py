@@ -29,7 +29,7 @@ MEASURE_COLUMNS = [
 # What limited the cell (harness/bottleneck.py) and the per-process CPU it rests on; with
 # --profile, py-spy's evidence (the flame graph's path in the run folder).
 BOTTLENECK_COLUMNS = [
-    "worker_cpu_max_pct", "worker_cpu_min_pct", "pool_cpu_pct", "worker_thread_cpu_pct",
+    "worker_cpu_max_pct", "worker_cpu_min_pct", "pool_cpu_pct", "worker_thread_cpu_pct", "machine_cpu_pct",
     "worker_busy_threads", "bound_by", "bound_detail", "profiled", "profile_svg",
 ]
 MEASURE_COLUMNS += BOTTLENECK_COLUMNS

@@ -85,6 +85,15 @@ def test_machine_cpu():
     assert "= 200% of 200% (2 cores)" in v.detail
 
 
+def test_machine_cpu_taken_by_other_processes():
+    # a shared machine: our processes use 68% of 200%, something else the rest
+    v = attribute(row(worker_cpu_max_pct=64.0, target_cpu_pct=64.0, locust_cpu_pct=2.0,
+                      upstream_cpu_pct=2.0, machine_cpu_pct=195.0), CTX)
+    assert v.bound_by == "machine CPU"
+    assert v.detail.endswith("= 68% of 200% (2 cores); other processes on this machine used 127% more "
+                             "(busy 195% in all)")
+
+
 def test_load_generator():
     v = attribute(row(locust_cpu_pct=93.0), CTX)
     assert v.bound_by == "load generator" and "Locust at 93%" in v.detail
@@ -265,3 +274,13 @@ def test_html_report_lists_bounds_and_links_flame_graphs():
     assert "100% &lt;of&gt; a core" in text and "pattern: blocked loop" in text
     old = rows.drop(columns=["bound_by", "bound_detail", "profile_svg"])
     assert "not available" in html_report.section_bounds(old)
+
+
+def test_machine_busy_seconds_counts_a_busy_loop():
+    import time
+
+    before, t0 = resources.machine_busy_seconds(), time.monotonic()
+    while time.monotonic() - t0 < 0.3:  # this process alone keeps one core busy
+        pass
+    used = resources.machine_busy_seconds() - before
+    assert used >= 0.2  # at least most of our own 0.3 s of CPU (other processes only add to it)
