@@ -17,7 +17,8 @@ from scipy.stats import binom
 from harness import schema
 
 CELL_COLUMNS = [c for c in schema.PARAM_COLUMNS if c != "repeat"]
-SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "loop_lag_p99_ms", "efficiency"]
+SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "health_max_ms", "loop_lag_p99_ms",
+                    "efficiency"]
 
 TEXT_PARAMS = ["target", "scenario", "loop", "cpu_kind", "http_client", "launch"]
 BOOL_PARAMS = ["probe"]
@@ -62,7 +63,7 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ResultsFormatError(f"results are missing column(s): {', '.join(missing)}")
     df = df.copy()
-    for col in schema.OPTIONAL_COLUMNS:
+    for col in schema.OPTIONAL_COLUMNS:  # written by an older version of the harness: empty
         if col not in df.columns:
             df[col] = np.nan
     for col in NUMERIC_PARAMS:
@@ -158,6 +159,9 @@ def _summarize_cell(cell: pd.DataFrame) -> dict[str, object]:
     row["repeats"] = len(ok)
     row["rps_cv"] = _cv(ok["rps"])
     row["ceiling_rps"] = _first_number(cell["ceiling_rps"])
+    # The fewest /health samples any probed worker had in any repeat: what a chart's p99 rests on.
+    samples = ok["health_min_samples"].dropna()
+    row["health_min_samples"] = float(samples.min()) if len(samples) else np.nan
     row["valid"] = bool(len(ok) > 0 and ok["valid"].all())
     row["invalid_reason"] = _join_unique(ok.loc[~ok["valid"], "invalid_reason"])
     # What limited the cell: the verdict most repeats reached, with one such repeat's figures.
@@ -186,7 +190,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     out_cols = [
         *CELL_COLUMNS,
         *(f"{c}{s}" for c in SUMMARY_MEASURES for s in ("", "_lo", "_hi")),
-        "interval", "repeats", "rps_cv", "ceiling_rps", "valid", "invalid_reason",
+        "interval", "repeats", "rps_cv", "ceiling_rps", "health_min_samples", "valid", "invalid_reason",
         "bound_by", "bound_detail", "failed_repeats", "error",
     ]
     if df.empty:

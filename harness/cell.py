@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import bottleneck, collect, procs, resources, validity
+from harness import bottleneck, collect, model, procs, resources, validity
 from harness.drive import DriveError, start_locust
 from harness.launch import LaunchError, Server, launch_target
 from harness.matrix import Cell, cores_available
@@ -35,10 +35,11 @@ class Upstream:
     capacity_rps: float | None
 
 
-def base_row(cell: Cell, raw_dir: Path, run_dir: Path) -> dict:
+def base_row(cell: Cell, raw_dir: Path, run_dir: Path, session: int = 1) -> dict:
     return {**cell.params(), "warmup_s": cell.warmup_s, "duration_s": cell.duration_s,
             "ceiling_rps": cell.ceiling_rps, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "raw_dir": str(raw_dir.relative_to(run_dir)), "profiled": False, "profile_svg": ""}
+            "session": session, "raw_dir": str(raw_dir.relative_to(run_dir)), "profiled": False,
+            "profile_svg": ""}
 
 
 def failed_row(row: dict, error: str) -> dict:
@@ -84,7 +85,7 @@ class Stopper:
 
 
 def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None,
-             stopper: Stopper | None = None, profile: bool = False) -> dict:
+             stopper: Stopper | None = None, profile: bool = False, session: int = 1) -> dict:
     """Measure one cell; returns its tidy row (status ok or failed).
 
     With a `stopper`, the previous cell's target finishes stopping while this one launches, and
@@ -95,7 +96,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
         shutil.rmtree(raw_dir)
     raw_dir.mkdir(parents=True)
-    row = {**base_row(cell, raw_dir, run_dir), "profiled": profile}  # the row says if py-spy ran
+    row = {**base_row(cell, raw_dir, run_dir, session), "profiled": profile}  # the row says if py-spy ran
     target = locust = profiler = None
     started = time.monotonic()
     deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S
@@ -108,7 +109,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         if stopper is not None:
             stopper.wait()
         locust = start_locust(cell.scenario, target.url, cell.users, cell.warmup_s + cell.duration_s,
-                              raw_dir)
+                              raw_dir, probe_workers=cell.workers)
         t_start = locust.wait_started()
         t0 = t_start + cell.warmup_s
         t1 = t0 + cell.duration_s
@@ -128,6 +129,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
+        if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
+            row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
         for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
         row["machine_cpu_pct"] = 100.0 * (machine_after - machine_before) / (t1 - t0)
@@ -160,11 +163,31 @@ def _busiest(workers: list[int], before: dict[int, float], after: dict[int, floa
     return max(workers, key=lambda pid: after.get(pid, 0.0) - before.get(pid, 0.0))
 
 
-def finish_row(row: dict, cell: Cell, upstream_capacity_rps: float | None) -> dict:
-    """Add efficiency, the validity verdict and the bottleneck verdict to a measured row."""
-    ceiling = cell.ceiling_rps
-    row["efficiency"] = row["rps"] / ceiling if ceiling and math.isfinite(ceiling) else float("nan")
-    reasons = validity.invalid_reasons(row, upstream_capacity_rps=upstream_capacity_rps, probe=cell.probe)
+def measured_cpu_ceiling(cell: Cell, cpu_cost_ms: float, cores: int | None = None) -> float:
+    """The cell's ceiling with the CPU cost the workers measured (CPU time per stage) in place of the
+    nominal CPU_MS: what the pattern allows on this CPU at the speed it really ran."""
+    if cell.scenario not in ("cpu", "mixed") or not math.isfinite(cpu_cost_ms) or cpu_cost_ms <= 0:
+        return cell.ceiling_rps
+    try:
+        return model.ceiling_rps(
+            cell.target, cell.scenario, workers=cell.workers, users=cell.users, io_ms=cell.io_ms,
+            cpu_ms=cpu_cost_ms, fanout=cell.fanout, pool_size=cell.pool_size, cpu_kind=cell.cpu_kind,
+            cores=cores or procs.target_cores(), http_connections=cell.http_connections)
+    except ValueError:  # a target without a model
+        return float("nan")
+
+
+def _ratio(value: float, ceiling: float) -> float:
+    return value / ceiling if ceiling and math.isfinite(ceiling) else float("nan")
+
+
+def finish_row(row: dict, cell: Cell, upstream_capacity_rps: float | None, cores: int | None = None) -> dict:
+    """Add the ceilings, efficiencies, the validity verdict and the bottleneck verdict to a measured row."""
+    row["ceiling_cpu_rps"] = measured_cpu_ceiling(cell, row.get("cpu_cost_ms", float("nan")), cores)
+    row["efficiency"] = _ratio(row["rps"], cell.ceiling_rps)
+    row["efficiency_cpu"] = _ratio(row["rps"], row["ceiling_cpu_rps"])
+    reasons = validity.invalid_reasons(row, upstream_capacity_rps=upstream_capacity_rps, probe=cell.probe,
+                                       workers=row.pop("_workers", None))
     row.update(status="ok", error="", valid=not reasons, invalid_reason="; ".join(reasons))
     ctx = bottleneck.Context(target_cores=procs.target_cores(), machine_cores=cores_available(),
                              upstream_capacity_rps=upstream_capacity_rps)

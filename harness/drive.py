@@ -80,11 +80,12 @@ class LocustRun:
 
 
 def start_locust(scenario: str, url: str, users: int, seconds: float, raw_dir: Path,
-                 timeout_s: float = 10.0) -> LocustRun:
-    """Start `users` closed-loop work users plus the one /health probe, for `seconds` (+ tail)."""
+                 timeout_s: float = 10.0, probe_workers: int = 1) -> LocustRun:
+    """Start `users` closed-loop work users plus one /health probe user per worker, for `seconds`
+    (+ tail)."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     run_time = math.ceil(seconds + TAIL_S)
-    total = users + 1  # the probe user is a fixed_count user, spawned first
+    total = users + probe_workers  # the probe users are fixed_count users, spawned first
     cmd = [
         sys.executable, "-m", "locust", "-f", str(ROOT / "scenarios" / f"{scenario}.py"),
         "--headless", "-H", url, "-u", str(total), "-r", str(max(total, 50)), "-t", f"{run_time}s",
@@ -92,7 +93,8 @@ def start_locust(scenario: str, url: str, users: int, seconds: float, raw_dir: P
         "--csv", str(raw_dir / "locust"), "--json-file", str(raw_dir / "locust"),
         "--logfile", str(raw_dir / "locust.log"),
     ]
-    env = {**_clean_env(), "BENCH_RECORD": str(raw_dir / "requests.csv"), "BENCH_TIMEOUT": str(timeout_s)}
+    env = {**_clean_env(), "BENCH_RECORD": str(raw_dir / "requests.csv"), "BENCH_TIMEOUT": str(timeout_s),
+           "BENCH_PROBE_WORKERS": str(probe_workers)}
     proc = procs.spawn(cmd, env=env, log_path=raw_dir / "locust.out", cwd=ROOT, role="locust")
     return LocustRun(proc, raw_dir, run_time)
 

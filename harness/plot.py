@@ -235,8 +235,32 @@ def _mark_failed(ax: plt.Axes, s: pd.DataFrame, color: tuple) -> None:
             zorder=4)
 
 
+def _draw_health_max(ax: plt.Axes, s: pd.DataFrame, color: tuple) -> list[float]:
+    """Where a worker's probe got too few samples for a p99, its max instead (▲, never joined)."""
+    pts = s[~np.isfinite(s["health_p99_ms"].astype("float64"))
+            & np.isfinite(s["health_max_ms"].astype("float64"))]
+    if pts.empty:
+        return []
+    ax.plot(pts["workers"].to_numpy(dtype="float64"), pts["health_max_ms"].to_numpy(dtype="float64"),
+            linestyle="none", marker="^", color=color, markersize=7, zorder=3)
+    return list(pts["health_max_ms"].astype("float64"))
+
+
+def _health_note(summary: pd.DataFrame, variant_cols: list[str]) -> list[str]:
+    """Which /health points rest on too few samples for a p99, with the count they had."""
+    thin = summary[(summary["repeats"] > 0) & ~np.isfinite(summary["health_p99_ms"].astype("float64"))]
+    if thin.empty:
+        return []
+    cells = "; ".join(
+        f"{_cells_label(rows, variant_cols)} n={_fmt_num(rows['health_min_samples'].min())}"
+        for _, rows in thin.groupby(["target", *variant_cols], dropna=False, sort=False))
+    return [f"▲ /health max shown where the busiest-hit worker's probe got < 100 samples (a p99 needs 100): "
+            f"{cells}"]
+
+
 def _footnotes(summary: pd.DataFrame, variant_cols: list[str]) -> list[str]:
-    """Footnote lines: invalid cells with their reason, then failed cells with their error.
+    """Footnote lines: invalid cells with their reason, then failed cells with their error, then
+    /health points that show a max for lack of samples.
 
     Cells of the same line (target + variant) with the same reason share one note listing their workers.
     """
@@ -264,6 +288,7 @@ def _footnotes(summary: pd.DataFrame, variant_cols: list[str]) -> list[str]:
                          f"{_cells_label(rows, variant_cols)}: bound by {rows['bound_by'].iloc[0]}")
     if len(notes) > MAX_FOOTNOTES:
         notes = notes[:MAX_FOOTNOTES - 1] + [f"… and {len(notes) - MAX_FOOTNOTES + 1} more (see summary.csv)"]
+    notes += _health_note(summary, variant_cols)
     lines: list[str] = []
     for n in notes:
         lines += textwrap.wrap(n, WRAP, subsequent_indent="      ") or [""]
@@ -317,6 +342,7 @@ def plot_scenario(scenario: str, rows: pd.DataFrame, summary: pd.DataFrame, colo
         seen["lat"] += _draw_series(ax_lat, s, "p50_ms", color, marker, "-")
         seen["lat"] += _draw_series(ax_lat, s, "p99_ms", color, marker, ":", msize=4.5)
         seen["health"] += _draw_series(ax_health, s, "health_p99_ms", color, marker)
+        seen["health"] += _draw_health_max(ax_health, s, color)
         label = target + "".join(f", {c}={_fmt_num(v)}" for c, v in zip(variant_cols, key[1:], strict=True))
         pools = s["pool_size"].dropna().unique()
         if "pool_size" not in variant_cols and len(pools) == 1:
@@ -337,8 +363,8 @@ def plot_scenario(scenario: str, rows: pd.DataFrame, summary: pd.DataFrame, colo
     ax_rps.set_ylabel("successful requests per second")
     ax_lat.set_title("Request latency\nsolid = median (p50), dotted = p99; lower is better", fontsize=10.5)
     ax_lat.set_ylabel("latency (ms)")
-    ax_health.set_title("/health probe latency, p99\nhigh = event loop stalled for a cheap endpoint",
-                        fontsize=10.5)
+    ax_health.set_title("/health probe latency, p99 of the worst worker (▲ = max: too few samples)\n"
+                        "high = event loop stalled for a cheap endpoint", fontsize=10.5)
     ax_health.set_ylabel("/health p99 latency (ms)")
 
     _apply_yscale(ax_rps, seen["rps"], zero_based=True)

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from harness import knobs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# 1: first format.
+# 2: per-worker loop lag (worst worker) and loop_blocked_pct_max; health_* from the worst probed
+#    worker with health_min_samples; censored percentiles (failures leave them empty); cpu_cost_ms,
+#    ceiling_cpu_rps, efficiency_cpu; session (meta.json "sessions"); what limited the cell
+#    (BOTTLENECK_COLUMNS).
 
 # The parameters: the axes, every cell knob of the table (harness/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -18,12 +23,12 @@ MEASURE_COLUMNS = [
     "status", "error",
     "requests", "failures", "fail_ratio", "rps",
     *LATENCY_STATS,
-    "health_requests", *(f"health_{s}" for s in LATENCY_STATS),
-    "loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms",
-    "workers_seen", "worker_share_max", "pool_busy_max", "cpu_stage_ms",
+    "health_requests", "health_min_samples", *(f"health_{s}" for s in LATENCY_STATS),
+    "loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms", "loop_blocked_pct_max",
+    "workers_seen", "worker_share_max", "pool_busy_max", "cpu_stage_ms", "cpu_cost_ms",
     "target_cpu_pct", "locust_cpu_pct", "upstream_cpu_pct",
-    "ceiling_rps", "efficiency", "valid", "invalid_reason",
-    "warmup_s", "duration_s", "started_at", "raw_dir",
+    "ceiling_rps", "efficiency", "ceiling_cpu_rps", "efficiency_cpu", "valid", "invalid_reason",
+    "warmup_s", "duration_s", "started_at", "session", "raw_dir",
 ]
 
 # What limited the cell (harness/bottleneck.py) and the per-process CPU it rests on; with
@@ -34,7 +39,11 @@ BOTTLENECK_COLUMNS = [
 ]
 MEASURE_COLUMNS += BOTTLENECK_COLUMNS
 
-# Columns that results.csv files written before they existed lack: such files load with them empty.
-OPTIONAL_COLUMNS = [*BOTTLENECK_COLUMNS]
-
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
+
+# Columns each version added: a results.csv from before them still loads, with them empty.
+ADDED_IN = {
+    2: ["health_min_samples", "loop_blocked_pct_max", "cpu_cost_ms", "ceiling_cpu_rps", "efficiency_cpu",
+        "session", *BOTTLENECK_COLUMNS],
+}
+OPTIONAL_COLUMNS = [c for cols in ADDED_IN.values() for c in cols]

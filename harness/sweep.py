@@ -76,13 +76,20 @@ def cell_label(cell: Cell) -> str:
     return " ".join(f"{k}={cell.knobs[k]}" for k in names)
 
 
+def _ms(value: float | None) -> str:
+    return f"{value:.1f} ms" if value is not None and math.isfinite(value) else "— ms"
+
+
 def describe(row: dict) -> str:
     if row["status"] != "ok":
         return f"FAILED: {row['error']}"
     eff = row.get("efficiency")
     eff_s = f", {eff:.0%} of ceiling {row['ceiling_rps']:.0f}" if eff == eff and math.isfinite(eff) else ""
-    out = (f"{row['rps']:.1f} rps{eff_s}; p50 {row['p50_ms']:.1f} ms; "
-           f"/health p99 {row['health_p99_ms']:.1f} ms; loop lag p99 {row['loop_lag_p99_ms']:.1f} ms")
+    # A blank percentile (too few samples, or failures reaching it) shows as a dash, never as a number.
+    health = (f"/health p99 {_ms(row['health_p99_ms'])}" if math.isfinite(row.get("health_p99_ms", math.nan))
+              else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)})")
+    out = (f"{row['rps']:.1f} rps{eff_s}; p50 {_ms(row['p50_ms'])}; {health}; "
+           f"loop lag p99 {_ms(row['loop_lag_p99_ms'])} (worst worker)")
     if row.get("bound_by"):
         out += f"; bound by {row['bound_by']}"
     if not row["valid"]:
@@ -96,17 +103,25 @@ def profiled(cell: Cell, pattern: str | None) -> bool:
     return pattern is not None and fnmatch.fnmatchcase(cell.cell_id, pattern)
 
 
-def new_meta(run_dir: Path, preset: str, knobs: dict) -> dict:
+def session_info(number: int) -> dict:
+    """What one session of a run (the first, or a --resume) measured on: code, versions, machine."""
     return {
-        "run_id": run_dir.name, "preset": preset, "git_commit": store.git_commit(),
+        "session": number, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_commit": store.git_commit(),
         "versions": store.versions(), "cpu_count": os.cpu_count(), "cores_available": cores_available(),
-        "cpu_model": cpu_model(), "pinning": procs.placement_note(), "knobs": knobs,
-        "command": " ".join(sys.argv), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "host": LOOPBACK,
+        "cpu_model": cpu_model(), "pinning": procs.placement_note(), "command": " ".join(sys.argv),
     }
 
 
+def new_meta(run_dir: Path, preset: str, knobs: dict) -> dict:
+    first = session_info(1)
+    # The top-level machine fields are the first session's; every session is in "sessions".
+    top = {k: v for k, v in first.items() if k != "session"}
+    return {"run_id": run_dir.name, "preset": preset, **top, "knobs": knobs, "host": LOOPBACK,
+            "sessions": [first]}
+
+
 SPEED_SPREAD_WARNING = 1.2
+SPEED_DRIFT_WARNING = 0.2  # a resumed session's CPU this much faster or slower than the run's
 
 
 def _measure_rate(cpu_kind: str) -> tuple[float, float]:
@@ -117,14 +132,20 @@ def _measure_rate(cpu_kind: str) -> tuple[float, float]:
 
 
 def calibrate_cpu(meta: dict, cpu_kind: str) -> None:
-    """Once per run (a resume reuses it): the CPU work rate every cell's workers are given.
+    """Every session measures the CPU work rate; the run's first measurement is the one every cell's
+    workers are given (a resume keeps it, so all cells do the same work).
 
     The fastest of 100 back-to-back probes after 1 s of warm-up. How much slower the median probe
     was says how steady this machine's CPU is; a shared host can make it swing by tens of percent.
     """
     best, spread = _measure_rate(cpu_kind)
-    meta["cpu_units_per_ms"] = best
-    meta["cpu_speed_spread"] = spread
+    session = meta["sessions"][-1]
+    session["cpu_units_per_ms"], session["cpu_speed_spread"] = best, spread
+    if "cpu_units_per_ms" not in meta:
+        meta["cpu_units_per_ms"], meta["cpu_speed_spread"] = best, spread
+    elif abs(best / meta["cpu_units_per_ms"] - 1) > SPEED_DRIFT_WARNING:
+        say(f"! this session's CPU runs at {best / meta['cpu_units_per_ms']:.0%} of the speed the run was "
+            "calibrated at: its CPU-bound cells are not comparable with the earlier ones")
     if spread > SPEED_SPREAD_WARNING:
         say(f"! CPU speed is unsteady here: the median calibration probe ran {spread - 1:.0%} "
             "slower than the best. CPU-bound cells will scatter; expect some above or far below "
@@ -135,12 +156,51 @@ def cpu_rates(meta: dict, cpu_kind: str, kinds: set[str]) -> dict[str, float]:
     """Work rate per CPU kind. The run's own kind is `cpu_units_per_ms`; a run whose cells mix kinds
     (python work and GIL-releasing native work differ by orders of magnitude in units/ms) calibrates
     each other kind once too, in `cpu_units_per_ms_by_kind`."""
-    if "cpu_units_per_ms" not in meta:
-        calibrate_cpu(meta, cpu_kind)
+    calibrate_cpu(meta, cpu_kind)
     rates = meta.setdefault("cpu_units_per_ms_by_kind", {cpu_kind: meta["cpu_units_per_ms"]})
     for kind in sorted(kinds - set(rates)):
         rates[kind], _ = _measure_rate(kind)
     return rates
+
+
+def _sessions(meta: dict) -> list[dict]:
+    """A run's sessions; older run folders without them count their top-level fields as session 1."""
+    return meta.setdefault("sessions", [{"session": 1, **{k: meta.get(k) for k in (
+        "started_at", "git_commit", "versions", "cpu_count", "cores_available", "cpu_model", "pinning",
+        "command", "cpu_units_per_ms", "cpu_speed_spread", "upstream_capacity")}}])
+
+
+def check_same_machine(meta: dict) -> None:
+    """Refuse to resume a run on a machine with other cores or another CPU: its cells would not be
+    comparable with the ones already measured."""
+    first = _sessions(meta)[0]
+    for key, what, now in (("cores_available", "cores", cores_available()), ("cpu_model", "CPU model",
+                                                                              cpu_model())):
+        if first.get(key) is None:
+            say(f"! --resume: the run folder does not record its {what}; cannot check it is this machine")
+        elif first[key] != now:
+            raise store.RunFolderError(
+                f"--resume: the run was measured with {what} {first[key]!r}, this machine has {now!r}; "
+                "cells from the two would not be comparable (start a new run)")
+
+
+def resume_session(meta: dict) -> dict:
+    """Open a new session in a resumed run's meta (after check_same_machine): a changed commit or
+    package versions is said and recorded, and every row then says its session."""
+    sessions = _sessions(meta)
+    now = session_info(len(sessions) + 1)
+    first = sessions[0]
+    for key, what in (("git_commit", "commit"), ("versions", "package versions")):
+        if first.get(key) != now[key]:
+            if key == "versions" and isinstance(first.get(key), dict):
+                changed = {k: (first[key].get(k), v) for k, v in now[key].items() if first[key].get(k) != v}
+                detail = ", ".join(f"{k} {a} → {b}" for k, (a, b) in changed.items())
+            else:
+                detail = f"{first.get(key)} → {now[key]}"
+            say(f"! --resume: {what} changed since session 1 ({detail}); recorded as session "
+                f"{now['session']}, and each row says its session")
+    sessions.append(now)
+    return now
 
 
 def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
@@ -149,8 +209,9 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
     Cells whose id matches the glob `profile` are sampled with py-spy (harness/profile.py)."""
     results = run_dir / "results.csv"
     meta_path = run_dir / "meta.json"
-    rates = cpu_rates(meta, cpu_kind, {c.cpu_kind for c in cells})
     store.write_meta(meta_path, meta)
+    rates = cpu_rates(meta, cpu_kind, {c.cpu_kind for c in cells})
+    session = meta["sessions"][-1]
     keeper = UpstreamKeeper(run_dir, measure=measure_upstream)
     rows: list[dict] = []
     spent_overhead: list[float] = []
@@ -158,15 +219,16 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
     try:
         for i, cell in enumerate(cells, 1):
             upstream = keeper.ensure()
-            if keeper.capacity and "upstream_capacity" not in meta:
-                meta["upstream_capacity"] = keeper.capacity
+            if keeper.capacity and "upstream_capacity" not in session:
+                session["upstream_capacity"] = keeper.capacity
+                meta.setdefault("upstream_capacity", keeper.capacity)
                 store.write_meta(meta_path, meta)
             t_cell = time.monotonic()
             say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · {cell_label(cell)} "
                 f"repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
             run_env = {"CPU_UNITS_PER_MS": str(rates[cell.cpu_kind])}
             row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
-                           profile=profiled(cell, profile))
+                           profile=profiled(cell, profile), session=session["session"])
             store.append_row(results, row)
             rows.append(row)
             spent_overhead.append(time.monotonic() - t_cell - cell.warmup_s - cell.duration_s)
@@ -186,15 +248,23 @@ def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
     """Run every missing cell; returns the exit code (0 all ok, 1 some cell failed)."""
     procs.set_placement(cfg.pin)
     cells = build_cells(cfg, cores=procs.target_cores())
+    if resume:  # a different machine is refused before anything is touched
+        meta = store.read_meta(run_dir / "meta.json")
+        check_same_machine(meta)
+    else:
+        meta = new_meta(run_dir, preset, cfg.knobs())
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and store.drop_torn_row(run_dir / "results.csv"):
         say("note: results.csv ended in a half-written row (the harness was killed); it was cut")
     done = store.done_keys(run_dir / "results.csv") if resume else set()
     todo = [c for c in cells if c.key not in done]
-    meta = store.read_meta(run_dir / "meta.json") if resume else new_meta(run_dir, preset, cfg.knobs())
     say(f"run folder: {run_dir}")
     say(f"{len(todo)} cells to run ({len(cells) - len(todo)} already done), about "
         f"{fmt_s(estimate_s(todo))}; {procs.placement_note()}")
+    if not todo:  # nothing measured, so no session to record
+        return 0
+    if resume:
+        resume_session(meta)
     if profile is not None:
         meta["profile_cells"] = profile
     rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind[0], measure_upstream=measure_upstream,

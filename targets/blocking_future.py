@@ -40,7 +40,7 @@ app = common.make_app("blocking-future", __doc__, lifespan)
 def _blocking_cpu(work) -> int:
     with app.state.inflight:
         future = app.state.processes.submit(*common.cpu_job(work))
-        return future.result()  # the bug: blocks the event loop until the process finishes
+        return common.job_value(future.result())  # the bug: blocks the event loop until the process finishes
 
 
 @app.get("/io")

@@ -34,6 +34,14 @@ def burn_units(units: int, kind: str = "python") -> int:
     return _python_units(units) if kind == "python" else _native_units(units)
 
 
+def timed_burn(units: int, kind: str = "python") -> tuple[int, float]:
+    """`burn_units`, plus the CPU time (ms) this thread spent on it: what the work really cost
+    here, without the time spent waiting for the GIL or for a core."""
+    t0 = time.thread_time()
+    value = burn_units(units, kind)
+    return value, (time.thread_time() - t0) * 1000
+
+
 def speed_samples(kind: str = "python", probe_ms: float = 10.0, rounds: int = 15,
                   warm_s: float = 0.0) -> list[float]:
     """Units per millisecond of thread CPU time, one sample per probe of about `probe_ms`.

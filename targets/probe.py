@@ -44,10 +44,13 @@ class WorkerProbe:
         self.work = 0
         self.health = 0
         self.pool_gauge: Callable[[], int] | None = None
-        self._lags: list[float] = []
-        self._cpu_ms: list[float] = []
+        # (wake-up wall time, lag ms) and (stage wall ms or None, stage CPU ms): one tuple per event,
+        # so the writer thread's swap can never split a pair.
+        self._beats: list[tuple[float, float]] = []
+        self._stages: list[tuple[float | None, float]] = []
         self._pool_max = 0
-        self._last_beat = time.perf_counter()
+        # When the pending heartbeat is due: a loop blocked past it is stalled (the sleep itself is not).
+        self._due = time.perf_counter() + HEARTBEAT_S
         self._stop = threading.Event()
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
@@ -65,30 +68,36 @@ class WorkerProbe:
 
     async def _heartbeat(self) -> None:
         while True:
-            t0 = time.perf_counter()
+            self._due = time.perf_counter() + HEARTBEAT_S
             await asyncio.sleep(HEARTBEAT_S)
             now = time.perf_counter()
-            self._last_beat = now
-            self._lags.append((now - t0 - HEARTBEAT_S) * 1000)
+            # Wall time of the wake-up, so the harness can place each lag in its window and
+            # weight it by the time the loop was blocked (not by the number of samples).
+            self._beats.append((time.time(), max(0.0, now - self._due) * 1000))
             if self.pool_gauge is not None:
                 self._pool_max = max(self._pool_max, self.pool_gauge())
 
-    def record_cpu(self, ms: float) -> None:
-        """Wall time one CPU stage took in this process (list.append is atomic under the GIL)."""
+    def record_cpu(self, wall_ms: float | None, cpu_time_ms: float) -> None:
+        """One CPU stage: its wall time here (None when it ran in another process) and the CPU time
+        the computing thread spent on it (list.append is atomic under the GIL)."""
         if self.enabled:
-            self._cpu_ms.append(ms)
+            self._stages.append((wall_ms, cpu_time_ms))
 
     def _flush(self) -> None:
-        lags, self._lags = self._lags, []
-        cpu, self._cpu_ms = self._cpu_ms, []
+        beats, self._beats = self._beats, []
+        stages, self._stages = self._stages, []
         pool_max, self._pool_max = self._pool_max, 0
         if self.pool_gauge is not None:
             pool_max = max(pool_max, self.pool_gauge())
         self._append({
             "pid": os.getpid(), "t": time.time(),
-            "lag_ms": [round(x, 3) for x in lags],
-            "cpu_ms": [round(x, 3) for x in cpu],
-            "stalled_ms": round((time.perf_counter() - self._last_beat) * 1000, 1),
+            "lag_ms": [round(lag, 3) for _, lag in beats],
+            "lag_t": [round(t, 4) for t, _ in beats],
+            "cpu_ms": [round(wall, 3) for wall, _ in stages if wall is not None],
+            "cpu_time_ms": [round(cpu, 3) for _, cpu in stages],
+            # How long the loop has been past its heartbeat's due time: a loop blocked right now
+            # has not logged that lag yet.
+            "stalled_ms": round(max(0.0, time.perf_counter() - self._due) * 1000, 1),
             "work": self.work, "health": self.health,
             "pool_busy": pool_max if self.pool_gauge is not None else None,
         })
@@ -104,7 +113,7 @@ class WorkerProbe:
         # A fresh start (a second lifespan in one process, as in tests) begins from zero.
         self._stop.clear()
         self.work = self.health = 0
-        self._lags, self._cpu_ms, self._pool_max = [], [], 0
+        self._beats, self._stages, self._pool_max = [], [], 0
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()

@@ -36,7 +36,7 @@ app = common.make_app("process-pool", __doc__, lifespan)
 async def _offload(work) -> int:
     loop = asyncio.get_running_loop()
     with app.state.inflight:
-        return await loop.run_in_executor(app.state.pool, *common.cpu_job(work))
+        return common.job_value(await loop.run_in_executor(app.state.pool, *common.cpu_job(work)))
 
 
 app.get("/io")(common.async_io)  # the shared async /io route (targets/common.py)

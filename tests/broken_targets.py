@@ -113,7 +113,8 @@ def _dying_app(title: str, with_pool: bool, stubborn_pool: bool = False):
         if app.state.pool is None:
             return common.compute(work)
         loop = asyncio.get_running_loop()
-        return {"processed": True, "value": await loop.run_in_executor(app.state.pool, *common.cpu_job(work))}
+        return {"processed": True, "value": common.job_value(
+            await loop.run_in_executor(app.state.pool, *common.cpu_job(work)))}
 
     @app.get("/mixed")
     async def mixed(work: WorkParams):

@@ -10,6 +10,7 @@ test outright. Also here: --resume against a run folder (knob mismatch, damaged 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -378,6 +379,15 @@ def test_resume_damaged_meta_is_refused(finished_run, run_main, text):
     except (ValueError, KeyError) as exc:  # escaped main(): a traceback for the user
         pytest.fail(f"traceback instead of a one-line refusal: {type(exc).__name__}: {exc}")
     assert_refused(result, "meta.json")
+    assert snapshot(finished_run) == before
+
+
+def test_resume_on_another_machine_is_refused(finished_run, run_main):
+    meta = json.loads((finished_run / "meta.json").read_text())
+    meta["sessions"] = [{"session": 1, "cores_available": 64, "cpu_model": "Imaginary CPU 9000"}]
+    store.write_meta(finished_run / "meta.json", meta)
+    before = snapshot(finished_run)
+    assert_refused(run_main("run", "--resume", str(finished_run), "--no-plot"), "cores 64")
     assert snapshot(finished_run) == before
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pandas as pd
+
 from harness import aggregate, claims, report
 from harness.matrix import make_config
 from harness.schema import COLUMNS, SCHEMA_VERSION
@@ -32,6 +34,11 @@ def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
     assert row["p50_ms"] >= row["io_ms"]  # every /mixed request waits for the upstream at least
     assert row["health_requests"] > 0
     assert row["workers_seen"] == 2  # both workers' probes reported
+    workers = pd.read_csv(run_dir / row["raw_dir"] / "workers.csv")
+    assert sorted(workers["worker"]) == [1, 2]
+    assert (workers["health_served"] > 0).all(), "the /health probe must reach every worker"
+    assert (workers["probe_requests"] > 0).all()  # and its requests are told apart by worker pid
+    assert row["health_min_samples"] == workers["probe_requests"].min()
     assert 0.5 <= row["worker_share_max"] <= 1.0
     assert row["pool_busy_max"] >= 1
     assert row["target_cpu_pct"] > 0 and row["locust_cpu_pct"] > 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import os
 import socket
 import time
 from multiprocessing import resource_tracker
@@ -123,7 +124,7 @@ def test_docstring_says_what_to_expect(name, target_common):
 def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "pid": os.getpid()}  # the probe learns its worker
 
 
 @pytest.mark.parametrize("name", NAMES)
