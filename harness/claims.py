@@ -50,6 +50,19 @@ class Run:
     rows: pd.DataFrame
     meta: dict
 
+    def __post_init__(self) -> None:
+        # `health_ms`: the /health p99 of the worst probed worker, or its max where a stalled worker
+        # answered too few probes for a p99 (the harness leaves that p99 empty; the max is then the
+        # honest evidence of the stall, and the evidence text says which it is).
+        s = self.summary.copy()
+        for suffix in ("", "_lo", "_hi"):
+            p99 = s.get(f"health_p99_ms{suffix}", pd.Series(math.nan, index=s.index))
+            top = s.get(f"health_max_ms{suffix}", pd.Series(math.nan, index=s.index))
+            s[f"health_ms{suffix}"] = p99.where(p99.notna(), top)
+        s["health_is_max"] = s["health_ms"].notna() & s.get(
+            "health_p99_ms", pd.Series(math.nan, index=s.index)).isna()
+        self.summary = s
+
     @property
     def cores(self) -> int | None:
         value = self.meta.get("cores_available") or self.meta.get("cpu_count")
@@ -116,10 +129,16 @@ def _plain(v: object) -> str:
     return str(v)
 
 
+def health_text(cell: pd.Series) -> str:
+    """The cell's /health figure, saying when it is a max for lack of samples for a p99."""
+    text = fmt(cell["health_ms"], "ms")
+    return text + " (max: too few probe samples for a p99)" if bool(cell.get("health_is_max")) else text
+
+
 def measure(cell: pd.Series, col: str, unit: str = "") -> str:
     """`187 rps [180–195, 3 repeats]` or `187 rps (1 repeat)`, flagged when the cell is untrusted."""
     n = int(cell["repeats"])
-    text = fmt(cell[col], unit)
+    text = health_text(cell) if col == "health_ms" else fmt(cell[col], unit)
     lo, hi = cell.get(f"{col}_lo", math.nan), cell.get(f"{col}_hi", math.nan)
     if n >= 2 and math.isfinite(lo) and math.isfinite(hi):
         text += f" [{fmt(lo)}–{fmt(hi)}, {n} repeats]"
@@ -207,15 +226,15 @@ def decide_1(run: Run) -> Verdict:
         return not_measured("1", "the run has no fake-async and correct-async /io cells with equal knobs")
     cases, evidence, cells = [], [], []
     for good, bad in found:
-        r, h = ratio(good["rps"], bad["rps"]), ratio(bad["health_p99_ms"], good["health_p99_ms"])
+        r, h = ratio(good["rps"], bad["rps"]), ratio(bad["health_ms"], good["health_ms"])
         faster = compare(good, bad, "rps") > 0 and r >= CLEAR_RATIO
-        stalled = compare(bad, good, "health_p99_ms") > 0 and h >= CLEAR_RATIO
+        stalled = compare(bad, good, "health_ms") > 0 and h >= CLEAR_RATIO
         outcome = HOLDS if faster and stalled else PARTLY if faster or stalled else FAILS
         case = f"W={good['workers']} U={good['users']}"
         cases.append((outcome, case))
         evidence.append(f"{case}: correct-async {measure(good, 'rps', 'rps')} vs fake-async "
                         f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health p99 "
-                        f"{fmt(good['health_p99_ms'], 'ms')} vs {fmt(bad['health_p99_ms'], 'ms')} "
+                        f"{health_text(good)} vs {health_text(bad)} "
                         f"({fmt(h)}×)")
         cells += [label(good), label(bad)]
     return combine("1", cases, evidence, cells)
@@ -256,11 +275,11 @@ def decide_3(run: Run) -> Verdict:
         return not_measured("3", "the run has no correct-async /cpu cells")
     cases, evidence, cells = [], [], []
     for _, c in cpu.iterrows():
-        share = ratio(c["health_p99_ms"], c["p50_ms"])
+        share = ratio(c["health_ms"], c["p50_ms"])
         outcome = HOLDS if share >= STALL_SHARE else FAILS
         case = label(c, "cpu_kind")
         cases.append((outcome, f"W={c['workers']} {c['cpu_kind']}"))
-        evidence.append(f"{case}: /health p99 {measure(c, 'health_p99_ms', 'ms')} vs /cpu p50 "
+        evidence.append(f"{case}: /health p99 {measure(c, 'health_ms', 'ms')} vs /cpu p50 "
                         f"{fmt(c['p50_ms'], 'ms')} ({fmt(100 * share)}%)")
         cells.append(case)
     contrast = _one_per_right(pairs(run, dict(target="process-pool", scenario="cpu"),
@@ -268,7 +287,7 @@ def decide_3(run: Run) -> Verdict:
                               run.cores)
     for pp, _ in contrast:
         evidence.append(f"for contrast, process-pool (pool {_plain(pp['pool_size'])}) /cpu "
-                        f"W={pp['workers']}: /health p99 {fmt(pp['health_p99_ms'], 'ms')}")
+                        f"W={pp['workers']}: /health p99 {health_text(pp)}")
     return combine("3", cases, evidence, cells)
 
 
@@ -353,14 +372,14 @@ def decide_5(run: Run) -> Verdict:
                             "knobs")
     cases, evidence, cells = [], [], []
     for bf, pp in found:
-        h = ratio(bf["health_p99_ms"], pp["health_p99_ms"])
-        stalled = compare(bf, pp, "health_p99_ms") > 0 and h >= CLEAR_RATIO
+        h = ratio(bf["health_ms"], pp["health_ms"])
+        stalled = compare(bf, pp, "health_ms") > 0 and h >= CLEAR_RATIO
         not_faster = compare(bf, pp, "rps") <= 0
         outcome = HOLDS if stalled and not_faster else PARTLY if stalled else FAILS
         case = f"W={bf['workers']} {bf['cpu_kind']}"
         cases.append((outcome, case))
-        evidence.append(f"{case}: /health p99 {measure(bf, 'health_p99_ms', 'ms')} (blocking-future) vs "
-                        f"{measure(pp, 'health_p99_ms', 'ms')} (process-pool), {fmt(h)}×; rps "
+        evidence.append(f"{case}: /health p99 {measure(bf, 'health_ms', 'ms')} (blocking-future) vs "
+                        f"{measure(pp, 'health_ms', 'ms')} (process-pool), {fmt(h)}×; rps "
                         f"{fmt(bf['rps'])} vs {fmt(pp['rps'])}")
         cells += [label(bf), label(pp)]
     return combine("5", cases, evidence, cells)
@@ -489,8 +508,8 @@ def decide_9(run: Run) -> Verdict:
             f"{name}: {_plain(small['http_connections'])} connections: {measure(small, 'rps', 'rps')}, p50 "
             f"{fmt(small['p50_ms'], 'ms')} (≈ {fmt(small['p50_ms'] - wire, 'ms')} waiting for a connection); "
             f"{_plain(large['http_connections'])} connections: {fmt(large['rps'], 'rps')}, p50 "
-            f"{fmt(large['p50_ms'], 'ms')}; /health p99 {fmt(small['health_p99_ms'], 'ms')} vs "
-            f"{fmt(large['health_p99_ms'], 'ms')}")
+            f"{fmt(large['p50_ms'], 'ms')}; /health p99 {health_text(small)} vs "
+            f"{health_text(large)}")
         cells += [label(small, "http_connections"), label(large, "http_connections")]
     return combine("9", cases, evidence, cells)
 
@@ -508,9 +527,9 @@ def decide_10(run: Run) -> Verdict:
     evidence, cells = [], []
     for _, c in found.iterrows():
         limit = fast_health_ms(c)
-        fast = float(c["health_p99_ms"]) <= limit
+        fast = float(c["health_ms"]) <= limit
         by_kind.setdefault(str(c["cpu_kind"]), []).append(fast)
-        evidence.append(f"{label(c, 'cpu_kind')}: /health p99 {measure(c, 'health_p99_ms', 'ms')} "
+        evidence.append(f"{label(c, 'cpu_kind')}: /health p99 {measure(c, 'health_ms', 'ms')} "
                         f"({'fast' if fast else 'slow'}: limit {fmt(limit, 'ms')})")
         cells.append(label(c, "cpu_kind"))
     kinds = {k: all(v) for k, v in by_kind.items()}

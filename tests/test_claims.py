@@ -97,6 +97,16 @@ def test_claim_1_async_io_against_fake_async():
     assert verdict("1", rows).verdict == claims.PARTLY
 
 
+def test_claim_1_reads_a_stalled_workers_max_when_its_p99_is_empty():
+    """A stalled worker answers too few probes for a p99 (the harness leaves it empty): its max is
+    the evidence, and the text says it is a max."""
+    rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0, health_max_ms=30.0)
+            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=None, health_max_ms=2100.0))
+    v = verdict("1", rows)
+    assert v.verdict == claims.HOLDS
+    assert "2100 ms (max: too few probe samples for a p99)" in v.evidence[0]
+
+
 def test_claim_2_needs_an_unsaturated_cell():
     calm = [row("correct-async", "io", 70, users=4, p50_ms=55.0, efficiency=0.88)]
     assert verdict("2", calm).verdict == claims.HOLDS
