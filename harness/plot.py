@@ -248,13 +248,14 @@ def _draw_health_max(ax: plt.Axes, s: pd.DataFrame, color: tuple) -> list[float]
 
 def _health_note(summary: pd.DataFrame, variant_cols: list[str]) -> list[str]:
     """Which /health points rest on too few samples for a p99, with the count they had."""
-    thin = summary[(summary["repeats"] > 0) & ~np.isfinite(summary["health_p99_ms"].astype("float64"))]
+    thin = summary[(summary["repeats"] > 0) & ~np.isfinite(summary["health_p99_ms"].astype("float64"))
+                   & np.isfinite(summary["health_max_ms"].astype("float64"))]
     if thin.empty:
         return []
     cells = "; ".join(
         f"{_cells_label(rows, variant_cols)} n={_fmt_num(rows['health_min_samples'].min())}"
         for _, rows in thin.groupby(["target", *variant_cols], dropna=False, sort=False))
-    return [f"▲ /health max shown where the busiest-hit worker's probe got < 100 samples (a p99 needs 100): "
+    return [f"▲ /health max shown where a worker's probe got < 100 samples (a p99 needs 100): "
             f"{cells}"]
 
 

@@ -216,3 +216,20 @@ def test_calibrate_cpu_cell_checks_the_cpu_instead_of_dividing_it_out(cost, rps,
     ok, _, _, note = judge("one worker computing", cell, row)
     assert ok is passed
     assert why in note
+
+
+def test_chart_footnote_counts_the_samples_of_a_health_max():
+    from harness import aggregate, plot
+    from harness.schema import COLUMNS
+
+    base = {c: "" for c in COLUMNS}
+    base.update(target="fake-async", scenario="io", users=8, loop="uvloop", io_ms=50, cpu_ms=20, fanout=3,
+                cpu_kind="python", http_client="httpx", http_connections=100, launch="uvicorn", probe=True,
+                status="ok", valid=True, repeat=1, ceiling_rps=13.3, rps=13.0, health_max_ms=2100.0,
+                health_min_samples=7)
+    healthy = {**base, "target": "correct-async", "workers": 2, "health_p99_ms": 9.0,
+               "health_min_samples": 120}
+    summary = aggregate.summarize(aggregate.coerce(pd.DataFrame([{**base, "workers": 2}, healthy])))
+    notes = plot._footnotes(summary, [])
+    assert notes == ["▲ /health max shown where a worker's probe got < 100 samples (a p99 needs 100): "
+                     "fake-async @ 2 workers n=7"]
