@@ -23,7 +23,7 @@ def _names(workers: pd.DataFrame) -> str:
     return ", ".join(str(w) for w in workers["worker"])
 
 
-def worker_reasons(workers: pd.DataFrame | None, n_workers: int) -> list[str]:
+def worker_reasons(workers: pd.DataFrame | None, n_workers: int, launch: str = "reuseport") -> list[str]:
     """How the work and the /health probe spread over the workers (raw/<cell>/workers.csv)."""
     if workers is None or len(workers) == 0 or n_workers < 2:
         return []
@@ -31,7 +31,8 @@ def worker_reasons(workers: pd.DataFrame | None, n_workers: int) -> list[str]:
     busiest = workers.loc[workers["work_share"].idxmax()] if workers["work_share"].notna().any() else None
     if busiest is not None and busiest["work_share"] >= UNEVEN_SHARE / n_workers:
         parts.append(f"connections uneven: worker {int(busiest['worker'])} served "
-                     f"{busiest['work_share']:.0%} of requests (even is {1 / n_workers:.0%})")
+                     f"{busiest['work_share']:.0%} of requests (even is {1 / n_workers:.0%})"
+                     + ("; uvicorn's shared socket, try --launch reuseport" if launch == "uvicorn" else ""))
     busy = workers[workers["work_share"] >= BUSY_SHARE / n_workers]
     # The workers' own count of the /health requests they served: no probe request reached them.
     missed = busy[busy["health_served"] == 0]
@@ -60,7 +61,7 @@ def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bo
     if probe and row.get("workers_seen", 0) < row["workers"]:
         reasons.append(f"only {row.get('workers_seen', 0)} of {row['workers']} workers reported")
     if probe:
-        reasons += worker_reasons(workers, row["workers"])
+        reasons += worker_reasons(workers, row["workers"], row.get("launch", "uvicorn"))
     rps, ceiling = row.get("rps"), row.get("ceiling_rps")
     if rps and ceiling and math.isfinite(ceiling) and rps > 1.10 * ceiling:
         reasons.append(f"measured {rps:.0f} rps above the {ceiling:.0f} rps ceiling: the CPU ran faster "

@@ -107,6 +107,12 @@ def test_even_spread_with_a_probe_on_every_worker_is_not_flagged():
     assert validity.worker_reasons(worker_frame([1.0], [50]), 1) == []  # one worker cannot be uneven
 
 
+def test_uneven_connections_under_uvicorns_shared_socket_name_the_remedy():
+    reasons = validity.worker_reasons(worker_frame([0.0, 1.0], [1, 1]), 2, launch="uvicorn")
+    assert reasons == ["connections uneven: worker 2 served 100% of requests (even is 50%); uvicorn's shared "
+                       "socket, try --launch reuseport"]
+
+
 def test_uneven_threshold_scales_with_workers():
     assert validity.worker_reasons(worker_frame([0.36, 0.22, 0.21, 0.21], [1, 1, 1, 1]), 4) == []
     flagged = validity.worker_reasons(worker_frame([0.40, 0.20, 0.20, 0.20], [1, 1, 1, 1]), 4)
