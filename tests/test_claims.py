@@ -282,3 +282,15 @@ def test_plan_follows_the_core_count(cores: int):
     cells = claims_preset.plan(cores)
     assert {c.workers for c in cells if c.target == "correct-async" and c.scenario == "cpu"} == \
         {1, cores, 2 * cores}
+
+
+def test_claims_refuses_a_used_folder_before_launching_anything(tmp_path: Path, capsys):
+    from harness import cli
+    from tests.conftest import leftover_children
+
+    (tmp_path / "someone-else.txt").write_text("x")
+    already = {p.pid for p in leftover_children()}
+    assert cli.main(["claims", "--out", str(tmp_path)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["someone-else.txt"]
+    assert leftover_children(exclude=already) == []
