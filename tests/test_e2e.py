@@ -86,3 +86,29 @@ def test_reuseport_launch_starts_every_worker_and_stops_them_all(tmp_path, upstr
     finally:
         server.stop()
     assert leftover_children(exclude=already) == []
+
+
+def test_claims_preset_end_to_end_on_one_of_its_cells(tmp_path, capsys, monkeypatch):
+    """bench.py claims, cut down to one real cell (claim 2's): the run folder gets results, claims.csv
+    and report.html, the verdict table is printed, and nothing is left running."""
+    import pandas as pd
+
+    from harness import claims_preset, cli
+
+    full_plan = claims_preset.plan
+    monkeypatch.setattr(claims_preset, "plan",
+                        lambda cores: [c for c in full_plan(cores) if c.users == 4][:1])
+    run_dir = tmp_path / "claims"
+    already = {p.pid for p in leftover_children()}
+    assert cli.main(["claims", "--out", str(run_dir)]) == 0
+    assert leftover_children(exclude=already) == []
+    out = capsys.readouterr().out
+    assert "claim verdict" in " ".join(out.split()) and "report.html" in out
+    verdicts = pd.read_csv(run_dir / "claims.csv", dtype=str).fillna("").set_index("claim")
+    assert len(verdicts) == len(claims.REGISTRY)
+    assert verdicts.loc["2", "verdict"] in (claims.HOLDS, claims.FAILS)  # its cell was measured
+    assert verdicts.loc["5", "verdict"] == claims.NOT_MEASURED  # its cells were not
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["preset"] == "claims" and {r["claim"] for r in meta["claims_runs"]} >= {"1", "10"}
+    page = parse(run_dir / "report.html")
+    assert len(page.rows["results"]) == 1 and len(page.rows["verdicts"]) == len(claims.REGISTRY)
