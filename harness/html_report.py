@@ -206,16 +206,57 @@ def section_charts(run_dir: Path) -> str:
     return "".join(parts)
 
 
-def section_recommend(run_dir: Path) -> str:
-    head = '<h2 id="recommendations">Tuning recommendations</h2>'
-    path = run_dir / "recommend.csv"
-    if not path.is_file():
-        return head + _na("not available: this run folder has no recommend.csv")
+def _recommendations(run_dir: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """recommend.csv when the run folder has one, else harness.recommend's rule applied to the rows
+    at its default SLO (nothing is written); (None, why) when neither is possible."""
+    from harness import recommend
+
+    path = run_dir / recommend.CSV_NAME
+    if path.is_file():
+        try:
+            return pd.read_csv(path), f"from {recommend.CSV_NAME}"
+        except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
+            return None, f"not available: {recommend.CSV_NAME} cannot be read ({exc})"
     try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
-        return head + _na(f"not available: recommend.csv cannot be read ({exc})")
-    return head + _frame_table(df, "recommend")
+        slo, fail = recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO
+        frame = recommend.to_frame(recommend.recommend(rows, slo, fail), slo, fail)
+    except (KeyError, ValueError) as exc:
+        return None, f"not available: the rule could not be applied to these results ({exc})"
+    return frame, (f"computed from results.csv at the default SLO (this folder has no {recommend.CSV_NAME}; "
+                   "bench.py recommend DIR --slo-p99 MS writes one)")
+
+
+def section_recommend(run_dir: Path, rows: pd.DataFrame) -> str:
+    head = '<h2 id="recommendations">Tuning recommendations</h2>'
+    frame, source = _recommendations(run_dir, rows)
+    if frame is None:
+        return head + _na(source)
+    if frame.empty:
+        return head + _na("not available: no group of cells to recommend from")
+    slo = frame["slo_p99_ms"].dropna()
+    fail = frame["max_fail_ratio"].dropna()
+    rule = (f"SLO: p99 ≤ {_num(float(slo.iloc[0]))} ms, failures ≤ {float(fail.iloc[0]):.1%}. "
+            if len(slo) and len(fail) else "")
+    params = [c for c in schema.PARAM_COLUMNS if c in frame.columns and c != "repeat"
+              and (frame[c].nunique(dropna=False) > 1 or c in ("target", "scenario"))]
+    measures = [c for c in ("rps", "p99_ms", "fail_ratio", "target_rss_mb", "in_flight", "pool_slots",
+                            "reason") if c in frame.columns and frame[c].notna().any()]
+    picks = []
+    for _, group in frame.groupby("group", sort=True):
+        chosen = group[group["role"] == "chosen"]
+        row = (chosen if len(chosen) else group[group["role"] == "closest"]).head(1)
+        if len(row):
+            picks.append(row.assign(pick="use this" if len(chosen) else "no configuration meets the SLO; "
+                                    "closest"))
+    table = pd.concat(picks)[["pick", *params, *measures]] if picks else pd.DataFrame()
+    out = [head, f'<p class="sub">{esc(rule)}The cheapest configuration within 5% of the best feasible '
+           f"throughput, per group of cells ({esc(source)}).</p>"]
+    out.append(_frame_table(table.reset_index(drop=True), "recommend") if len(table)
+               else _na("no group had a configuration to name"))
+    full = frame[["group", "role", *params, *measures]].reset_index(drop=True)
+    out.append("<details><summary>every candidate</summary>" + _frame_table(full, "recommend-all")
+               + "</details>")
+    return "".join(out)
 
 
 def section_untrusted(df: pd.DataFrame, summary: pd.DataFrame) -> str:
@@ -292,7 +333,7 @@ def render(run_dir: Path, verdicts: list[claims.Verdict] | None = None) -> str:
         section_run(run.meta, run_dir),
         section_verdicts(verdicts),
         section_charts(run_dir),
-        section_recommend(run_dir),
+        section_recommend(run_dir, run.rows),
         section_untrusted(run.rows, run.summary),
         section_bounds(run.rows),
         section_results(run.rows),

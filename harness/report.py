@@ -40,11 +40,11 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
     if plot_charts:
         for path in plot.plot_run(run_dir):
             print(f"chart: {path}")
-    if html:
-        from harness import html_report
-
-        print(f"report: {html_report.write(run_dir, draw_missing=False)}")
     # The default SLO is stated in the first line; `bench.py recommend DIR --slo-p99 MS` for another.
     recommend.run(run_dir, full=False)
     print(f"  full candidate tables or another SLO: bench.py recommend {run_dir} --slo-p99 MS")
+    if html:  # last: it shows the recommend.csv just written
+        from harness import html_report
+
+        print(f"report: {html_report.write(run_dir, draw_missing=False)}")
     print(f"results: {results}")

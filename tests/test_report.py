@@ -79,7 +79,10 @@ def test_report_on_a_run_folder_from_before_reports_existed(old_run: Path, capsy
     assert page.h2_ids == SECTIONS  # every section, in the order
     text = " ".join(page.text)
     # Sections the old folder cannot fill say so.
-    assert "not available: this run folder has no recommend.csv" in text
+    # No recommend.csv: the rule is applied in memory at its default SLO, and the report says so.
+    assert "this folder has no recommend.csv" in text and not (old_run / "recommend.csv").exists()
+    picks = page.rows["recommend"]
+    assert picks and {r[0] for r in picks} <= {"use this", "no configuration meets the SLO; closest"}
     assert "no database in this run" in text
     assert "not available: this run predates bottleneck attribution" in text
     assert "upstream" in text and "18902" in text  # its meta.json did record the upstream capacity
@@ -112,14 +115,18 @@ def test_report_is_self_contained(old_run: Path):
                 assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_report_shows_recommendations_and_marks_missing_meta(old_run: Path):
+def test_report_shows_recommend_csv_and_marks_missing_meta(old_run: Path):
+    from harness import recommend
+
+    recommend.run(old_run, slo_p99_ms=600.0, say=lambda _: None)  # writes recommend.csv
     (old_run / "meta.json").unlink()
-    pd.DataFrame({"target": ["thread-pool"], "scenario": ["io"], "pool_size": [20], "rps": [410.0],
-                  "why": ["cheapest within 5% of the best"]}).to_csv(old_run / "recommend.csv", index=False)
     html_report.write(old_run)
     page = parse(old_run / "report.html")
-    assert page.rows["recommend"] == [["thread-pool", "io", "20", "410", "cheapest within 5% of the best"]]
     text = " ".join(page.text)
+    assert "SLO: p99 ≤ 600 ms" in text and "from recommend.csv" in text
+    written = pd.read_csv(old_run / "recommend.csv")
+    assert len(page.rows["recommend"]) == written["group"].nunique()
+    assert len(page.rows["recommend-all"]) == len(written)
     assert "meta.json is missing or unreadable" in text
     # Without meta.json the core count is unknown: claims that need it say why.
     four = next(r for r in page.rows["verdicts"] if r[0] == "4")
