@@ -578,8 +578,8 @@ REGISTRY: list[Claim] = [
           "thread-pool or mixed /cpu with native and with python work, ≥ 2 cores",
           f"holds when native work gets measurably more rps than python work and its work rate "
           f"(rps × CPU_MS) exceeds {1 + NOISE_MARGIN / 2:g} cores, i.e. threads ran in parallel",
-          lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=kind, repeat=2)
-                         for kind in ("python", "native")], decide_4b),
+          lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=["python", "native"],
+                              repeat=2)], decide_4b),
     Claim("5", "the article's own /process (future.result() inside async def) blocks the event loop",
           "blocking-future and process-pool /cpu at equal knobs",
           f"holds when blocking-future's /health p99 is measurably and ≥ {CLEAR_RATIO:g}× process-pool's, "
@@ -596,27 +596,29 @@ REGISTRY: list[Claim] = [
     Claim("7", "uvloop improves throughput",
           "the same cells under --loop uvloop and --loop asyncio",
           "holds when uvloop's rps is measurably higher; inside the noise: no measurable difference",
-          lambda cores: [dict(targets=["correct-async"], scenarios=["io"], loop=loop, repeat=3)
-                         for loop in ("uvloop", "asyncio")], decide_7),
+          lambda cores: [dict(targets=["correct-async"], scenarios=["io"], loop=["uvloop", "asyncio"],
+                              repeat=3)], decide_7),
     Claim("8", "bigger thread and process pools are not always better: past the knee they add memory, "
           "not throughput",
           "a pool sweep: cells differing only in pool size (≥ 3 sizes)",
           "the knee is the smallest pool not measurably below the best rps; holds when the largest pool "
           f"is not measurably above the knee and its memory (target_rss_mb) is ≥ {MEMORY_GROWTH - 1:.0%} "
           "higher; flat throughput without a memory column: partly; still rising: does not hold",
-          lambda cores: [dict(targets=["process-pool"], scenarios=["cpu"], pool_size=p)
-                         for p in (1, cores, 2 * cores, 4 * cores)], decide_8),
+          lambda cores: [dict(targets=["process-pool"], scenarios=["cpu"],
+                              pool_size={"process-pool": sorted({1, cores, 2 * cores, 4 * cores})})],
+          decide_8),
     Claim("9", "an exhausted connection pool queues requests end to end",
           "a connection-pool sweep: async /io cells differing only in --http-connections",
           f"holds when the smallest pool's p50 is measurably and ≥ {CLEAR_RATIO:g}× the largest pool's",
-          lambda cores: [dict(targets=["correct-async"], scenarios=["io"], http_connections=6)], decide_9),
+          lambda cores: [dict(targets=["correct-async"], scenarios=["io"], http_connections=[6, 100])],
+          decide_9),
     Claim("10", "the two-stage pattern (async fetch, compute in a ThreadPoolExecutor) keeps neighbouring "
           "endpoints fast",
           "the mixed target's /cpu (or /mixed) with python and with native work",
           f"fast = /health p99 ≤ max({FAST_HEALTH_MIN_MS:g} ms, 2 × CPU_MS); holds when fast for every CPU "
           "kind measured, partly when only for some",
-          lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=kind, repeat=2)
-                         for kind in ("python", "native")], decide_10),
+          lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=["python", "native"],
+                              repeat=2)], decide_10),
 ]
 
 BY_ID = {c.id: c for c in REGISTRY}

@@ -1,46 +1,27 @@
 """`bench.py claims`: run exactly the cells the claims registry needs, then decide every claim.
 
-Each claim lists the sweeps it needs (harness.claims.Claim.runs, as Config overrides). Knobs that
-one Config cannot sweep as a list (loop, cpu kind, pool size, connections) are separate Configs; their
-cells are pooled, duplicates across claims are run once, and all of them go through the ordinary
-sweep machinery (`run_cells`) into one run folder.
+Each claim lists the sweeps it needs (harness.claims.Claim.runs, as Config overrides: loop, CPU kind,
+pool sizes and connections are comma-list sweeps like workers). Their cells are pooled, a cell two
+claims share is run once, and all of them go through the ordinary sweep machinery (`run_cells`) into
+one run folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import claims, procs, store
+from harness import claims, knobs, procs, store
 from harness.matrix import Cell, Config, build_cells, make_config
-from harness.sweep import fmt_s, new_meta, run_cells, say
-from targets import default_pool_size
+from harness.sweep import estimate_s, fmt_s, new_meta, run_cells, say
 
 # Shared by every claims cell unless a claim asks otherwise: short windows, one worker, 32 users.
 BASE = dict(workers=[1], users=[32], duration=4.0, warmup=1.5)
 
-# Knobs that make a cell differ from its plain namesake; they go into the raw folder's name so two
-# cells never share (and clobber) one folder.
-_ID_KNOBS = ("loop", "cpu_kind", "pool_size", "http_connections", "http_client", "io_ms", "cpu_ms",
-             "fanout", "launch")
-_SHORT = {"loop": "", "cpu_kind": "", "pool_size": "p", "http_connections": "h", "http_client": "",
-          "io_ms": "io", "cpu_ms": "cpu", "fanout": "f", "launch": ""}
-
-
-@dataclass(frozen=True)
-class ClaimCell(Cell):
-    """A Cell whose raw folder name also names the knobs it differs in from the defaults."""
-
-    raw_name: str = ""
-
-    @property
-    def cell_id(self) -> str:
-        return self.raw_name or super().cell_id
-
 
 def configs(cores: int) -> list[tuple[str, Config]]:
-    """(claim id, Config) for every run the registry asks for, in registry order."""
+    """(claim id, Config) for every sweep the registry asks for, in registry order."""
     out = []
     for claim in claims.REGISTRY:
         for overrides in claim.runs(cores):
@@ -48,31 +29,20 @@ def configs(cores: int) -> list[tuple[str, Config]]:
     return out
 
 
-def _raw_name(cell: Cell, default: Config) -> str:
-    base = cell.cell_id
-    parts = []
-    for knob in _ID_KNOBS:
-        value = getattr(cell, knob)
-        usual = default_pool_size(cell.target) if knob == "pool_size" else getattr(default, knob)[0]
-        if value != usual:
-            parts.append(f"{_SHORT[knob]}{value}")
-    if not parts:
-        return base
-    stem, repeat = base.rsplit("_r", 1)
-    return f"{stem}_{'_'.join(parts)}_r{repeat}"
-
-
-def plan(cores: int) -> list[ClaimCell]:
+def plan(cores: int) -> list[Cell]:
     """Every cell the registry needs, each once (the first claim to ask sets its window), grouped
-    by repeat so that a late disturbance of the machine does not hit all repeats of one cell."""
-    default = make_config("default")
-    seen: dict[tuple, ClaimCell] = {}
+    by repeat so that a late disturbance of the machine does not hit all repeats of one cell.
+
+    Each sweep only knows the knobs *it* varies; across sweeps more vary (loop in one, pool size in
+    another), so every cell is told the plan's varying knobs and its raw folder name carries them."""
+    seen: dict[tuple, Cell] = {}
     for _, cfg in configs(cores):
         for cell in build_cells(cfg, cores=cores):
-            key = tuple(sorted(cell.params().items(), key=lambda kv: kv[0]))
-            if key not in seen:
-                seen[key] = ClaimCell(**asdict(cell), raw_name=_raw_name(cell, default))
-    cells = sorted(seen.values(), key=lambda c: c.repeat)  # stable: registry order within a repeat
+            seen.setdefault(cell.key, cell)
+    varying = tuple(k.name for k in knobs.SWEEP_KNOBS
+                    if len({c.knobs[k.name] for c in seen.values()}) > 1)
+    cells = [dataclasses.replace(c, swept=varying) for c in seen.values()]
+    cells.sort(key=lambda c: c.repeat)  # stable: registry order within a repeat
     ids = [c.cell_id for c in cells]
     assert len(ids) == len(set(ids)), "two claims cells share a raw folder"
     return cells
@@ -90,8 +60,7 @@ def run_claims(run_dir: Path) -> int:
     meta["claims_runs"] = [{"claim": cid, **{k: v for k, v in cfg.knobs().items() if k in _RUN_KNOBS}}
                            for cid, cfg in configs(cores)]
     say(f"run folder: {run_dir}")
-    say(f"{len(cells)} cells for {len(claims.REGISTRY)} claims, about "
-        f"{fmt_s(sum(c.warmup_s + c.duration_s + 4.0 for c in cells))}")
+    say(f"{len(cells)} cells for {len(claims.REGISTRY)} claims, about {fmt_s(estimate_s(cells))}")
     t0 = time.monotonic()
     rows = run_cells(cells, run_dir, meta, cpu_kind=base.cpu_kind[0])
     report.finish(run_dir)  # charts, report.html and claims.csv
