@@ -72,6 +72,18 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def check_columns(path: Path) -> None:
+    """Refuse to append to a results.csv whose header is not this harness's columns: the new rows
+    would land under the wrong names."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, newline="") as fh:
+        header = next(csv.reader(fh), [])
+    if header != COLUMNS:
+        raise RunFolderError(f"{path} was written by another version of the harness (its columns differ); "
+                             "resume it with that version, or start a new run")
+
+
 def drop_torn_row(path: Path) -> bool:
     """Cut a last line left half-written by a killed harness; True if one was cut."""
     if not path.exists():

@@ -250,6 +250,7 @@ def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
     cells = build_cells(cfg, cores=procs.target_cores())
     if resume:  # a different machine is refused before anything is touched
         meta = store.read_meta(run_dir / "meta.json")
+        store.check_columns(run_dir / "results.csv")
         check_same_machine(meta)
     else:
         meta = new_meta(run_dir, preset, cfg.knobs())

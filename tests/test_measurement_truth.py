@@ -181,6 +181,15 @@ def test_resume_refuses_another_machine_and_records_a_changed_commit(tmp_path, c
     assert "commit changed since session 1" in capsys.readouterr().out
 
 
+def test_resume_refuses_a_results_file_with_other_columns(tmp_path):
+    old_format = "target,scenario,workers,users,repeat,status\nfake-async,io,1,4,1,ok\n"
+    (tmp_path / "results.csv").write_text(old_format)
+    with pytest.raises(store.RunFolderError, match="another version"):
+        store.check_columns(tmp_path / "results.csv")
+    store.append_row(tmp_path / "fresh.csv", {"target": "fake-async"})
+    store.check_columns(tmp_path / "fresh.csv")  # our own header passes
+
+
 def test_sessions_each_keep_their_calibration(tmp_path, monkeypatch):
     speeds = iter([[100.0] * 100, [70.0] * 100])
     monkeypatch.setattr(sweep.cpu_work, "speed_samples", lambda *a, **k: next(speeds))
