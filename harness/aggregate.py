@@ -165,7 +165,7 @@ def _summarize_cell(cell: pd.DataFrame) -> dict[str, object]:
     row["valid"] = bool(len(ok) > 0 and ok["valid"].all())
     row["invalid_reason"] = _join_unique(ok.loc[~ok["valid"], "invalid_reason"])
     # What limited the cell: the verdict most repeats reached, with one such repeat's figures.
-    bounds = ok[["bound_by", "bound_detail"]].fillna("").astype(str)
+    bounds = ok[["bound_by", "bound_detail"]].astype(object).fillna("").astype(str)
     bounds = bounds[bounds["bound_by"] != ""]
     row["bound_by"] = bounds["bound_by"].mode().iloc[0] if len(bounds) else ""
     row["bound_detail"] = (bounds.loc[bounds["bound_by"] == row["bound_by"], "bound_detail"].iloc[0]

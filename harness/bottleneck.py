@@ -7,6 +7,9 @@ names the bound, and any later one that also holds is listed after it ("also: ..
                       read from the model's Demand (harness/model.py): the blocked loop, the
                       thread tokens, the HTTP connections, the pool, the GIL, the cores, or the
                       users themselves (a closed loop of U users cannot exceed U / latency).
+                      Also below 0.9 when that part is CPU and the processes doing the pattern's
+                      work are measured at ≥ 90% of it: the pattern still binds, each request just
+                      cost more CPU than calibrated (a slowed or shared core).
    Below 0.9 (or without a ceiling), what the target, the machine and the helpers did:
 2. accept imbalance   the busiest worker served well over its even share 1/W while another idled.
 3. GIL                threads doing pure-Python CPU, their process at about one core.
@@ -178,17 +181,43 @@ def _efficiency_text(row: dict) -> str:
     return f"{eff:.0%} of the {ceiling:.0f} rps ceiling"
 
 
+def saturated_part(row: dict, part: str, cores: int) -> str | None:
+    """When the part of the model that binds is CPU, whether the processes doing the pattern's work
+    were measured saturated: then the pattern is the limit even below 0.9, and each request simply
+    cost more CPU than calibrated (a slowed or shared core). None when they were not."""
+    if row.get("scenario") not in ("cpu", "mixed"):
+        return None
+    W = int(row["workers"])
+    if part == "cores":
+        used, full, who = _num(row, "target_cpu_pct"), 100.0 * cores, "the target"
+    elif part == "pool" and row.get("target") == "process-pool":
+        P = _num(row, "pool_size")
+        used, full, who = _num(row, "pool_cpu_pct"), 100.0 * min(W * P, cores), "the pool processes"
+    elif part in ("blocked loop", "GIL"):
+        used, full, who = _num(row, "worker_cpu_min_pct") * W, 100.0 * W, f"each of {W} worker(s)"
+    else:
+        return None
+    if not used >= CORE_BUSY_PCT / 100 * full:
+        return None
+    stage = _num(row, "cpu_stage_ms")
+    cost = f" (its CPU stage took {stage:.1f} ms)" if stage > _num(row, "cpu_ms") else ""
+    return (f"{who} used {used:.0f}% of {full:.0f}% ({part} saturated): a request cost more CPU than "
+            f"the calibrated {_num(row, 'cpu_ms'):.0f} ms{cost}")
+
+
 def attribute(row: dict, ctx: Context) -> Verdict:
     """The bound of one measured row (status ok). Failed rows have no bound."""
     eff = _num(row, "efficiency")
     fired = [(name, why) for name, rule in RULES if (why := rule(row, ctx))]
     also = "; also " + ", ".join(name for name, _ in fired) if fired else ""
+    try:
+        part, why = pattern_part(row, ctx.target_cores)
+    except (KeyError, ValueError):  # a target the model does not know
+        part, why = "ceiling", "no model of its parts"
     if eff >= PATTERN_EFFICIENCY:
-        try:
-            part, why = pattern_part(row, ctx.target_cores)
-        except (KeyError, ValueError):  # a target the model does not know
-            part, why = "ceiling", "no model of its parts"
         return Verdict(f"pattern: {part}", f"{_efficiency_text(row)}: {why}{also}")
+    if eff < PATTERN_EFFICIENCY and (full := saturated_part(row, part, ctx.target_cores)):
+        return Verdict(f"pattern: {part}", f"{_efficiency_text(row)}; {why}; {full}{also}")
     if fired:
         (name, why), rest = fired[0], fired[1:]
         more = "; also " + ", ".join(n for n, _ in rest) if rest else ""

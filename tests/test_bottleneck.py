@@ -57,6 +57,24 @@ def test_pattern_names_the_part_of_the_model_that_binds(kwargs, part):
     assert v.detail.startswith("95% of the ")
 
 
+def test_pattern_below_09_when_the_cpu_part_it_names_is_saturated():
+    # process-pool /cpu, W·P = 4 > 2 cores: the pool children fill both cores, yet 86% of the ceiling
+    v = attribute(row(target="process-pool", scenario="cpu", workers=2, pool_size=2, efficiency=0.86,
+                      worker_cpu_max_pct=5.4, worker_cpu_min_pct=5.2, pool_cpu_pct=183.6,
+                      target_cpu_pct=194.2, locust_cpu_pct=4.2, upstream_cpu_pct=0.0), CTX)
+    assert v.bound_by == "pattern: cores"
+    assert "the target used 194% of 200% (cores saturated): a request cost more CPU than the calibrated " \
+           "20 ms" in v.detail and v.detail.endswith("also machine CPU")
+    # fake-async /cpu on one worker: its loop computes, at a full core
+    v = attribute(row(target="fake-async", scenario="cpu", efficiency=0.8, worker_cpu_max_pct=98.0,
+                      worker_cpu_min_pct=98.0, cpu_stage_ms=24.6), CTX)
+    assert v.bound_by == "pattern: blocked loop" and "(its CPU stage took 24.6 ms)" in v.detail
+    # the same efficiency with the cores not full is not the pattern
+    v = attribute(row(target="process-pool", scenario="cpu", workers=2, pool_size=2, efficiency=0.6,
+                      pool_cpu_pct=110.0, target_cpu_pct=120.0), CTX)
+    assert v.bound_by == "unexplained"
+
+
 def test_pattern_comes_first_and_lists_what_else_held():
     v = attribute(row(efficiency=0.92, locust_cpu_pct=95.0), CTX)
     assert v.bound_by == "pattern: users"
@@ -72,8 +90,9 @@ def test_worker_cpu():
 
 
 def test_worker_cpu_says_when_the_cpu_stage_ran_slow():
-    v = attribute(row(target="fake-async", scenario="cpu", efficiency=0.8, worker_cpu_max_pct=98.0,
-                      cpu_stage_ms=24.6), CTX)
+    # native CPU in 40 threads could use both cores; one worker at a full core is short of that
+    v = attribute(row(target="thread-pool", scenario="cpu", pool_size=40, cpu_kind="native", efficiency=0.5,
+                      worker_cpu_max_pct=98.0, target_cpu_pct=98.0, cpu_stage_ms=24.6), CTX)
     assert v.bound_by == "worker CPU"
     assert v.detail.endswith("its CPU stage took 24.6 ms, not the 20 ms calibrated")
 
