@@ -147,7 +147,7 @@ class LittleCheck:
 
     rps: float
     mean_s: float
-    mean_source: str  # "mean_ms" or "U/X (closed loop)"
+    mean_source: str  # "mean_ms" or "U/X" (closed loop: every user always has a request out)
     in_flight: float
     slots: float | None  # workers × pool_size, None when the target has no pool
 
@@ -155,7 +155,7 @@ class LittleCheck:
         head = (f"Little's law: in flight = X × R = {self.rps:.1f} rps × {self.mean_s * 1000:.0f} ms"
                 f" = {self.in_flight:.1f}")
         if self.mean_source != "mean_ms":
-            head += f" (R = {self.mean_source}: results.csv has no mean latency)"
+            head += f" (R = {self.mean_source} of the closed loop: results.csv has no mean latency)"
         if self.slots is None:
             return head + "; this target has no pool to compare it with."
         if self.in_flight > self.slots * 1.05:
@@ -174,7 +174,7 @@ def little_check(cell: pd.Series) -> LittleCheck | None:
         mean_s, source = float(cell["mean_ms"]) / 1000, "mean_ms"
     elif pd.notna(cell.get("users")):
         # Closed loop with no think time: each user always has one request outstanding.
-        mean_s, source = float(cell["users"]) / rps, "U/X (closed loop)"
+        mean_s, source = float(cell["users"]) / rps, "U/X"
     else:
         return None
     slots = None
@@ -234,8 +234,8 @@ def decide_group(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) 
         why = ["no configuration meets the SLO"]
         if closest is not None:
             cells.loc[closest.name, "role"] = "closest"
-            why.append(f"closest: {_size_label(closest, sizes)} with p99 {_fmt(closest['p99_ms'])} ms "
-                       f"and {_fmt(closest['rps'])} rps ({closest['reason']})")
+            why.append(f"closest: {_size_label(closest, sizes)} at {_fmt(closest['rps'])} rps, which misses "
+                       f"it by {closest['reason']}")
         else:
             why.append("no cell has a measured p99 to call closest (too few requests, or every repeat "
                        "failed)")
