@@ -386,6 +386,9 @@ def run(a_dir: Path, b_dir: Path, out: Path | None = None,
     say(f"{len(table)} shared cell(s); noise band per metric: " + ", ".join(
         f"{label} ±{spreads[m].ratio - 1:.1%}" for m, label, _ in METRICS)
         + f" ({spreads['rps'].source})")
+    if not spreads["rps"].source.startswith("repeats"):
+        say("  no repeats on either side: verdicts are guesses against that band; "
+            "--repeat 3 on both runs gives a test")
     say(text_table(table, labels))
     out = Path(out) if out is not None else b.path / f"compare-vs-{a.path.name}"
     out.mkdir(parents=True, exist_ok=True)
