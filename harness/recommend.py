@@ -200,10 +200,10 @@ def _size_label(cell: pd.Series, knobs: list[str]) -> str:
 
 
 def varying_sizes(cells: pd.DataFrame) -> list[str]:
-    """The size knobs that take more than one value among these cells (all of them if none do)."""
+    """The size knobs that take more than one value among these cells (every set one if none do)."""
     knobs = [k for k in cost_knobs() if k in cells.columns]
     varying = [k for k in knobs if cells[k].nunique(dropna=False) > 1]
-    return varying or [k for k in knobs if cells[k].notna().any()][:1]
+    return varying or [k for k in knobs if cells[k].notna().any()]
 
 
 def _closest(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) -> pd.Series | None:
