@@ -7,9 +7,10 @@ names the bound, and any later one that also holds is listed after it ("also: ..
                       read from the model's Demand (harness/model.py): the blocked loop, the
                       thread tokens, the HTTP connections, the pool, the GIL, the cores, or the
                       users themselves (a closed loop of U users cannot exceed U / latency).
-                      Also below 0.9 when that part is CPU and the processes doing the pattern's
-                      work are measured at ≥ 90% of it: the pattern still binds, each request just
-                      cost more CPU than calibrated (a slowed or shared core).
+                      Also below 0.9 when efficiency_cpu (the ceiling at the CPU cost the workers
+                      measured) is ≥ 0.9, or when that part is CPU and the processes doing the
+                      pattern's work are measured at ≥ 90% of it: the pattern still binds, each
+                      request just cost more CPU than calibrated (a slowed or shared core).
    Below 0.9 (or without a ceiling), what the target, the machine and the helpers did:
 2. accept imbalance   the busiest worker served well over its even share 1/W while another idled.
 3. GIL                threads doing pure-Python CPU, their process at about one core.
@@ -41,7 +42,7 @@ IDLE_SHARE = 1 / 3            # ... while the idlest used under this share of th
 GIL_PROCESS_PCT = 70.0        # "about one core": GIL hand-offs keep a contended process a bit below
 GIL_THREAD_SHARE = 0.5        # most of that process's CPU in threads other than the loop's
 OTHERS_PCT = 20.0             # CPU of processes not ours worth naming (a shared machine)
-SLOW_STAGE = 1.1              # a CPU stage this much slower than calibrated is worth saying
+SLOW_STAGE = 1.1              # a CPU stage costing this much more than calibrated is worth saying
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,10 @@ def _rule_worker_cpu(row: dict, ctx: Context) -> str | None:
     if not busiest >= CORE_BUSY_PCT:
         return None
     out = f"busiest worker at {busiest:.0f}% of one core (framework, client library, serialisation)"
-    stage, asked = _num(row, "cpu_stage_ms"), _num(row, "cpu_ms")
-    if row.get("scenario") in ("cpu", "mixed") and stage > SLOW_STAGE * asked:
+    cost, asked = _num(row, "cpu_cost_ms"), _num(row, "cpu_ms")
+    if row.get("scenario") in ("cpu", "mixed") and cost > SLOW_STAGE * asked:
         # the model counts the calibrated CPU_MS; a slowed or shared core makes every request cost more
-        out += f"; its CPU stage took {stage:.1f} ms, not the {asked:.0f} ms calibrated"
+        out += f"; its CPU stage cost {cost:.1f} ms of CPU, not the {asked:.0f} ms calibrated"
     return out
 
 
@@ -194,29 +195,44 @@ def saturated_part(row: dict, part: str, cores: int) -> str | None:
         P = _num(row, "pool_size")
         used, full, who = _num(row, "pool_cpu_pct"), 100.0 * min(W * P, cores), "the pool processes"
     elif part in ("blocked loop", "GIL"):
-        used, full, who = _num(row, "worker_cpu_min_pct") * W, 100.0 * W, f"each of {W} worker(s)"
+        idlest = _num(row, "worker_cpu_min_pct")
+        if not idlest >= CORE_BUSY_PCT:
+            return None
+        return (f"every worker at ≥ {idlest:.0f}% of a core ({part} saturated): a request cost more CPU "
+                f"than the calibrated {_num(row, 'cpu_ms'):.0f} ms{_cost(row)}")
     else:
         return None
     if not used >= CORE_BUSY_PCT / 100 * full:
         return None
-    stage = _num(row, "cpu_stage_ms")
-    cost = f" (its CPU stage took {stage:.1f} ms)" if stage > _num(row, "cpu_ms") else ""
     return (f"{who} used {used:.0f}% of {full:.0f}% ({part} saturated): a request cost more CPU than "
-            f"the calibrated {_num(row, 'cpu_ms'):.0f} ms{cost}")
+            f"the calibrated {_num(row, 'cpu_ms'):.0f} ms{_cost(row)}")
+
+
+def _cost(row: dict) -> str:
+    """' (it cost 24.0 ms of CPU)' when the workers measured the stage's CPU time above CPU_MS."""
+    cost = _num(row, "cpu_cost_ms")
+    return f" (it cost {cost:.1f} ms of CPU)" if cost > _num(row, "cpu_ms") else ""
 
 
 def attribute(row: dict, ctx: Context) -> Verdict:
     """The bound of one measured row (status ok). Failed rows have no bound."""
     eff = _num(row, "efficiency")
     fired = [(name, why) for name, rule in RULES if (why := rule(row, ctx))]
-    also = "; also " + ", ".join(name for name, _ in fired) if fired else ""
     try:
         part, why = pattern_part(row, ctx.target_cores)
     except (KeyError, ValueError):  # a target the model does not know
         part, why = "ceiling", "no model of its parts"
+    others = [name for name, _ in fired if name != part]  # "pattern: GIL" needs no "also GIL"
+    also = "; also " + ", ".join(others) if others else ""
     if eff >= PATTERN_EFFICIENCY:
         return Verdict(f"pattern: {part}", f"{_efficiency_text(row)}: {why}{also}")
-    if eff < PATTERN_EFFICIENCY and (full := saturated_part(row, part, ctx.target_cores)):
+    eff_cpu = _num(row, "efficiency_cpu")
+    if eff_cpu >= PATTERN_EFFICIENCY and eff_cpu != eff:
+        # the ceiling recomputed with the CPU time a request really cost (harness/collect.py)
+        return Verdict(f"pattern: {part}", f"{_efficiency_text(row)}, {eff_cpu:.0%} of the "
+                       f"{_num(row, 'ceiling_cpu_rps'):.0f} rps ceiling at the measured CPU cost"
+                       f"{_cost(row)}: {why}{also}")
+    if full := saturated_part(row, part, ctx.target_cores):
         return Verdict(f"pattern: {part}", f"{_efficiency_text(row)}; {why}; {full}{also}")
     if fired:
         (name, why), rest = fired[0], fired[1:]

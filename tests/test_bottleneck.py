@@ -67,12 +67,23 @@ def test_pattern_below_09_when_the_cpu_part_it_names_is_saturated():
            "20 ms" in v.detail and v.detail.endswith("also machine CPU")
     # fake-async /cpu on one worker: its loop computes, at a full core
     v = attribute(row(target="fake-async", scenario="cpu", efficiency=0.8, worker_cpu_max_pct=98.0,
-                      worker_cpu_min_pct=98.0, cpu_stage_ms=24.6), CTX)
-    assert v.bound_by == "pattern: blocked loop" and "(its CPU stage took 24.6 ms)" in v.detail
+                      worker_cpu_min_pct=98.0, cpu_cost_ms=24.6), CTX)
+    assert v.bound_by == "pattern: blocked loop"
+    assert "every worker at ≥ 98% of a core (blocked loop saturated): a request cost more CPU than the " \
+           "calibrated 20 ms (it cost 24.6 ms of CPU)" in v.detail
     # the same efficiency with the cores not full is not the pattern
     v = attribute(row(target="process-pool", scenario="cpu", workers=2, pool_size=2, efficiency=0.6,
                       pool_cpu_pct=110.0, target_cpu_pct=120.0), CTX)
     assert v.bound_by == "unexplained"
+
+
+def test_pattern_at_the_measured_cpu_cost():
+    # 80% of the nominal ceiling, 95% of the ceiling recomputed with the 21 ms a request really cost
+    v = attribute(row(target="fake-async", scenario="cpu", efficiency=0.8, efficiency_cpu=0.95,
+                      ceiling_cpu_rps=47.6, cpu_cost_ms=21.0), CTX)
+    assert v.bound_by == "pattern: blocked loop"
+    assert v.detail.startswith("80% of the 50 rps ceiling, 95% of the 48 rps ceiling at the measured CPU "
+                               "cost (it cost 21.0 ms of CPU): ")
 
 
 def test_pattern_comes_first_and_lists_what_else_held():
@@ -92,9 +103,9 @@ def test_worker_cpu():
 def test_worker_cpu_says_when_the_cpu_stage_ran_slow():
     # native CPU in 40 threads could use both cores; one worker at a full core is short of that
     v = attribute(row(target="thread-pool", scenario="cpu", pool_size=40, cpu_kind="native", efficiency=0.5,
-                      worker_cpu_max_pct=98.0, target_cpu_pct=98.0, cpu_stage_ms=24.6), CTX)
+                      worker_cpu_max_pct=98.0, target_cpu_pct=98.0, cpu_cost_ms=24.6), CTX)
     assert v.bound_by == "worker CPU"
-    assert v.detail.endswith("its CPU stage took 24.6 ms, not the 20 ms calibrated")
+    assert v.detail.endswith("its CPU stage cost 24.6 ms of CPU, not the 20 ms calibrated")
 
 
 def test_machine_cpu():
@@ -141,6 +152,8 @@ def test_gil():
                worker_thread_cpu_pct=90.0, worker_busy_threads=32.0)
     v = attribute(row(**gil), CTX)
     assert v.bound_by == "GIL" and "32 threads running pure-Python CPU" in v.detail
+    # at 0.9 the same row is the pattern's GIL, not listed twice
+    assert attribute(row(**{**gil, "efficiency": 0.92}), CTX).detail.endswith("also worker CPU")
     assert v.detail.endswith("also worker CPU")
     # native CPU releases the GIL: the same figures are then a busy worker, not the GIL
     assert attribute(row(**{**gil, "cpu_kind": "native"}), CTX).bound_by == "worker CPU"
