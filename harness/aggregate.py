@@ -14,14 +14,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from harness import schema
+from harness import knobs, schema
 
 CELL_COLUMNS = [c for c in schema.PARAM_COLUMNS if c != "repeat"]
 SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "health_max_ms", "loop_lag_p99_ms",
-                    "efficiency"]
+                    "efficiency", "target_rss_mb", "ctx_switches_per_req"]
 
-TEXT_PARAMS = ["target", "scenario", "loop", "cpu_kind", "http_client", "launch"]
-BOOL_PARAMS = ["probe"]
+# Column types follow the knob table: text knobs, switches, numbers.
+TEXT_PARAMS = ["target", "scenario", *(k.col for k in knobs.CELL_KNOBS if k.type is str)]
+BOOL_PARAMS = [k.col for k in knobs.CELL_KNOBS if k.type is bool]
 NUMERIC_PARAMS = [c for c in schema.PARAM_COLUMNS if c not in TEXT_PARAMS + BOOL_PARAMS]
 TEXT_MEASURES = ["status", "error", "invalid_reason", "started_at", "raw_dir", "bound_by", "bound_detail",
                  "profile_svg"]
@@ -32,8 +33,7 @@ CONFIDENCE = 0.95
 _TRUE_STRINGS = {"true", "1", "yes", "y", "t"}
 
 
-class ResultsFormatError(ValueError):
-    """results.csv does not have the columns harness.schema promises."""
+ResultsFormatError = schema.ResultsFormatError  # results.csv is not a known version of the format
 
 
 # --------------------------------------------------------------------------------------- loading
@@ -59,7 +59,7 @@ def _numeric_param(series: pd.Series) -> pd.Series:
 
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of a results frame with the schema's dtypes (see load_results)."""
-    missing = [c for c in schema.COLUMNS if c not in df.columns and c not in schema.OPTIONAL_COLUMNS]
+    missing = [c for c in schema.columns_of(1) if c not in df.columns]
     if missing:
         raise ResultsFormatError(f"results are missing column(s): {', '.join(missing)}")
     df = df.copy()
@@ -90,15 +90,15 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
     Numeric parameters and measures become numbers (float; gap-free whole-number parameters int),
     `valid` becomes bool (accepts True/False strings), text columns become strings with "" for
-    missing. Raises FileNotFoundError if there is no CSV and ResultsFormatError (a ValueError)
-    naming any schema column the file lacks.
+    missing. A file of an older schema version reads with the newer columns empty. Raises
+    FileNotFoundError if there is no CSV and ResultsFormatError (a ValueError) naming any column its
+    version should have and lacks, or for a version this harness does not know.
     """
     path = Path(path)
     csv = path / "results.csv" if path.is_dir() else path
     if not csv.is_file():
         raise FileNotFoundError(f"no results file at {csv}")
-    raw = pd.read_csv(csv, keep_default_na=True)
-    return coerce(raw)
+    return coerce(schema.read_results(csv))
 
 
 # ------------------------------------------------------------------------------------ statistics

@@ -54,10 +54,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_until(t: float, target: Server) -> None:
-    """Sleep until wall time t, watching that every worker of the target stays alive."""
+def _wait_until(t: float, target: Server, rss: resources.PeakRss | None = None) -> None:
+    """Sleep until wall time t, watching that every worker of the target stays alive (and sampling
+    the target tree's memory every 0.25 s when given `rss`)."""
     while (left := t - time.time()) > 0:
         time.sleep(min(left, 0.25))
+        if rss is not None:
+            rss.sample()
         if not target.alive():
             raise CellError(f"uvicorn exited with code {target.proc.returncode} during the cell")
         dead = [pid for pid in target.worker_pids if not _alive(pid)]
@@ -119,13 +122,18 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_before = resources.thread_cpu_seconds(target.worker_pids)
         machine_before = resources.machine_busy_seconds()
+        switches_t0 = resources.tree_ctx_switches(target.proc.pid)
+        rss = resources.PeakRss(target.proc.pid)
+        rss.sample()
         if profile:
             profiler = Profiler(_busiest(target.worker_pids, warm, before["target"]), cell.duration_s,
                                 raw_dir)
-        _wait_until(t1, target)
+        _wait_until(t1, target, rss)
         after = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_after = resources.thread_cpu_seconds(target.worker_pids)
         machine_after = resources.machine_busy_seconds()
+        switches = resources.switches_between(switches_t0, resources.tree_ctx_switches(target.proc.pid))
+        rss.sample()
         locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
@@ -141,6 +149,9 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             result = profiler.finish()
             row["profile"] = result.summary
             row["profile_svg"] = str(result.svg.relative_to(run_dir)) if result.svg else ""
+        # The cost of the configuration: what a bigger pool pays in memory and scheduling.
+        row["target_rss_mb"] = rss.peak
+        row["ctx_switches_per_req"] = switches / row["requests"] if row["requests"] else float("nan")
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
         return failed_row(row, f"{type(exc).__name__}: {exc}")
     finally:

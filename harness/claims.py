@@ -454,7 +454,8 @@ def decide_8(run: Run) -> Verdict:
     groups = _sweeps(run, "pool_size", 3)
     if not groups:
         return not_measured("8", "the run has no pool sweep (cells differing only in pool size, ≥ 3 sizes)")
-    memory = "target_rss_mb" in run.rows.columns
+    # older results read with the column present but empty (harness.schema): measured = has values
+    memory = "target_rss_mb" in run.rows.columns and run.rows["target_rss_mb"].notna().any()
     cases, evidence, cells = [], [], []
     for g in groups:
         rows = [r for _, r in g.iterrows()]

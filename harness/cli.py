@@ -16,6 +16,7 @@ from harness.scenarios import SCENARIOS
 from targets import TARGETS
 
 EXIT_BAD_INPUT = 2
+X_KNOBS = [k.col for k in knobs.SWEEP_KNOBS if k.type is int]  # what `plot --x` accepts
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -106,6 +107,8 @@ def build_parser() -> Parser:
 
     plot = sub.add_parser("plot", help="re-draw charts from DIR/results.csv")
     plot.add_argument("dir", type=Path)
+    plot.add_argument("--x", help=f"the x axis: one of {', '.join(X_KNOBS)} (default: the numeric knob "
+                      "with the most values in the run)")
 
     rep = sub.add_parser("report", help="write DIR/report.html (and claims.csv) from the run folder alone")
     rep.add_argument("dir", type=Path)
@@ -216,9 +219,12 @@ def _pool_sizes(knob: knobs.Knob, given: list[tuple[str, list]]) -> dict[str, li
 def cmd_plot(args) -> int:
     from harness import report
 
+    if args.x is not None and args.x not in X_KNOBS:
+        raise ConfigError(f"--x {args.x!r} cannot be an x axis{knobs.closest(args.x, X_KNOBS)}; "
+                          f"choose from {', '.join(X_KNOBS)}")
     if not (args.dir / "results.csv").is_file():
         raise ConfigError(f"{args.dir}/results.csv not found")
-    report.finish(args.dir)
+    report.finish(args.dir, x=args.x)
     return 0
 
 

@@ -71,10 +71,10 @@ def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     summary = aggregate.summarize(df)
     keys = [c for c in cell_columns() if c in summary.columns]
     ok = df[df["status"] == "ok"]
-    extra = (ok.groupby(keys, dropna=False, sort=False)
-             .agg(fail_ratio=("fail_ratio", "mean"), target_rss_mb=(MEMORY, "median"),
-                  mean_ms=(MEAN_LATENCY, "median"))
-             .reset_index())
+    aggs = {"fail_ratio": ("fail_ratio", "mean"), "mean_ms": (MEAN_LATENCY, "median")}
+    if MEMORY not in summary.columns:  # summarize carries the memory median itself (schema ≥ 2)
+        aggs[MEMORY] = (MEMORY, "median")
+    extra = ok.groupby(keys, dropna=False, sort=False).agg(**aggs).reset_index()
     cells = summary.merge(extra, on=keys, how="left")  # pandas matches NaN keys with NaN keys
     return _with_columns(cells, cell_columns())
 

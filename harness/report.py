@@ -7,8 +7,9 @@ from pathlib import Path
 from harness import aggregate, plot, recommend
 
 
-def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
-    """Print invalid / failed / noisy cells, draw the charts and write report.html for `run_dir`."""
+def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | None = None) -> None:
+    """Print invalid / failed / noisy cells, draw the charts (x axis `x`, else the knob swept most)
+    and write report.html for `run_dir`."""
     results = run_dir / "results.csv"
     if not results.exists():
         print(f"no results in {run_dir}")
@@ -38,7 +39,7 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True) -> None:
         for _, r in noisy.iterrows():
             print(f"  - {r['target']} {r['scenario']} workers={r['workers']}: cv {r['rps_cv']:.1%}")
     if plot_charts:
-        for path in plot.plot_run(run_dir):
+        for path in plot.plot_run(run_dir, x=x):
             print(f"chart: {path}")
     # The default SLO is stated in the first line; `bench.py recommend DIR --slo-p99 MS` for another.
     recommend.run(run_dir, full=False)

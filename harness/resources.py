@@ -1,6 +1,6 @@
-"""CPU use of process trees over the measured window, seen from outside (psutil).
-
-100 % = one core busy. Pool children and uvicorn workers are included with their parent's tree.
+"""What process trees cost over the measured window, seen from outside (psutil): CPU (100 % = one
+core busy), context switches and peak resident memory. Pool children and uvicorn workers are
+included with their parent's tree.
 """
 
 from __future__ import annotations
@@ -33,6 +33,59 @@ def cpu_pct(before: dict[int, float], after: dict[int, float], seconds: float) -
         return float("nan")
     used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
     return 100.0 * used / seconds
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_ctx_switches(pid: int) -> dict[int, int]:
+    """Voluntary + involuntary context switches of `pid` and every descendant, by pid."""
+    out: dict[int, int] = {}
+    for proc in _family(pid):
+        try:
+            c = proc.num_ctx_switches()
+            out[proc.pid] = c.voluntary + c.involuntary
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def switches_between(before: dict[int, int], after: dict[int, int]) -> int:
+    """Context switches between two snapshots; processes born in between count whole."""
+    return sum(n - before.get(pid, 0) for pid, n in after.items())
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and every descendant (workers, pool children), in MB.
+
+    RSS counts pages shared between forked processes once per process, so this is the sum a
+    `ps` user would add up: an upper bound of the tree's real footprint, comparable across cells.
+    """
+    total = 0
+    for proc in _family(pid):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 1e6
+
+
+class PeakRss:
+    """The largest tree RSS seen by `sample()` calls (made through the measured window)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = float("nan")
+
+    def sample(self) -> None:
+        mb = tree_rss_mb(self.pid)
+        if mb > 0 and not mb <= self.peak:  # (NaN-safe max)
+            self.peak = mb
 
 
 def cpu_model() -> str:

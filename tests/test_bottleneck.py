@@ -285,7 +285,7 @@ def test_chart_footnote_names_the_bound_of_cells_below_80_percent():
     rows = [{**base, "workers": 1, "rps": 200.0, "bound_by": "worker CPU"},
             {**base, "workers": 2, "rps": 600.0, "bound_by": "pattern: users"}]
     summary = aggregate.summarize(aggregate.coerce(pd.DataFrame(rows)))
-    notes = plot._footnotes(summary, [])
+    notes = plot._footnotes(summary, "workers", [])
     assert notes == ["▽ below 80% of ceiling (31%): correct-async @ 1 worker: bound by worker CPU"]
 
 

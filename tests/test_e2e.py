@@ -42,6 +42,8 @@ def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
     assert 0.5 <= row["worker_share_max"] <= 1.0
     assert row["pool_busy_max"] >= 1
     assert row["target_cpu_pct"] > 0 and row["locust_cpu_pct"] > 0
+    # the cost of the configuration: 2 workers + 2 × POOL_SIZE pool children, each tens of MB
+    assert row["target_rss_mb"] > 30 * 2 and row["ctx_switches_per_req"] > 0
     assert row["ceiling_rps"] > 0 and row["efficiency"] > 0
 
     meta = json.loads((run_dir / "meta.json").read_text())

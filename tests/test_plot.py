@@ -95,9 +95,10 @@ def small_results() -> pd.DataFrame:
 
 
 def write_fixture() -> None:
-    """Regenerate tests/data/results_small.csv: python -c 'from tests.test_plot import *; write_fixture()'."""
+    """Regenerate tests/data/results_small.csv, in schema version 1 (the columns it had when it was
+    written: it is the old-format fixture): python -c 'from tests.test_plot import *; write_fixture()'."""
     DATA.mkdir(exist_ok=True)
-    small_results().to_csv(SMALL_CSV, index=False)
+    small_results()[schema.columns_of(1)].to_csv(SMALL_CSV, index=False)
 
 
 def _write(df: pd.DataFrame, run_dir: Path) -> Path:
@@ -122,10 +123,11 @@ def _one_cell(values: list[float]) -> pd.DataFrame:
 
 
 def test_fixture_file_matches_helper():
-    """tests/data/results_small.csv is small_results() as schema 1 wrote it: the columns added since
-    load empty (so old run folders keep plotting)."""
-    old = pd.read_csv(SMALL_CSV)
-    assert not set(schema.OPTIONAL_COLUMNS) & set(old.columns)
+    """tests/data/results_small.csv is small_results() as schema 1 wrote it (before the columns of
+    versions 2 and 3 existed): those columns load empty (so old run folders keep plotting)."""
+    header = SMALL_CSV.read_text().splitlines()[0].split(",")
+    assert header == schema.columns_of(1)
+    assert not set(schema.OPTIONAL_COLUMNS) & set(header)
     pd.testing.assert_frame_equal(load_results(SMALL_CSV), coerce(small_results()), check_exact=False,
                                   check_like=True)
 
@@ -268,3 +270,89 @@ def test_plot_run_single_worker_value_and_nan_measures(tmp_path: Path):
     df.loc[df["target"] == "thread-pool", ["health_p99_ms", "p99_ms", "ceiling_rps"]] = np.nan
     paths = plot_run(_write(df, tmp_path / "run"))
     assert [p.name for p in paths] == ["io.png"] and paths[0].stat().st_size > 0
+
+
+# ------------------------------------------------------------------------- what the chart says
+
+
+def _texts(df: pd.DataFrame, scenario: str, x: str | None = None):
+    from harness.plot import chart_texts
+
+    rows = coerce(df[df["scenario"] == scenario])
+    return chart_texts(rows, summarize(rows), x)
+
+
+def test_chart_texts_of_the_small_run():
+    df = small_results()
+    io = _texts(df, "io")
+    assert io.x == "workers" and io.x_label == "uvicorn worker processes"
+    assert io.title == "I/O-bound endpoint (/io): 3 upstream calls × 50 ms each, 32 concurrent users"
+    assert io.panels == ["rps", "lat", "health"]  # no memory measured
+    assert io.rows == [()] and io.row_cols == [] and io.line_cols == []
+    assert io.legend == ["fake-async (pool 40)", "correct-async (pool 40)", "thread-pool (pool 40)"]
+    assert io.footnotes == ["✕ failed: fake-async @ 4 workers: 2/2 repeats failed: "
+                            "target did not become ready within 30 s"]
+    cpu = _texts(df, "cpu")
+    assert cpu.title == "CPU-bound endpoint (/cpu): 20 ms of Python CPU per request, 32 concurrent users"
+    assert cpu.footnotes == ["○ invalid: thread-pool @ 2 workers: load generator CPU above 90%"]
+    mixed = _texts(df.assign(scenario="mixed"), "mixed")
+    assert mixed.title.startswith("Mixed endpoint (/mixed): 1 upstream call of 50 ms then ")
+
+
+def _sweep_rows(**knobs) -> pd.DataFrame:
+    """Rows of a constructed sweep: rps at 90% of each cell's ceiling, memory growing with the pool."""
+    from harness.matrix import build_cells, make_config
+
+    rows = []
+    for cell in build_cells(make_config("default", **knobs), cores=2):
+        rps = 0.9 * cell.ceiling_rps
+        pool = cell.pool_size or 1
+        rows.append(_row(**cell.params(), ceiling_rps=cell.ceiling_rps, rps=rps, requests=int(rps * 5),
+                         failures=0, fail_ratio=0.0, p50_ms=32 / rps * 1000, p99_ms=48 / rps * 1000,
+                         health_p99_ms=5.0, efficiency=0.9, target_rss_mb=60.0 + 20 * pool,
+                         valid=cell.pool_size != 64,
+                         invalid_reason="" if cell.pool_size != 64 else "load generator saturated"))
+    return pd.DataFrame(rows)
+
+
+def test_pool_sweep_puts_pool_size_on_x_and_adds_memory():
+    df = _sweep_rows(targets=["thread-pool", "correct-async"], scenarios=["io"], workers=[1], fanout=[1],
+                     io_ms=[100], pool_size={"thread-pool": [2, 4, 8, 16, 32, 64]})
+    t = _texts(df, "io")
+    assert t.x == "pool_size" and t.x_label.startswith("pool size")
+    assert t.panels == ["rps", "lat", "health", "mem"]
+    assert t.legend == ["correct-async (no pool: flat line)", "thread-pool"]
+    assert t.footnotes == ["○ invalid: thread-pool @ pool_size 64: load generator saturated"]
+    assert "pool size:" not in t.subtitle and "workers: 1" in t.subtitle
+    assert t.title == "I/O-bound endpoint (/io): 1 upstream call × 100 ms each, 32 concurrent users"
+    # the axis can be asked for: workers (one value); six pool sizes are too many rows, so lines
+    w = _texts(df, "io", x="workers")
+    assert w.x == "workers" and w.row_cols == [] and w.line_cols == ["pool_size"]
+    assert w.legend[0] == "correct-async, pool_size=?" and w.legend[1] == "thread-pool, pool_size=2"
+
+
+def test_other_swept_knobs_become_rows_with_titles():
+    df = _sweep_rows(targets=["thread-pool", "correct-async"], scenarios=["io"], workers=[1, 2, 4],
+                     loop=["uvloop", "asyncio"])
+    t = _texts(df, "io")
+    assert t.x == "workers"
+    assert t.row_cols == ["loop"] and t.row_titles == ["loop=asyncio", "loop=uvloop"]
+    assert t.subtitle.startswith("rows: one per loop") and "event loop: (one row each)" in t.subtitle
+    assert t.legend == ["correct-async", "thread-pool (pool 40)"]
+
+
+def test_more_combinations_than_rows_become_labelled_lines():
+    df = _sweep_rows(targets=["correct-async"], scenarios=["io"], workers=[1, 2], io_ms=[10, 20, 30],
+                     fanout=[1, 2])
+    t = _texts(df, "io", x="workers")
+    assert t.rows == [()] and t.line_cols == ["io_ms", "fanout"]
+    assert len(t.legend) == 6 and t.legend[0] == "correct-async, io_ms=10, fanout=1"
+
+
+def test_plot_run_draws_a_sweep_with_rows_and_memory(tmp_path: Path):
+    df = _sweep_rows(targets=["thread-pool", "process-pool"], scenarios=["cpu"], workers=[1],
+                     loop=["uvloop", "asyncio"], pool_size=[1, 2, 4])
+    paths = plot_run(_write(df, tmp_path / "run"))
+    assert [p.name for p in paths] == ["cpu.png"] and paths[0].stat().st_size > 10_000
+    with pytest.raises(ValueError, match="cannot be an x axis"):
+        plot_run(tmp_path / "run", x="loop")

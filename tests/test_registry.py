@@ -72,6 +72,9 @@ def test_new_target_is_charted(registered, tmp_path):
     paths = plot.plot_run(run)
     assert [p.name for p in paths] == ["io.png"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    chart = plot.chart_texts(df[df["scenario"] == "io"], aggregate.summarize(df))
+    assert chart.x == "pool_size"  # the swept knob
+    assert chart.legend == ["thread-pool", NAME]  # one line per target, the new one included
     colors = plot.target_colors(df["target"])
     assert colors[NAME] != colors["thread-pool"]
     assert np.isfinite(df["ceiling_rps"]).all()
