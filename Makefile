@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install bench smoke test lint calibrate clean
+.PHONY: install bench smoke tune test lint calibrate clean
 
 install: $(STAMP)
 
@@ -19,11 +19,15 @@ bench: $(STAMP)
 smoke: $(STAMP)
 	$(PY) bench.py run --preset smoke
 
+tune: $(STAMP)
+	$(PY) bench.py run --preset tune
+
 calibrate: $(STAMP)
 	$(PY) bench.py calibrate
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 clean:

@@ -5,9 +5,9 @@ for the complete response (head + Content-Length body), records the latency and 
 on the same keep-alive connection. There is no think time, so with C connections and a delay of M ms the
 ideal throughput is ``C * 1000 / M`` responses per second.
 
-:func:`measure_capacity` runs the client in one or more subprocesses (``python -m harness.burst``) so
-the load generator can use more than one core, splits the connections among them, aligns their
-measurement windows on a shared wall-clock start, and merges the results.
+:func:`measure_capacity` runs the client in one subprocess (``python -m harness.burst``), started and
+stopped through :mod:`harness.procs` like every other child, so the load generator has its own
+core and an interrupted run leaves nothing behind.
 
 Measured quantities:
 
@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import ipaddress
+import functools
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,23 +36,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from harness import procs
+from upstream.loopback import event_loop_runner, is_loopback
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_RESPONSE_HEAD = 64 * 1024
-START_MARGIN_S = 1.5  # time given to subprocesses to start and connect before the shared start
-OVERRUN_S = 10.0  # a subprocess is killed this long after its run should have ended
+START_S = 1.5  # time given to the subprocess to start (interpreter, imports) before its run
+OVERRUN_S = 10.0  # the subprocess is killed this long after its run should have ended
 _CONNECT_CONCURRENCY = 256
 _RETRY_S = 0.05
-
-
-def _is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_loopback_url(url: str) -> tuple[str, int, str]:
@@ -62,13 +52,13 @@ def parse_loopback_url(url: str) -> tuple[str, int, str]:
     parts = urlsplit(url)
     if parts.scheme != "http":
         raise ValueError(f"only http:// URLs are supported, got {url!r}")
-    if not _is_loopback_host(parts.hostname):
+    if not is_loopback(parts.hostname):
         raise ValueError(f"refusing to load a non-loopback host: {url!r}")
     try:
         port = parts.port or 80
     except ValueError as exc:  # port out of range / not a number
         raise ValueError(f"bad port in {url!r}") from exc
-    host = "127.0.0.1" if parts.hostname.lower() == "localhost" else parts.hostname
+    host = "127.0.0.1" if str(parts.hostname).lower() == "localhost" else str(parts.hostname)
     return host, port, parts.path.rstrip("/")
 
 
@@ -114,6 +104,7 @@ class _Conn(asyncio.Protocol):
         self._send()
 
     def _send(self) -> None:
+        assert self.transport is not None, "only a connected connection sends"
         self.sent = time.perf_counter()
         self.transport.write(self.run.request)
 
@@ -177,7 +168,8 @@ class _Conn(asyncio.Protocol):
         self.total = -1
         self.sent = 0.0
         if self.close_after:
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
         elif run.running:
             self._send()
 
@@ -189,7 +181,7 @@ async def _keep_connected(run: _Run, host: str, port: int, sem: asyncio.Semaphor
         closed = loop.create_future()
         try:
             async with sem:
-                await loop.create_connection(lambda closed=closed: _Conn(run, closed), host, port)
+                await loop.create_connection(functools.partial(_Conn, run, closed), host, port)
         except OSError:
             run.errors += 1
             await asyncio.sleep(_RETRY_S)
@@ -206,12 +198,8 @@ async def _run_client(
     connections: int,
     warmup: float,
     seconds: float,
-    start_at: float | None,
 ) -> _Run:
-    if start_at is None:
-        start = time.perf_counter()
-    else:  # shared wall-clock start, mapped onto this process's monotonic clock
-        start = time.perf_counter() + (start_at - time.time())
+    start = time.perf_counter()
     run = _Run(request, start + warmup, start + warmup + seconds)
     sem = asyncio.Semaphore(_CONNECT_CONCURRENCY)
     tasks = [asyncio.create_task(_keep_connected(run, host, port, sem)) for _ in range(connections)]
@@ -228,15 +216,6 @@ async def _run_client(
     return run
 
 
-def _event_loop_runner():
-    try:
-        import uvloop
-
-        return uvloop.run
-    except ImportError:
-        return asyncio.run
-
-
 def _result(rps: float, connections: int, delay_ms: int, seconds: float, errors: int, lat) -> dict:
     lat = sorted(lat)
     return {
@@ -251,16 +230,8 @@ def _result(rps: float, connections: int, delay_ms: int, seconds: float, errors:
     }
 
 
-def run_in_process(
-    url: str,
-    connections: int,
-    delay_ms: int,
-    seconds: float,
-    warmup: float,
-    start_at: float | None = None,
-    samples_out: str | None = None,
-) -> dict:
-    """Run the closed loop in this process (one core). Used by the CLI and by each subprocess."""
+def run_in_process(url: str, connections: int, delay_ms: int, seconds: float, warmup: float) -> dict:
+    """Run the closed loop in this process (one core): the subprocess's side of measure_capacity."""
     host, port, prefix = parse_loopback_url(url)
     request = b"GET %s/delay?ms=%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (
         prefix.encode(),
@@ -268,14 +239,11 @@ def run_in_process(
         host.encode(),
         port,
     )
-    run = _event_loop_runner()(_run_client(host, port, request, connections, warmup, seconds, start_at))
-    if samples_out:
-        with open(samples_out, "wb") as fh:
-            run.latencies.tofile(fh)
+    run = event_loop_runner()(_run_client(host, port, request, connections, warmup, seconds))
     return _result(run.completed / seconds, connections, delay_ms, seconds, run.errors, run.latencies)
 
 
-def _validate(connections: int, delay_ms: int, seconds: float, warmup: float, processes: int) -> None:
+def _validate(connections: int, delay_ms: int, seconds: float, warmup: float) -> None:
     if connections < 1:
         raise ValueError("connections must be >= 1")
     if not 0 <= delay_ms <= 60_000:
@@ -284,133 +252,52 @@ def _validate(connections: int, delay_ms: int, seconds: float, warmup: float, pr
         raise ValueError("seconds must be > 0")
     if not warmup >= 0:
         raise ValueError("warmup must be >= 0")
-    if processes < 1:
-        raise ValueError("processes must be >= 1")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:  # not yet reaped, so the pid (and its group) is still ours
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def measure_capacity(
-    url: str,
-    connections: int = 1000,
-    delay_ms: int = 50,
-    seconds: float = 3.0,
-    warmup: float = 1.0,
-    processes: int = 1,
-) -> dict:
-    """Closed-loop capacity of the upstream at ``url`` (loopback only), from ``processes`` client processes.
+def measure_capacity(url: str, connections: int = 1000, delay_ms: int = 50, seconds: float = 3.0,
+                     warmup: float = 1.0) -> dict:
+    """Closed-loop capacity of the upstream at ``url`` (loopback only), from one client subprocess.
 
     Returns ``{"rps", "connections", "delay_ms", "seconds", "errors", "p50_ms", "p99_ms", "ideal_rps"}``.
-    Raises ValueError for a non-loopback URL or bad arguments, RuntimeError if a client fails or overruns.
+    Raises ValueError for a non-loopback URL or bad arguments, RuntimeError if the client fails or overruns.
     """
     parse_loopback_url(url)
-    _validate(connections, delay_ms, seconds, warmup, processes)
-    processes = min(processes, connections)
-    base, extra = divmod(connections, processes)
-    shares = [base + (1 if i < extra else 0) for i in range(processes)]
-
-    start_at = time.time() + START_MARGIN_S
-    deadline = time.monotonic() + START_MARGIN_S + warmup + seconds + OVERRUN_S
-    procs: list[subprocess.Popen] = []
+    _validate(connections, delay_ms, seconds, warmup)
+    cmd = [sys.executable, "-m", "harness.burst", url, "--connections", str(connections),
+           "--delay-ms", str(delay_ms), "--seconds", repr(float(seconds)), "--warmup", repr(float(warmup))]
+    budget = START_S + warmup + seconds + OVERRUN_S
     with tempfile.TemporaryDirectory(prefix="burst-") as tmp:
-        outs, errs, samples = [], [], []
+        out_path, err_path = Path(tmp) / "out.json", Path(tmp) / "err.txt"
+        with open(out_path, "wb") as out:
+            # a load generator, like Locust: --pin places it on the load generator's cores
+            proc = procs.spawn(cmd, log_path=err_path, cwd=PROJECT_ROOT, stdout=out, role="locust")
         try:
-            for i, share in enumerate(shares):
-                outs.append(os.path.join(tmp, f"out{i}.json"))
-                errs.append(os.path.join(tmp, f"err{i}.txt"))
-                samples.append(os.path.join(tmp, f"lat{i}.bin"))
-                with open(outs[i], "wb") as out, open(errs[i], "wb") as err:
-                    procs.append(
-                        subprocess.Popen(
-                            [
-                                sys.executable,
-                                "-m",
-                                "harness.burst",
-                                url,
-                                "--connections",
-                                str(share),
-                                "--delay-ms",
-                                str(delay_ms),
-                                "--seconds",
-                                repr(float(seconds)),
-                                "--warmup",
-                                repr(float(warmup)),
-                                "--start-at",
-                                repr(start_at),
-                                "--samples-out",
-                                samples[i],
-                            ],
-                            cwd=PROJECT_ROOT,
-                            stdin=subprocess.DEVNULL,
-                            stdout=out,
-                            stderr=err,
-                            start_new_session=True,
-                        )
-                    )
-            for proc in procs:
-                try:
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    raise RuntimeError(
-                        f"burst client overran its {seconds + warmup + OVERRUN_S:.1f}s budget; killed"
-                    ) from None
+            code = proc.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"burst client overran its {budget:.1f}s budget; killed") from None
         finally:
-            for proc in procs:
-                _kill_group(proc)
-            for proc in procs:
-                proc.wait()
-
-        rps = 0.0
-        errors = 0
-        latencies = array.array("d")
-        for proc, out, err, sample in zip(procs, outs, errs, samples, strict=True):
-            if proc.returncode != 0:
-                tail = Path(err).read_text(errors="replace").strip().splitlines()[-5:]
-                raise RuntimeError(f"burst client exited with {proc.returncode}: {' | '.join(tail)}")
-            part = json.loads(Path(out).read_text())
-            rps += part["rps"]
-            errors += part["errors"]
-            with open(sample, "rb") as fh:
-                latencies.frombytes(fh.read())
-    return _result(rps, connections, delay_ms, float(seconds), errors, latencies)
+            procs.stop_tree(proc)
+        if code != 0:
+            tail = err_path.read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"burst client exited with {code}: {' | '.join(tail)}")
+        return json.loads(out_path.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.burst", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.burst",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("url", help="base URL of the upstream, loopback only (e.g. http://127.0.0.1:8001)")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--delay-ms", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--processes", type=int, default=1, help="> 1: spread over client subprocesses")
-    parser.add_argument("--start-at", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         parse_loopback_url(args.url)
-        _validate(args.connections, args.delay_ms, args.seconds, args.warmup, args.processes)
+        _validate(args.connections, args.delay_ms, args.seconds, args.warmup)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.processes > 1:
-        result = measure_capacity(
-            args.url, args.connections, args.delay_ms, args.seconds, args.warmup, args.processes
-        )
-    else:
-        result = run_in_process(
-            args.url,
-            args.connections,
-            args.delay_ms,
-            args.seconds,
-            args.warmup,
-            start_at=args.start_at,
-            samples_out=args.samples_out,
-        )
+    result = run_in_process(args.url, args.connections, args.delay_ms, args.seconds, args.warmup)
     print(json.dumps(result), flush=True)
     return 0
 

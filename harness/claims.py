@@ -393,6 +393,7 @@ def decide_6(run: Run) -> Verdict:
     if (v := _need_cores(run, "6")) is not None:
         return v
     k = run.cores
+    assert k is not None  # _need_cores refused a run without a core count
     cases, evidence, cells = [], [], []
     for target in INLINE_CPU:
         cpu = run.cells(target=target, scenario="cpu", cpu_kind="python")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness import knobs, procs, store
 from harness.launch import LaunchError
-from harness.matrix import ALL, PRESETS, ConfigError, make_config
+from harness.matrix import ALL, PRESETS, ConfigError, make_plan
 from harness.scenarios import SCENARIOS
 from targets import TARGETS
 
@@ -159,36 +159,40 @@ def cmd_list() -> int:
     return 0
 
 
-def _config_from_args(args, preset: str):
-    return make_config(preset, **vars(_config_overrides(args)))
+def _saved_plan(meta: dict) -> list:
+    """The run's own knobs, part by part (meta.json's `parts` for a preset in parts)."""
+    parts = meta.get("parts")
+    if not isinstance(parts, list) or not parts:
+        parts = [meta["knobs"]]
+    return [make_plan("default", **part)[0] for part in parts]
 
 
 def cmd_run(args) -> int:
+    overrides = vars(_config_overrides(args))
     if args.resume:
         store.prepare_run_dir(args.resume, resume=True)
         meta = store.read_meta(args.resume / "meta.json")
         preset = meta.get("preset", "default")
         if args.preset and args.preset != preset:
             raise ConfigError(f"--resume: the run used preset {preset!r}, not {args.preset!r}")
-        saved = make_config(preset, **meta["knobs"])
-        overrides = vars(_config_overrides(args))
-        typed = make_config(preset, **overrides)  # typed flags are validated like any others
-        differ = {k: (getattr(saved, k), getattr(typed, k)) for k, v in overrides.items()
-                  if v is not None and getattr(saved, k) != getattr(typed, k)}
+        plan = _saved_plan(meta)
+        typed = make_plan(preset, **overrides)  # typed flags are validated like any others
+        differ = {k: (getattr(saved, k), getattr(new, k)) for saved, new in zip(plan, typed, strict=False)
+                  for k, v in overrides.items() if v is not None and getattr(saved, k) != getattr(new, k)}
         if differ:
             raise ConfigError("--resume: knobs differ from the run's: " + ", ".join(
                 f"{k} was {old!r}, now {new!r}" for k, (old, new) in differ.items()))
-        cfg, run_dir = saved, args.resume
+        run_dir = args.resume
     else:
         preset = args.preset or "default"
-        cfg = _config_from_args(args, preset)
+        plan = make_plan(preset, **overrides)
         run_dir = args.out or store.ROOT / "results" / store.new_run_id(preset)
         store.prepare_run_dir(run_dir, resume=False)
     from harness import report  # heavy imports only once the input is known to be good
     from harness.sweep import run_sweep
 
     profile = args.profile_cells or ("*" if args.profile else None)
-    code = run_sweep(cfg, run_dir, preset=preset, resume=bool(args.resume), profile=profile)
+    code = run_sweep(plan, run_dir, preset=preset, resume=bool(args.resume), profile=profile)
     report.finish(run_dir, plot_charts=not args.no_plot)
     return code
 

@@ -71,6 +71,7 @@ def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout:
         cmd.append("--allow-non-loopback")
     proc = procs.spawn(cmd, log_path=log_path, cwd=ROOT, stdout=subprocess.PIPE, role="upstream")
     deadline = time.monotonic() + timeout
+    assert proc.stdout is not None  # spawned with stdout=PIPE
     os.set_blocking(proc.stdout.fileno(), False)
     buf = b""
     while time.monotonic() < deadline:

@@ -150,29 +150,65 @@ def validate(values: Mapping[str, Any]) -> Config:
     return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
 
 
-# Presets: overrides of the table's defaults.
-PRESETS: dict[str, dict] = {
+def cores_available() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _tune_parts() -> list[dict]:
+    """The article's pool questions on this machine, in one run of a few minutes (one worker):
+
+    - thread-pool /io: thread tokens around the user count (is more threads than users worth it?);
+    - process-pool and mixed /cpu: pool 1 up to 4 × the cores (where do processes stop helping?);
+    - correct-async /io: the HTTP connection pool (how many connections does async I/O need?).
+    """
+    k = cores_available()
+    base = dict(workers=[1], users=[32], duration=5.0, warmup=2.0)
+    return [
+        dict(base, targets=["thread-pool"], scenarios=["io"],
+             pool_size={"thread-pool": [8, 16, 24, 32, 48, 64]}),
+        dict(base, targets=["process-pool", "mixed"], scenarios=["cpu"],
+             pool_size=sorted({1, k, 2 * k, 4 * k})),
+        dict(base, targets=["correct-async"], scenarios=["io"], http_connections=[8, 16, 32, 64, 128]),
+    ]
+
+
+# Presets: overrides of the table's defaults; a list is a preset in parts (each its own product,
+# all cells in one run folder).
+PRESETS: dict[str, dict | list[dict]] = {
     "smoke": dict(targets=list(TARGETS), scenarios=["mixed"], workers=[1], users=[8],
                   duration=3.0, warmup=1.0, adapt_window=False),
     "default": {},
     "full": dict(targets=list(TARGETS), workers=[1, 2, 4, 8], duration=10.0, warmup=3.0, repeat=3),
+    "tune": _tune_parts(),
 }
 
 
-def make_config(preset: str = "default", **overrides: Any) -> Config:
-    """Preset values, then every override that is not None; validated."""
+def make_plan(preset: str = "default", **overrides: Any) -> list[Config]:
+    """Every part of a preset, each with the overrides that are not None; validated."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}{closest(preset, PRESETS)}; "
                           f"choose from {', '.join(PRESETS)}")
-    values = dict(PRESETS[preset])
-    for key, value in overrides.items():
-        if value is not None:
-            values[key] = value
-    return validate(values)
+    given = {key: value for key, value in overrides.items() if value is not None}
+    parts = PRESETS[preset]
+    return [validate({**part, **given}) for part in (parts if isinstance(parts, list) else [parts])]
 
 
-def cores_available() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def make_config(preset: str = "default", **overrides: Any) -> Config:
+    """Preset values, then every override that is not None; validated (a one-part preset)."""
+    plan = make_plan(preset, **overrides)
+    if len(plan) != 1:
+        raise ConfigError(f"preset {preset!r} has {len(plan)} parts; it runs as a plan (make_plan)")
+    return plan[0]
+
+
+def plan_cells(plan: list[Config], cores: int | None = None) -> list[Cell]:
+    """The cells of every part, in order, each once. Raw folder names cover what any part sweeps."""
+    swept = tuple(dict.fromkeys(k for cfg in plan for k in cfg.swept()))
+    seen: dict[tuple, Cell] = {}
+    for cfg in plan:
+        for cell in build_cells(cfg, cores, swept=swept):
+            seen.setdefault(cell.key, cell)
+    return list(seen.values())
 
 
 @dataclass(frozen=True, eq=True)
@@ -246,11 +282,11 @@ def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bo
     return math.ceil(warm * 10) / 10, math.ceil(dur * 10) / 10  # never round a window down
 
 
-def build_cells(cfg: Config, cores: int | None = None) -> list[Cell]:
+def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | None = None) -> list[Cell]:
     """repeats × targets × scenarios × every sweepable knob's values (pool sizes per target), in an
     order that groups a target's cells. Targets without a pool are not multiplied by pool sizes."""
     cores = cores or cores_available()
-    swept = cfg.swept()
+    swept = cfg.swept() if swept is None else swept
     cells = []
     for repeat, target, scenario in itertools.product(range(1, cfg.repeat + 1), cfg.targets, cfg.scenarios):
         lists = [cfg.pool_sizes(target) if k.per_target else getattr(cfg, k.name) for k in knobs.SWEEP_KNOBS]

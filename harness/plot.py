@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -37,7 +38,7 @@ from targets import TARGETS  # noqa: E402
 # Fixed colours for the registered targets (registry order) so a target looks the same in every
 # chart of every run.
 KNOWN_TARGETS = list(TARGETS)
-_PALETTE = list(plt.get_cmap("tab10").colors)
+_PALETTE: list[Any] = list(matplotlib.color_sequences["tab10"])  # RGB tuples
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
 
 # Knobs that can be an x axis: the numeric sweepable ones, in the table's order (ties → first).

@@ -74,7 +74,7 @@ def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Pa
         _live.add(proc)
     finally:
         _spawning = False
-        if log_path:
+        if not isinstance(log, int):
             log.close()  # the child holds its own copy of the descriptor
     if _pending is not None:  # a signal arrived while starting: now the child can be stopped
         exc, _pending = _pending, None

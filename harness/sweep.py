@@ -12,12 +12,13 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness import burst, procs, store
 from harness.cell import Stopper, Upstream, run_cell
 from harness.launch import LOOPBACK, Server, start_upstream
-from harness.matrix import Cell, Config, build_cells, cores_available
+from harness.matrix import Cell, Config, cores_available, plan_cells
 from harness.resources import cpu_model
 from targets import cpu_work
 
@@ -33,7 +34,7 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def estimate_s(cells: list[Cell], overhead: float = CELL_OVERHEAD_GUESS_S) -> float:
+def estimate_s(cells: Sequence[Cell], overhead: float = CELL_OVERHEAD_GUESS_S) -> float:
     return sum(c.warmup_s + c.duration_s + overhead for c in cells)
 
 
@@ -62,6 +63,7 @@ class UpstreamKeeper:
                 say(f"! upstream died (exit {self.server.proc.returncode}); restarting it")
                 self.server.stop()
             self.start()
+        assert self.server is not None  # start() set it or raised
         cap = self.capacity["rps"] if self.capacity else None
         return Upstream(self.server.url, self.server.proc.pid, cap)
 
@@ -83,8 +85,8 @@ def _ms(value: float | None) -> str:
 def describe(row: dict) -> str:
     if row["status"] != "ok":
         return f"FAILED: {row['error']}"
-    eff = row.get("efficiency")
-    eff_s = f", {eff:.0%} of ceiling {row['ceiling_rps']:.0f}" if eff == eff and math.isfinite(eff) else ""
+    eff = float(row.get("efficiency", math.nan))
+    eff_s = f", {eff:.0%} of ceiling {row['ceiling_rps']:.0f}" if math.isfinite(eff) else ""
     # A blank percentile (too few samples, or failures reaching it) shows as a dash, never as a number.
     health = (f"/health p99 {_ms(row['health_p99_ms'])}" if math.isfinite(row.get("health_p99_ms", math.nan))
               else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)})")
@@ -203,7 +205,7 @@ def resume_session(meta: dict) -> dict:
     return now
 
 
-def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
+def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
               measure_upstream: bool = True, profile: str | None = None) -> list[dict]:
     """Run `cells` in order, appending each row to results.csv as it ends; returns the rows.
     Cells whose id matches the glob `profile` are sampled with py-spy (harness/profile.py)."""
@@ -243,17 +245,22 @@ def run_cells(cells: list[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "
     return rows
 
 
-def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
+def run_sweep(plan: Config | list[Config], run_dir: Path, *, preset: str, resume: bool = False,
               measure_upstream: bool = True, profile: str | None = None) -> int:
-    """Run every missing cell; returns the exit code (0 all ok, 1 some cell failed)."""
-    procs.set_placement(cfg.pin)
-    cells = build_cells(cfg, cores=procs.target_cores())
+    """Run every missing cell of a Config (or of every part of a preset in parts); returns the exit
+    code (0 all ok, 1 some cell failed)."""
+    plan = plan if isinstance(plan, list) else [plan]
+    first = plan[0]
+    procs.set_placement(first.pin)
+    cells = plan_cells(plan, cores=procs.target_cores())
     if resume:  # a different machine is refused before anything is touched
         meta = store.read_meta(run_dir / "meta.json")
         store.check_columns(run_dir / "results.csv")
         check_same_machine(meta)
     else:
-        meta = new_meta(run_dir, preset, cfg.knobs())
+        meta = new_meta(run_dir, preset, first.knobs())
+        if len(plan) > 1:
+            meta["parts"] = [cfg.knobs() for cfg in plan]
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and store.drop_torn_row(run_dir / "results.csv"):
         say("note: results.csv ended in a half-written row (the harness was killed); it was cut")
@@ -268,6 +275,6 @@ def run_sweep(cfg: Config, run_dir: Path, *, preset: str, resume: bool = False,
         resume_session(meta)
     if profile is not None:
         meta["profile_cells"] = profile
-    rows = run_cells(todo, run_dir, meta, cpu_kind=cfg.cpu_kind[0], measure_upstream=measure_upstream,
+    rows = run_cells(todo, run_dir, meta, cpu_kind=first.cpu_kind[0], measure_upstream=measure_upstream,
                      profile=profile)
     return 1 if any(r["status"] != "ok" for r in rows) else 0

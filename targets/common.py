@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Query, Request
@@ -173,7 +173,7 @@ class AiohttpClient:
 
     def __init__(self, connections: int) -> None:
         self._connections = connections
-        self._session = None
+        self._session: Any = None  # an aiohttp.ClientSession once entered
 
     async def __aenter__(self) -> AiohttpClient:
         import aiohttp  # only the workers that use it pay for the import

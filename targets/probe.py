@@ -57,6 +57,7 @@ class WorkerProbe:
         self.path = self.dir / f"worker-{os.getpid()}.jsonl" if self.dir else None
 
     def _append(self, record: dict) -> None:
+        assert self.path is not None, "only an enabled probe writes"
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 

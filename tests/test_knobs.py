@@ -230,3 +230,50 @@ def test_product_order_groups_a_target():
     cfg = make_config("default", targets=["fake-async", "correct-async"], scenarios=["io"], workers=[1, 2])
     order = [c.target for c in build_cells(cfg, cores=2)]
     assert order == [k for k, _ in itertools.groupby(order) for _ in range(2)]
+
+
+# ----------------------------------------------------------------------------- the tune preset
+
+
+def test_tune_preset_asks_the_articles_pool_questions():
+    from harness.matrix import cores_available, make_plan, plan_cells
+    from harness.sweep import estimate_s
+
+    plan = make_plan("tune")
+    cells = plan_cells(plan, cores=2)
+    by = {}
+    for c in cells:
+        by.setdefault((c.target, c.scenario), []).append(c)
+    assert set(by) == {("thread-pool", "io"), ("process-pool", "cpu"), ("mixed", "cpu"),
+                       ("correct-async", "io")}
+    users = by["thread-pool", "io"][0].users
+    pools = [c.pool_size for c in by["thread-pool", "io"]]
+    assert min(pools) < users < max(pools) and users in pools  # around the user count
+    k = cores_available()
+    for target in ("process-pool", "mixed"):
+        sizes = [c.pool_size for c in by[target, "cpu"]]
+        assert sizes[0] == 1 and k in sizes and max(sizes) >= 2 * k
+    assert len({c.http_connections for c in by["correct-async", "io"]}) >= 4
+    assert all(c.workers == 1 for c in cells)
+    assert len({c.cell_id for c in cells}) == len(cells)
+    # the planned time (windows + the per-cell start/stop guess) leaves room in 10 minutes
+    assert estimate_s(cells) < 8 * 60
+
+
+def test_tune_overrides_apply_to_every_part_and_one_part_presets_refuse_plans():
+    from harness.matrix import make_plan
+
+    plan = make_plan("tune", duration=3.0, repeat=2)
+    assert all(cfg.duration == 3.0 and cfg.repeat == 2 for cfg in plan)
+    with pytest.raises(ConfigError, match="parts"):
+        make_config("tune")
+
+
+def test_resume_rebuilds_a_plan_from_meta_parts():
+    from harness.cli import _saved_plan
+    from harness.matrix import make_plan
+
+    plan = make_plan("tune")
+    meta = {"knobs": plan[0].knobs(), "parts": [cfg.knobs() for cfg in plan]}
+    assert _saved_plan(meta) == plan
+    assert _saved_plan({"knobs": plan[0].knobs()}) == plan[:1]

@@ -285,13 +285,6 @@ def test_measure_capacity_shape(upstream):
     assert leftover == []
 
 
-def test_measure_capacity_two_processes(upstream):
-    result = measure_capacity(upstream, connections=21, delay_ms=20, seconds=0.5, warmup=0.3, processes=2)
-    assert result["connections"] == 21
-    assert 0 < result["rps"] <= result["ideal_rps"] * 1.05
-    assert result["errors"] == 0
-
-
 @pytest.mark.parametrize("url", ["http://10.0.0.1:80", "http://example.com", "https://127.0.0.1:1"])
 def test_measure_capacity_refuses_non_loopback(url):
     with pytest.raises(ValueError):

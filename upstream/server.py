@@ -22,9 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import ipaddress
 import signal
 import sys
+
+from upstream.loopback import event_loop_runner, is_loopback
 
 MAX_DELAY_MS = 60_000
 MAX_HEAD_BYTES = 16 * 1024  # request line + headers
@@ -323,15 +324,6 @@ class UpstreamProtocol(asyncio.Protocol):
                 self._process()
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def serve(host: str, port: int, backlog: int = 4096) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -393,13 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    try:
-        return run(serve(host, args.port, args.backlog))
+        return event_loop_runner()(serve(host, args.port, args.backlog))
     except KeyboardInterrupt:
         return 0
 
