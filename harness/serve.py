@@ -6,6 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.knobs import KNOBS
 from harness.launch import LOOPBACK, launch_target, start_upstream
 from harness.matrix import LOOPS, ConfigError, _closest
 from targets import TARGETS, import_string
@@ -16,8 +17,10 @@ def serve(args) -> int:
         raise ConfigError(f"unknown target {args.target!r}{_closest(args.target, TARGETS)}")
     if args.loop not in LOOPS:
         raise ConfigError(f"unknown loop {args.loop!r}{_closest(args.loop, LOOPS)}; choose uvloop or asyncio")
-    if not 1 <= args.workers <= 64:
-        raise ConfigError(f"--workers {args.workers} is out of range: must be between 1 and 64")
+    try:
+        KNOBS["workers"].check(args.workers)  # the knob table's bounds, as for `run`
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is out of range")
     if args.host != LOOPBACK and not args.allow_non_loopback:
