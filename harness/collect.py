@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,7 @@ def window_stats(records: pd.DataFrame, t0: float, t1: float) -> dict:
     health = inside[inside["name"] == HEALTH]
     ok_ms, failed = _split(work)
     seconds = t1 - t0
-    row = {
+    row: dict[str, Any] = {
         "requests": int(len(work)),
         "failures": failed,
         # Successful completions per second of the window (goodput: a fast 500 is not throughput).
@@ -128,12 +129,14 @@ def _worker_probe(lines: list[dict], t0: float, t1: float) -> dict | None:
     inside = [r for r in beats if t0 <= r["t"] < t1]
     if not inside:
         return None
-    ends, lags = [], []
+    ends: list[float] = []
+    lags: list[float] = []
     timed = all("lag_t" in r for r in beats)
     for r in beats:  # every record: a stall straddling t0 or t1 is clipped to the window
         ends.extend(r["lag_t"] if timed else [r["t"]] * len(r["lag_ms"]))  # old files: the flush time
         lags.extend(r["lag_ms"])
-    ends_a, lags_a = np.asarray(ends, dtype=float), np.clip(np.asarray(lags, dtype=float), 0, None)
+    ends_a = np.asarray(ends, dtype=np.float64)
+    lags_a = np.clip(np.asarray(lags, dtype=np.float64), 0, None)
     in_window = (ends_a >= t0) & (ends_a < t1)
     window_lags = lags_a[in_window]
     blocked = NAN

@@ -337,12 +337,12 @@ def test_rows_appended_as_cells_end_and_upstream_watchdog(tmp_path, monkeypatch,
     restarted and the restart recorded in meta.json."""
     run_dir = tmp_path / "run"
     real_run_cell = sweep.run_cell
-    upstream_pids: list[int] = []
+    upstream_pids: list[tuple[int, float]] = []  # (pid, start time): pids are reused on a busy box
     rows_at_start: list[int] = []
 
     def run_cell_then_kill_upstream(cell, run_dir_, upstream: Upstream, **kwargs):
         rows_at_start.append(len(read_rows(run_dir_)))
-        upstream_pids.append(upstream.pid)
+        upstream_pids.append((upstream.pid, psutil.Process(upstream.pid).create_time()))
         row = real_run_cell(cell, run_dir_, upstream, **kwargs)
         if len(upstream_pids) == 1:
             os.kill(upstream.pid, signal.SIGKILL)
