@@ -245,6 +245,6 @@ def test_chart_footnote_counts_the_samples_of_a_health_max():
     healthy = {**base, "target": "correct-async", "workers": 2, "health_p99_ms": 9.0,
                "health_min_samples": 120}
     summary = aggregate.summarize(aggregate.coerce(pd.DataFrame([{**base, "workers": 2}, healthy])))
-    notes = plot._footnotes(summary, [])
+    notes = plot._footnotes(summary, "workers", [])
     assert notes == ["▲ /health max shown where a worker's probe got < 100 samples (a p99 needs 100): "
                      "fake-async @ 2 workers n=7"]
