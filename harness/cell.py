@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import bottleneck, collect, model, procs, resources, validity
+from harness import bottleneck, collect, model, procs, resources, store, validity
 from harness.drive import DriveError, start_locust
 from harness.launch import LaunchError, Server, launch_target
 from harness.matrix import Cell, cores_available
@@ -96,9 +96,13 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     With `profile`, py-spy samples the worker that was busiest in the warm-up, over the window.
     """
     raw_dir = run_dir / "raw" / cell.cell_id
-    if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
-        shutil.rmtree(raw_dir)
-    raw_dir.mkdir(parents=True)
+    try:
+        if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
+            shutil.rmtree(raw_dir)
+        raw_dir.mkdir(parents=True)
+    except OSError as exc:
+        _raise_if_disk(exc, cell, raw_dir, run_dir)
+        raise
     row = {**base_row(cell, raw_dir, run_dir, session), "profiled": profile}  # the row says if py-spy ran
     target = locust = profiler = None
     started = time.monotonic()
@@ -153,6 +157,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         row["target_rss_mb"] = rss.peak
         row["ctx_switches_per_req"] = switches / row["requests"] if row["requests"] else float("nan")
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
+        _raise_if_disk(exc, cell, raw_dir, run_dir)  # a full disk is not the cell's failure
         return failed_row(row, f"{type(exc).__name__}: {exc}")
     finally:
         if profiler is not None:
@@ -167,6 +172,12 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         elif stopper is not None:
             stopper.wait()
     return finish_row(row, cell, upstream.capacity_rps)
+
+
+def _raise_if_disk(exc: BaseException, cell: Cell, raw_dir: Path, run_dir: Path) -> None:
+    if store.is_disk_error(exc, under=run_dir):
+        raise store.DiskError(f"writing the raw files of cell {cell.cell_id}", raw_dir,
+                              getattr(exc, "strerror", None) or str(exc)) from None
 
 
 def _busiest(workers: list[int], before: dict[int, float], after: dict[int, float]) -> int:

@@ -5,6 +5,7 @@ Bad input → one line on stderr, exit 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from targets import TARGETS
 
 EXIT_BAD_INPUT = 2
 X_KNOBS = [k.col for k in knobs.SWEEP_KNOBS if k.type is int]  # what `plot --x` accepts
+EXIT_DISK = 74  # sysexits' EX_IOERR: the run folder could not be written (full, read-only, denied)
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -25,11 +28,28 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: children stopped, finished rows kept."""
 
 
+class HungUp(KeyboardInterrupt):
+    """SIGHUP (the terminal or SSH session closed), handled like SIGTERM."""
+
+
 def _on_signal(signum, frame):
-    # The first Ctrl-C / SIGTERM wins: further ones must not cut the clean-up short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    procs.interrupt_or_defer(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
+    # The first Ctrl-C / SIGTERM / SIGHUP wins: further ones must not cut the clean-up short.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    exc = {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signum, KeyboardInterrupt)
+    procs.interrupt_or_defer(exc())
+
+
+def _tell(message: str) -> None:
+    """One line on stderr, even when the terminal is gone (after SIGHUP a write gets EIO): then
+    both streams go to /dev/null so the exit code is not spoilt by a failing flush at exit."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
 
 
 class Parser(argparse.ArgumentParser):
@@ -183,18 +203,52 @@ def cmd_run(args) -> int:
             raise ConfigError("--resume: knobs differ from the run's: " + ", ".join(
                 f"{k} was {old!r}, now {new!r}" for k, (old, new) in differ.items()))
         run_dir = args.resume
+        _preflight(plan)
     else:
         preset = args.preset or "default"
         plan = make_plan(preset, **overrides)
+        _preflight(plan)
         run_dir = args.out or store.ROOT / "results" / store.new_run_id(preset)
         store.prepare_run_dir(run_dir, resume=False)
     from harness import report  # heavy imports only once the input is known to be good
     from harness.sweep import run_sweep
 
     profile = args.profile_cells or ("*" if args.profile else None)
-    code = run_sweep(plan, run_dir, preset=preset, resume=bool(args.resume), profile=profile)
-    report.finish(run_dir, plot_charts=not args.no_plot)
+    _stop_leftovers()
+    try:
+        code = run_sweep(plan, run_dir, preset=preset, resume=bool(args.resume), profile=profile)
+    except store.DiskError as exc:
+        procs.stop_all()
+        _tell(exc.line(run_dir))
+        return EXIT_DISK
+    try:
+        report.finish(run_dir, plot_charts=not args.no_plot)
+    except OSError as exc:
+        if not store.is_disk_error(exc):
+            raise
+        _tell(f"bench.py: disk error: writing the charts in {run_dir} failed: {exc.strerror}; every "
+              f"cell is safely in results.csv. Free space, then bench.py plot {run_dir}")
+        return EXIT_DISK
     return code
+
+
+def _preflight(plan) -> None:
+    """Refuse (ConfigError) a sweep whose largest cell cannot fit this machine; warn if it crowds it."""
+    from harness import preflight
+    from harness.matrix import plan_cells
+
+    cells = plan_cells(plan if isinstance(plan, list) else [plan])
+    warning = preflight.check(preflight.sweep_needs(cells), preflight.Machine.here())
+    if warning:
+        print(f"bench.py: {warning}", file=sys.stderr)
+
+
+def _stop_leftovers() -> None:
+    from harness import leftovers
+
+    note = leftovers.stop()
+    if note:
+        print(note, flush=True)
 
 
 def _config_overrides(args) -> argparse.Namespace:
@@ -271,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # under nohup, a hang-up must not stop us
+        signal.signal(signal.SIGHUP, _on_signal)
+    with procs.reaper_guard():  # from the first child on, nothing outlives even a killed harness
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         if args.command == "list":
             return cmd_list()
@@ -286,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             from harness.serve import serve
 
             return serve(args)
+        if args.command in ("overhead", "calibrate", "claims"):
+            _stop_leftovers()
         if args.command == "overhead":
             from harness.overhead import measure_overhead
 
@@ -302,6 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     except LaunchError as exc:
         print(f"bench.py: error: {exc}", file=sys.stderr)
         return 1
+    except store.DiskError as exc:  # calibrate / overhead (run reports its own)
+        procs.stop_all()
+        _tell(f"bench.py: disk error: {exc}. Free space, then run the command again")
+        return EXIT_DISK
+    except HungUp:
+        procs.stop_all()
+        _tell("\nhung up: children stopped; finished cells are in results.csv "
+              "(complete the run with --resume DIR)")
+        return EXIT_HANGUP
     except Terminated:
         procs.stop_all()
         print("\nterminated: children stopped; finished cells are in results.csv", file=sys.stderr)

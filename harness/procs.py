@@ -6,14 +6,19 @@ catches descendants that left the group (e.g. a pool child re-parented after its
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
+
+from harness.reaper import MARKER_VAR, ROOT, make_marker
 
 _live: set[subprocess.Popen] = set()
 _spawning = False
@@ -29,7 +34,71 @@ def interrupt_or_defer(exc: BaseException) -> None:
         _pending = exc
         return
     raise exc
+
+
 _placement: dict[str, set[int]] = {}
+
+# The reaper (harness/reaper.py): enabled by the CLI, started lazily before the first child (so
+# bad input still launches nothing), told about every process group, ended by closing its pipe.
+_reaper_wanted = False
+_reaper: subprocess.Popen | None = None
+
+
+@contextlib.contextmanager
+def reaper_guard() -> Iterator[None]:
+    """Within it, every child is watched by a reaper (started with the first child). On leaving,
+    the harness says goodbye: the reaper stops only groups still registered (none, normally), not
+    every carrier of the marker, since an in-process caller (a test) may still own some."""
+    global _reaper_wanted
+    _reaper_wanted = True
+    try:
+        yield
+    finally:
+        _reaper_wanted = False
+        _close_reaper()
+
+
+@functools.cache
+def _marker(pid: int) -> str:
+    return make_marker(pid)
+
+
+def marked_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: ours) plus this run's marker, which every descendant inherits."""
+    return {**(os.environ if env is None else env), MARKER_VAR: _marker(os.getpid())}
+
+
+def _ensure_reaper() -> None:
+    global _reaper
+    if not _reaper_wanted or (_reaper is not None and _reaper.poll() is None):
+        return
+    env = {k: v for k, v in os.environ.items() if k != MARKER_VAR}  # it must not reap itself
+    _reaper = subprocess.Popen([sys.executable, "-m", "harness.reaper", _marker(os.getpid())], cwd=ROOT,
+                               env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               start_new_session=True)
+
+
+def _tell_reaper(line: str) -> None:
+    if _reaper is None or _reaper.stdin is None:
+        return
+    try:  # one short write: atomic on a pipe, so the Stopper thread's lines never interleave
+        os.write(_reaper.stdin.fileno(), line.encode())
+    except OSError:  # the reaper was killed: the harness's own clean-up still runs
+        pass
+
+
+def _close_reaper(timeout: float = 10.0) -> None:
+    global _reaper
+    if _reaper is None:
+        return
+    try:
+        _tell_reaper("bye\n")
+        _reaper.stdin.close()
+        _reaper.wait(timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        _reaper.kill()
+        _reaper.wait()
+    _reaper = None
 
 
 def set_placement(pin: bool) -> None:
@@ -66,12 +135,14 @@ def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Pa
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     _spawning = True
     try:
+        _ensure_reaper()
         proc = subprocess.Popen(
-            list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+            list(cmd), env=marked_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else log, stderr=log, start_new_session=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         _live.add(proc)
+        _tell_reaper(f"+{proc.pid}\n")
     finally:
         _spawning = False
         if not isinstance(log, int):
@@ -138,6 +209,7 @@ def stop_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
             pass
     psutil.wait_procs(list(family), timeout=grace)
     _live.discard(proc)
+    _tell_reaper(f"-{proc.pid}\n")
 
 
 def stop_all() -> None:

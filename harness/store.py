@@ -7,6 +7,8 @@ cell in flight; `--resume` reads the folder back to see what is missing.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import math
 import os
@@ -24,6 +26,76 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class RunFolderError(ValueError):
     """The output folder cannot be used (one-line reason)."""
+
+
+class DiskError(RuntimeError):
+    """Writing the run folder failed (full, over quota, read-only, not permitted): the sweep stops.
+
+    Not an OSError, so no cell turns it into a failed row on the way up.
+    """
+
+    def __init__(self, what: str, where: Path, reason: str) -> None:
+        super().__init__(f"{what} in {where} failed: {reason}")
+        self.what, self.where, self.reason = what, where, reason
+        self.cells_safe: int | None = None  # filled in by the sweep
+        self.cells_total: int | None = None
+
+    def line(self, run_dir: Path) -> str:
+        """The one line a user reads: what failed, where, what is safe, what to do."""
+        safe = "" if self.cells_safe is None else \
+            f"; {self.cells_safe} of {self.cells_total} cells are safely on disk"
+        then = f"bench.py run --resume {run_dir}" if (run_dir / "meta.json").is_file() \
+            else "run the same command again"
+        fix = "Make it writable" if self.reason in ("Permission denied", "Operation not permitted") \
+            else "Free space"
+        return f"bench.py: disk error: {self}{safe}. {fix}, then {then}"
+
+
+# Errors that say "this folder cannot take our data", as opposed to a bug or a missing file.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM}
+DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+# A child's buffered write is 8 KB (io.DEFAULT_BUFFER_SIZE); a write refused for lack of space
+# leaves less than that free, so a probe of this size fails whenever a child's write did.
+PROBE_BYTES = 8 * 1024
+
+
+def is_disk_error(exc: BaseException, under: Path | None = None) -> bool:
+    """A full/read-only disk, or permission refused on a file inside `under` (when given)."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in DISK_ERRNOS:
+        return True
+    if exc.errno in PERMISSION_ERRNOS:
+        return under is None or str(exc.filename or "").startswith(str(under))
+    return False
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def check_room(folder: Path, what: str) -> None:
+    """Write and delete PROBE_BYTES in `folder`; DiskError if the disk refuses them.
+
+    Children (Locust, uvicorn workers) write the raw files themselves and report a full disk
+    only as some other failure, so the sweep asks the disk directly, before and after each cell.
+    """
+    probe = folder / ".room-probe"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(bytes(PROBE_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if is_disk_error(exc):
+            raise DiskError(what, folder, _reason(exc)) from None
+        raise
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
 def new_run_id(preset: str) -> str:
@@ -61,15 +133,37 @@ def _clean(value):
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Append one row (header first if the file is new); flushed and fsynced before returning."""
+    """Append one row (header first if the file is new); fsynced before returning.
+
+    All or nothing: if the disk refuses part of it, the file is cut back to its previous length,
+    so the last row on disk is never torn, and DiskError is raised.
+    """
     new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({k: _clean(row.get(k, "")) for k in COLUMNS})
-        fh.flush()
-        os.fsync(fh.fileno())
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore")
+    if new:
+        writer.writeheader()
+    writer.writerow({k: _clean(row.get(k, "")) for k in COLUMNS})
+    data = memoryview(text.getvalue().encode())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if is_disk_error(exc):
+            raise DiskError("opening results.csv", path.parent, _reason(exc)) from None
+        raise
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, size)  # shrinking never needs space
+            if is_disk_error(exc):
+                raise DiskError("writing a row of results.csv", path.parent, _reason(exc)) from None
+            raise
+    finally:
+        os.close(fd)
 
 
 def check_columns(path: Path) -> None:
@@ -131,9 +225,19 @@ def versions() -> dict[str, str]:
 
 
 def write_meta(path: Path, meta: dict) -> None:
+    """Write to a temporary file, then rename: a full disk leaves the previous meta.json whole."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2, default=str))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2, default=str))
+        tmp.replace(path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if is_disk_error(exc):
+            raise DiskError("writing meta.json", path.parent, _reason(exc)) from None
+        raise
 
 
 def read_meta(path: Path) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -218,6 +219,7 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
     rows: list[dict] = []
     spent_overhead: list[float] = []
     stopper = Stopper()
+    completed = False
     try:
         for i, cell in enumerate(cells, 1):
             upstream = keeper.ensure()
@@ -229,20 +231,44 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
             say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · {cell_label(cell)} "
                 f"repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
             run_env = {"CPU_UNITS_PER_MS": str(rates[cell.cpu_kind])}
-            row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
-                           profile=profiled(cell, profile), session=session["session"])
-            store.append_row(results, row)
+            try:
+                store.check_room(run_dir, f"writing to the run folder before cell {cell.cell_id}")
+                row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
+                               profile=profiled(cell, profile), session=session["session"])
+                check_stored(row, run_dir / "raw" / cell.cell_id)
+                store.append_row(results, row)
+            except store.DiskError:
+                # The cell's raw files may be cut short: it is not recorded (no row, not even a
+                # failed one) and --resume measures it again; its folder goes, to free space.
+                shutil.rmtree(run_dir / "raw" / cell.cell_id, ignore_errors=True)
+                raise
             rows.append(row)
             spent_overhead.append(time.monotonic() - t_cell - cell.warmup_s - cell.duration_s)
             overhead = sum(spent_overhead) / len(spent_overhead)
             say(f"    {describe(row)}   [ETA {fmt_s(estimate_s(cells[i:], overhead))}]")
+        completed = True
     finally:
         stopper.wait()  # the last target's shutdown
         keeper.stop()  # each cell stopped its own processes; the CLI's interrupt path has stop_all
         meta["upstream_restarts"] = meta.get("upstream_restarts", 0) + keeper.restarts
         meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        store.write_meta(meta_path, meta)
+        try:
+            store.write_meta(meta_path, meta)
+        except store.DiskError:
+            if completed:  # otherwise the error (or interrupt) already on its way up says enough
+                raise
     return rows
+
+
+def check_stored(row: dict, raw_dir: Path) -> None:
+    """DiskError if the cell's raw files may not all be on disk: the disk refuses a probe now, or
+    the cell failed with a disk error (a child could not write its record or log)."""
+    if row.get("status") == "failed":
+        for message in store.DISK_MESSAGES:
+            if message in str(row.get("error", "")):
+                raise store.DiskError(f"writing the raw files of cell {raw_dir.name}", raw_dir, message)
+    store.check_room(raw_dir if raw_dir.is_dir() else raw_dir.parent,
+                     f"writing the raw files of cell {raw_dir.name}")
 
 
 def run_sweep(plan: Config | list[Config], run_dir: Path, *, preset: str, resume: bool = False,
@@ -275,6 +301,12 @@ def run_sweep(plan: Config | list[Config], run_dir: Path, *, preset: str, resume
         resume_session(meta)
     if profile is not None:
         meta["profile_cells"] = profile
-    rows = run_cells(todo, run_dir, meta, cpu_kind=first.cpu_kind[0], measure_upstream=measure_upstream,
-                     profile=profile)
+    try:
+        rows = run_cells(todo, run_dir, meta, cpu_kind=first.cpu_kind[0], measure_upstream=measure_upstream,
+                         profile=profile)
+    except store.DiskError as exc:
+        keys = {c.key for c in cells}
+        exc.cells_safe = len(store.done_keys(run_dir / "results.csv") & keys)
+        exc.cells_total = len(keys)
+        raise
     return 1 if any(r["status"] != "ok" for r in rows) else 0
