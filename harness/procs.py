@@ -93,7 +93,8 @@ def _close_reaper(timeout: float = 10.0) -> None:
         return
     try:
         _tell_reaper("bye\n")
-        _reaper.stdin.close()
+        if _reaper.stdin is not None:
+            _reaper.stdin.close()
         _reaper.wait(timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         _reaper.kill()
