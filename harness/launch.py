@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from harness import knobs, procs
 
@@ -58,7 +59,14 @@ class Server:
     worker_pids: list[int] = field(default_factory=list)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        # poll() answers None while another thread holds the Popen's waitpid lock, even for a
+        # child that has died: ask the kernel too (a dead, unreaped child is a zombie).
+        if self.proc.poll() is not None:
+            return False
+        try:
+            return psutil.Process(self.proc.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def stop(self) -> None:
         procs.stop_tree(self.proc)
