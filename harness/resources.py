@@ -13,12 +13,7 @@ import psutil
 def tree_cpu_seconds(pid: int) -> dict[int, float]:
     """user + system CPU seconds of `pid` and every descendant, by pid."""
     out: dict[int, float] = {}
-    try:
-        root = psutil.Process(pid)
-        family = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return out
-    for proc in family:
+    for proc in _family(pid):
         try:
             t = proc.cpu_times()
             out[proc.pid] = t.user + t.system
