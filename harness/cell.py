@@ -10,11 +10,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from harness import bottleneck, collect, model, procs, resources, store, validity
-from harness.drive import DriveError, start_locust
+from harness.drive import DriveError, scenario_file, start_locust
 from harness.launch import LaunchError, Server, launch_target
 from harness.matrix import Cell, cores_available
 from harness.profile import Profiler
@@ -104,23 +105,38 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         _raise_if_disk(exc, cell, raw_dir, run_dir)
         raise
     row = {**base_row(cell, raw_dir, run_dir, session), "profiled": profile}  # the row says if py-spy ran
-    target = locust = profiler = None
+    target: Any = None  # a Server launched here, or a RunningServer (--url)
+    locust = profiler = None
     started = time.monotonic()
     deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S
     try:
-        target = launch_target(
-            import_string(cell.target), workers=cell.workers, loop=cell.loop,
-            env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url},
-            metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S,
-            launch=cell.launch)
+        url, app_dir = cell.knobs.get("url"), cell.knobs.get("app_dir")
+        health_path = cell.knobs.get("health_path") or "/health"
+        if url is not None:  # a server already running: launch nothing, check it answers
+            target = RunningServer(url)
+            target.check(health_path)
+        else:
+            target = launch_target(
+                FOREIGN_TARGET if app_dir else import_string(cell.target), workers=cell.workers,
+                loop=cell.loop, env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url,
+                                     **foreign_env(cell)},
+                metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log",
+                timeout=LAUNCH_TIMEOUT_S, launch=cell.launch, health_path=health_path)
         if stopper is not None:
             stopper.wait()
-        locust = start_locust(cell.scenario, target.url, cell.users, cell.warmup_s + cell.duration_s,
-                              raw_dir, probe_workers=cell.workers)
+        files, locust_env = locust_files(cell)
+        # Open loop: one scheduling user per load process instead of closed-loop users.
+        users = cell.load_processes if cell.rate else cell.users
+        locust = start_locust(files, target.url, users, cell.warmup_s + cell.duration_s, raw_dir,
+                              probe_workers=max(1, cell.workers), env=locust_env,
+                              processes=cell.load_processes)
         t_start = locust.wait_started()
         t0 = t_start + cell.warmup_s
         t1 = t0 + cell.duration_s
-        trees = {"target": target.proc.pid, "locust": locust.proc.pid, "upstream": upstream.pid}
+        trees = {"locust": locust.proc.pid, "upstream": upstream.pid}
+        if url is None:  # a server we did not start: its CPU is not visible from here
+            trees["target"] = target.proc.pid
+        profile = profile and url is None
         warm = resources.tree_cpu_seconds(target.proc.pid) if profile else {}
         _wait_until(t0, target)
         before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
@@ -145,10 +161,15 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
         for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
+        # Each load process has one core at most: the guard looks at the busiest one.
+        row["locust_cpu_max_pct"] = resources.busiest_pct(before["locust"], after["locust"], t1 - t0)
         row["machine_cpu_pct"] = 100.0 * (machine_after - machine_before) / (t1 - t0)
-        row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0, root=target.proc.pid,
-                                        workers=target.worker_pids, threads_before=threads_before,
-                                        threads_after=threads_after))
+        if url is None:
+            row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0,
+                                            root=target.proc.pid, workers=target.worker_pids,
+                                            threads_before=threads_before, threads_after=threads_after))
+        else:
+            row["target_cpu_pct"] = float("nan")
         if profiler is not None:
             result = profiler.finish()
             row["profile"] = result.summary
@@ -164,7 +185,10 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             profiler.stop()  # py-spy never outlives its cell
         if locust is not None:
             locust.stop()
-        if target is not None:
+        if isinstance(target, RunningServer):
+            if stopper is not None:
+                stopper.wait()
+        elif target is not None:
             if stopper is not None:
                 stopper.stop(target)
             else:
@@ -178,6 +202,48 @@ def _raise_if_disk(exc: BaseException, cell: Cell, raw_dir: Path, run_dir: Path)
     if store.is_disk_error(exc, under=run_dir):
         raise store.DiskError(f"writing the raw files of cell {cell.cell_id}", raw_dir,
                               getattr(exc, "strerror", None) or str(exc)) from None
+
+FOREIGN_TARGET = "targets.foreign:app"  # uvicorn imports this to wrap your app (--app)
+
+
+class RunningServer:
+    """--url: a server the harness did not start and never stops."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.worker_pids: list[int] = []
+
+    def check(self, health_path: str) -> None:
+        import httpx
+
+        try:
+            httpx.get(f"{self.url}{health_path}", timeout=5.0).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise CellError(f"{self.url}{health_path} does not answer: {exc}") from None
+
+    def alive(self) -> bool:
+        return True
+
+
+def foreign_env(cell: Cell) -> dict[str, str]:
+    """What targets/foreign.py needs to import and wrap the user's app."""
+    if not cell.knobs.get("app_dir"):
+        return {}
+    return {"BENCH_APP": cell.target, "BENCH_APP_DIR": cell.knobs["app_dir"],
+            "BENCH_HEALTH_PATH": cell.knobs["health_path"]}
+
+
+def locust_files(cell: Cell) -> tuple[list[Path], dict[str, str]]:
+    """The Locust files for a cell and the settings they read."""
+    env = {"BENCH_HEALTH_PATH": cell.knobs.get("health_path") or "/health"}
+    if cell.rate:
+        env.update(BENCH_RATE=repr(cell.rate), BENCH_ARRIVALS=cell.arrivals,
+                   BENCH_MAX_IN_FLIGHT=str(cell.max_in_flight), BENCH_SCHEDULERS=str(cell.load_processes))
+    if cell.knobs.get("locustfile"):
+        return [scenario_file("probe"), Path(cell.knobs["locustfile"])], env
+    if cell.knobs.get("path") is not None:
+        return [scenario_file("path")], {**env, "BENCH_PATH": cell.knobs["path"]}
+    return [scenario_file(cell.scenario)], env
 
 
 def _busiest(workers: list[int], before: dict[int, float], after: dict[int, float]) -> int:

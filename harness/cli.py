@@ -149,6 +149,8 @@ def build_parser() -> Parser:
     over.add_argument("--repeat", type=int, default=3, help="pairs of (on, off) cells")
     over.add_argument("--users", type=int, default=16)
     over.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    over.add_argument("--recorder", action="store_true",
+                      help="measure the exact per-request recorder's cost to Locust instead of the probe's")
 
     cal = sub.add_parser("calibrate", help="can I trust this machine? cells with exact ceilings")
     cal.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
@@ -350,6 +352,10 @@ def _dispatch(args) -> int:
         if args.command in ("overhead", "calibrate", "claims"):
             _stop_leftovers()
         if args.command == "overhead":
+            if args.recorder:
+                from harness.recorder_cost import measure_recorder
+
+                return measure_recorder(args.out, repeat=args.repeat, users=args.users)
             from harness.overhead import measure_overhead
 
             return measure_overhead(args.out, repeat=args.repeat, users=args.users)

@@ -54,10 +54,17 @@ def latency_stats(ok_ms: np.ndarray, failed: int = 0, prefix: str = "") -> dict:
     return out
 
 
+DROPPED = "dropped"  # open loop: a send that could not start (the in-flight bound was reached)
+
+
 def read_records(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"start": float, "ms": float, "name": str, "ok": int})
+    """requests.csv: start, ms (service time), name, ok, worker (/health) and, in open loop, the
+    intended send time."""
+    df = pd.read_csv(path, dtype={"start": float, "ms": float, "name": str, "ok": int, "intended": float})
     if "worker" not in df.columns:  # recorded before the probe named the worker it reached
         df["worker"] = np.nan
+    if "intended" not in df.columns:  # closed loop (or recorded before the open loop existed)
+        df["intended"] = np.nan
     df["end"] = df["start"] + df["ms"] / 1000
     return df
 
@@ -84,6 +91,8 @@ def worst(values: list[float]) -> float:
 
 def window_stats(records: pd.DataFrame, t0: float, t1: float) -> dict:
     """Work and health figures for requests completing in [t0, t1)."""
+    dropped = records[records["name"] == DROPPED]
+    records = records[records["name"] != DROPPED]
     inside = records[(records["end"] >= t0) & (records["end"] < t1)]
     work = inside[~inside["name"].isin(NOT_WORK)]
     health = inside[inside["name"] == HEALTH]
@@ -97,7 +106,18 @@ def window_stats(records: pd.DataFrame, t0: float, t1: float) -> dict:
         "health_requests": int(len(health)),
     }
     row["fail_ratio"] = row["failures"] / row["requests"] if row["requests"] else NAN
-    row.update(latency_stats(ok_ms, failed))
+    intended = work.loc[work["ok"] == 1, "intended"].to_numpy()
+    if len(work) and work["intended"].notna().any():
+        # Open loop: latency counts from the intended send time, so time spent waiting to be sent
+        # (a stalled server, a busy generator) is in the percentiles: no coordinated omission.
+        late = (work.loc[work["ok"] == 1, "start"].to_numpy() - intended) * 1000
+        row.update(latency_stats(ok_ms + np.clip(np.nan_to_num(late), 0, None), failed))
+        service = latency_stats(ok_ms, failed)
+        row.update(service_p50_ms=service["p50_ms"], service_p99_ms=service["p99_ms"])
+        row["dropped"] = int(((dropped["start"] >= t0) & (dropped["start"] < t1)).sum())
+    else:
+        row.update(latency_stats(ok_ms, failed))
+        row.update(service_p50_ms=NAN, service_p99_ms=NAN, dropped=NAN)
     per_worker = health_by_worker(health)
     if per_worker:
         # The worst probed worker: a neighbour request unlucky enough to land there waits this long.
@@ -209,6 +229,9 @@ def collect_cell(raw_dir: Path, t0: float, t1: float) -> dict:
     """Every measure a cell's raw folder yields for the window [t0, t1); the per-worker table is in
     row["_workers"] (the cell writes it to raw/<cell>/workers.csv)."""
     row = window_stats(read_records(raw_dir / "requests.csv"), t0, t1)
+    info = raw_dir / "requests.csv.info"  # load workers: records that never reached the master
+    if info.exists():
+        row["records_lost"] = json.loads(info.read_text()).get("records_lost", 0)
     health = row.pop("_health_by_worker")
     probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
     row.update(probe_row)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import procs
-from harness.launch import ROOT, log_tail
+from harness.launch import LOOPBACK, ROOT, free_port, log_tail
 
 TAIL_S = 1.0  # run a little past the window so the window's last requests complete inside the run
 
@@ -79,28 +79,50 @@ class LocustRun:
         procs.stop_tree(self.proc)
 
 
-def start_locust(scenario: str, url: str, users: int, seconds: float, raw_dir: Path,
-                 timeout_s: float = 10.0, probe_workers: int = 1) -> LocustRun:
+def scenario_file(scenario: str) -> Path:
+    return ROOT / "scenarios" / f"{scenario}.py"
+
+
+def start_locust(scenario: str | list[Path], url: str, users: int, seconds: float, raw_dir: Path,
+                 timeout_s: float = 10.0, probe_workers: int = 1, env: dict[str, str] | None = None,
+                 processes: int = 1) -> LocustRun:
     """Start `users` closed-loop work users plus one /health probe user per worker, for `seconds`
-    (+ tail)."""
+    (+ tail).
+
+    `scenario` is a built-in scenario's name or the Locust files to load together; `env` adds
+    settings the scenario files read (BENCH_PATH, BENCH_HEALTH_PATH, BENCH_RATE...). `processes` > 1
+    runs Locust as a master and that many forked workers.
+    """
     raw_dir.mkdir(parents=True, exist_ok=True)
+    files = [scenario_file(scenario)] if isinstance(scenario, str) else scenario
     run_time = math.ceil(seconds + TAIL_S)
     total = users + probe_workers  # the probe users are fixed_count users, spawned first
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(ROOT / "scenarios" / f"{scenario}.py"),
+        sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in files),
         "--headless", "-H", url, "-u", str(total), "-r", str(max(total, 50)), "-t", f"{run_time}s",
         "--stop-timeout", "0", "--only-summary", "--loglevel", "WARNING",
-        "--csv", str(raw_dir / "locust"), "--json-file", str(raw_dir / "locust"),
-        "--logfile", str(raw_dir / "locust.log"),
+        "--csv", str(raw_dir / "locust"), "--logfile", str(raw_dir / "locust.log"),
     ]
-    env = {**_clean_env(), "BENCH_RECORD": str(raw_dir / "requests.csv"), "BENCH_TIMEOUT": str(timeout_s),
-           "BENCH_PROBE_WORKERS": str(probe_workers)}
-    proc = procs.spawn(cmd, env=env, log_path=raw_dir / "locust.out", cwd=ROOT, role="locust")
+    if processes > 1:
+        # Locust forks N workers under a master. Never --csv-full-history (it crashes --processes
+        # workers); no --json-file either, since forked workers keep that option and each would
+        # overwrite the master's file with its own partial stats. The exact records are ours anyway.
+        # The master listens on loopback only, on a free port (Locust's default binds every
+        # interface on 5557, which a second harness on this machine would also want).
+        port = str(free_port())
+        cmd += ["--processes", str(processes), "--master-bind-host", LOOPBACK, "--master-bind-port", port,
+                "--master-host", LOOPBACK, "--master-port", port]
+    else:
+        cmd += ["--json-file", str(raw_dir / "locust")]
+    full_env = {**_clean_env(), **(env or {}), "BENCH_RECORD": str(raw_dir / "requests.csv"),
+                "BENCH_TIMEOUT": str(timeout_s), "BENCH_PROBE_WORKERS": str(probe_workers)}
+    proc = procs.spawn(cmd, env=full_env, log_path=raw_dir / "locust.out", cwd=ROOT, role="locust")
     return LocustRun(proc, raw_dir, run_time)
 
 
 def _clean_env() -> dict[str, str]:
     import os
 
-    # Locust must not pick up a user's locust.conf/LOCUST_* settings and change the experiment.
-    return {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    # Locust must not pick up a user's locust.conf/LOCUST_* settings (nor a stray BENCH_* setting of
+    # the scenario files) and change the experiment.
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "BENCH_"))}

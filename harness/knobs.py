@@ -179,6 +179,14 @@ TABLE: list[Knob] = [
          choices=("uvicorn", "reuseport"), flag="--launch", sweep=True, token="launch-"),
     Knob("probe", bool, True, "switch off the in-worker probe", env="PROBE", flag="--no-probe",
          switch=False),
+    # load: closed loop (users) or open loop (rate), and how many Locust processes make it
+    Knob("rate", float, [0.0], "open loop: requests/s per cell, sent at intended times whatever the "
+         "server does (latency counted from them); 0 = closed loop with --users", bounds=(0, 100_000),
+         flag="--rate", sweep=True, token="rate"),
+    Knob("arrivals", str, ["constant"], "open-loop spacing of the intended send times",
+         choices=("constant", "poisson"), flag="--arrivals", sweep=True, token="arr-"),
+    Knob("load_processes", int, [1], "Locust load processes (N > 1: a master and N forked workers)",
+         bounds=(1, 64), flag="--load-processes", sweep=True, token="lp"),
     # run-wide
     Knob("duration", float, 5.0, "measured seconds per cell", scope="run", bounds=(1, 3600),
          flag="--duration"),
@@ -189,6 +197,24 @@ TABLE: list[Knob] = [
          scope="run", flag="--fixed-window", switch=False),
     Knob("pin", bool, False, "put the target and the load generator on disjoint cores (needs ≥ 2 cores)",
          scope="run", flag="--pin", switch=True),
+    Knob("max_in_flight", int, 1000, "open loop: requests in flight at most; a send due beyond it is "
+         "counted as dropped", scope="run", bounds=(1, 10_000), flag="--max-in-flight"),
+    # your own app or a running server, instead of the built-in targets (checked in harness.matrix)
+    Knob("app", str, None, "launch your ASGI app 'pkg.module:app' like a built-in target (the probe is "
+         "wrapped around it, unedited)", scope="run", flag="--app"),
+    Knob("app_dir", str, None, "where --app's module is imported from (default: .)", scope="run",
+         flag="--app-dir"),
+    Knob("url", str, None, "drive a server that is already running (http://host:port); launches nothing",
+         scope="run", flag="--url"),
+    Knob("allow_non_loopback", bool, False, "permit a --url on another machine", scope="run",
+         flag="--allow-non-loopback", switch=True),
+    Knob("paths", str, None, "work endpoint(s) of --app/--url, comma list, each one a scenario",
+         scope="run", flag="--path"),
+    Knob("health_path", str, None, "the cheap endpoint the probe user times (default: /_bench/health "
+         "under --app, answered by the wrapper on the app's loop; /health under --url)", scope="run",
+         flag="--health-path"),
+    Knob("locustfile", str, None, "your own Locust users instead of --path (the harness adds its "
+         "/health probe user and its recorder)", scope="run", flag="--locustfile"),
     # set by the harness in every target's environment
     Knob("upstream_url", str, "http://127.0.0.1:8001", "base URL of the local upstream", scope="harness",
          env="UPSTREAM_URL"),

@@ -110,7 +110,7 @@ def target_command(import_string: str, workers: int, port: int, loop: str, host:
 
 # Knobs the targets read (the knob table's env vars): only the cell may set them, never the user's
 # shell by accident.
-TARGET_KNOBS = knobs.TARGET_ENV_VARS
+TARGET_KNOBS = (*knobs.TARGET_ENV_VARS, "BENCH_APP", "BENCH_APP_DIR", "BENCH_HEALTH_PATH")
 
 
 def target_base_env() -> dict[str, str]:
@@ -132,7 +132,7 @@ def ready_pids(metrics_dir: Path) -> set[int]:
 def launch_target(
     import_string: str, *, workers: int, loop: str, env: dict[str, str], metrics_dir: Path,
     log_path: Path, host: str = LOOPBACK, port: int | None = None, timeout: float = 60.0,
-    launch: str = "uvicorn",
+    launch: str = "uvicorn", health_path: str = "/health",
 ) -> Server:
     """Start uvicorn for one target and return once every worker is serving."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def launch_target(
                 raise LaunchError(f"uvicorn exited with code {proc.returncode}: {log_tail(log_path)}")
             family = {proc.pid} | {p.pid for p in procs.descendants(proc.pid)}
             ready = ready_pids(metrics_dir) & family
-            if len(ready) >= workers and _health_ok(url):
+            if len(ready) >= workers and _health_ok(url, health_path):
                 server.worker_pids = sorted(ready)
                 return server
             if time.monotonic() > deadline:
@@ -161,8 +161,8 @@ def launch_target(
         raise
 
 
-def _health_ok(url: str) -> bool:
+def _health_ok(url: str, path: str = "/health") -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+        return httpx.get(f"{url}{path}", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False

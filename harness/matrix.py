@@ -137,6 +137,13 @@ def validate(values: Mapping[str, Any]) -> Config:
             value = core_targets()
         if knob.per_target:
             continue  # needs the targets; below
+        if value is None and knob.scope == "run":  # an optional setting left unset (--app, --url...)
+            out[knob.name] = None
+            continue
+        if knob.name == "paths":  # a list of endpoints, not a swept cell knob: they are scenarios
+            items = value.split(",") if isinstance(value, str) else _as_list(value)
+            out["paths"] = list(dict.fromkeys(str(p).strip() for p in items if str(p).strip()))
+            continue
         if knob.sweep:
             out[knob.name] = _check_list(knob, value)
         else:
@@ -144,10 +151,75 @@ def validate(values: Mapping[str, Any]) -> Config:
                 out[knob.name] = knob.check(value)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+    if out["app"] is not None or out["url"] is not None:
+        if values.get("targets") is not None:
+            raise ConfigError("--app/--url replace --targets: give one or the other")
+        out["targets"] = []
+        _check_foreign(out)
+    elif any(out[k] is not None for k in ("paths", "locustfile", "app_dir", "health_path")):
+        raise ConfigError("--path, --locustfile, --app-dir and --health-path need --app or --url")
+    if out["locustfile"] and any(out["rate"]):
+        raise ConfigError("--rate drives --path (or a built-in scenario); --locustfile is closed-loop only")
     for knob in knobs.CONFIG_KNOBS:
         if knob.per_target:
             out[knob.name] = _check_pool_sizes(knob, values.get(knob.name), out["targets"])
     return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
+
+
+def _check_foreign(out: dict[str, Any]) -> None:
+    """--app / --url, checked before anything is launched; the app's own code is not run here."""
+    from urllib.parse import urlsplit
+
+    if out["app"] is not None and out["url"] is not None:
+        raise ConfigError("--app launches your app, --url drives one already running: give one of them")
+    if out["app"] is not None:
+        module, sep, attr = out["app"].partition(":")
+        if not sep or not all(p.isidentifier() for p in module.split(".") + attr.split(".")):
+            raise ConfigError(f"--app {out['app']!r}: expected 'pkg.module:app' (module path, a colon, "
+                              "the ASGI object)")
+        app_dir = os.path.abspath(out["app_dir"] or os.getcwd())
+        if not os.path.isdir(app_dir):
+            raise ConfigError(f"--app-dir {out['app_dir']!r} is not a directory")
+        out["app_dir"] = app_dir
+        import importlib.machinery
+
+        top = module.split(".")[0]
+        if importlib.machinery.PathFinder.find_spec(top, [app_dir]) is None:
+            raise ConfigError(f"--app {out['app']!r}: no module {top!r} in {app_dir} (set --app-dir)")
+        if out["paths"] is None and out["locustfile"] is None:
+            raise ConfigError("--app needs --path /endpoint (comma list) or --locustfile FILE")
+    else:
+        parts = urlsplit(out["url"])
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(f"--url {out['url']!r}: expected http://host:port (no path; use --path)")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ConfigError(f"--url {out['url']!r}: bad port") from None
+        if not _is_loopback(parts.hostname) and not out["allow_non_loopback"]:
+            raise ConfigError(f"--url {out['url']}: not a loopback address; add --allow-non-loopback to "
+                              "load a server on another machine")
+        out["url"] = out["url"].rstrip("/")
+    for path in [*(out["paths"] or []), *([out["health_path"]] if out["health_path"] else [])]:
+        if not path.startswith("/"):
+            raise ConfigError(f"path {path!r} must start with '/'")
+    if out["locustfile"] is not None:
+        if not os.path.isfile(out["locustfile"]):
+            raise ConfigError(f"--locustfile {out['locustfile']!r} is not a file")
+        out["locustfile"] = os.path.abspath(out["locustfile"])
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 
 
 def cores_available() -> int:
@@ -234,6 +306,11 @@ class Cell:
     def __hash__(self) -> int:
         return hash(self.key)
 
+    @property
+    def foreign(self) -> bool:
+        """Your own app (--app) or a running server (--url): no ceiling model, no known endpoints."""
+        return bool(self.knobs.get("app_dir") or self.knobs.get("url"))
+
     def params(self) -> dict[str, Any]:
         """The parameter columns of this cell's row, in results.csv's order."""
         return {"target": self.target, "scenario": self.scenario,
@@ -254,7 +331,9 @@ class Cell:
                 parts.append(f"{k.token}{self.knobs[k.name]}")
         if not self.knobs["probe"]:
             parts.append("noprobe")
-        return "_".join(parts) + f"_r{self.repeat}"
+        name = "_".join(parts) + f"_r{self.repeat}"
+        # import strings, URLs and paths (--app/--url) must not make folders of their own
+        return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
     def env(self) -> dict[str, str]:
         """The knobs as the environment variables every uvicorn worker reads at start."""
@@ -282,28 +361,67 @@ def window(duration: float, warmup: float, users: int, ceiling: float, adapt: bo
     return math.ceil(warm * 10) / 10, math.ceil(dur * 10) / 10  # never round a window down
 
 
+def open_loop_duration(duration: float, rate: float, adapt: bool) -> float:
+    """An open loop sends rate × duration requests: stretch the window until a p99 has 100 of them."""
+    if not adapt:
+        return duration
+    return min(math.ceil(max(duration, MIN_REQUESTS / rate) * 10) / 10, MAX_STRETCH * duration)
+
+
+def _work_items(cfg: Config) -> list[tuple[str, str, dict[str, Any]]]:
+    """(target, scenario, settings the scenario needs) of the sweep: the built-in targets and
+    scenarios, or your own app's paths (--app) / a running server's (--url)."""
+    if cfg.app is None and cfg.url is None:
+        return [(t, s, {}) for t in cfg.targets for s in cfg.scenarios]
+    target = cfg.app if cfg.app is not None else cfg.url
+    common = {"app_dir": cfg.app_dir, "url": cfg.url, "locustfile": cfg.locustfile,
+              "health_path": cfg.health_path or ("/_bench/health" if cfg.app is not None else "/health")}
+    if cfg.paths:
+        return [(target, p, {**common, "path": p}) for p in cfg.paths]
+    if cfg.locustfile:
+        name = "locustfile:" + os.path.basename(cfg.locustfile).removesuffix(".py")
+        return [(target, name, common)]
+    return [(target, s, common) for s in cfg.scenarios]  # --url against `bench.py serve TARGET`
+
+
 def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | None = None) -> list[Cell]:
     """repeats × targets × scenarios × every sweepable knob's values (pool sizes per target), in an
-    order that groups a target's cells. Targets without a pool are not multiplied by pool sizes."""
+    order that groups a target's cells. Targets without a pool are not multiplied by pool sizes.
+
+    Open-loop cells (rate > 0) have no users (0); --url cells have no known workers (0)."""
     cores = cores or cores_available()
     swept = cfg.swept() if swept is None else swept
     cells = []
-    for repeat, target, scenario in itertools.product(range(1, cfg.repeat + 1), cfg.targets, cfg.scenarios):
-        lists = [cfg.pool_sizes(target) if k.per_target else getattr(cfg, k.name) for k in knobs.SWEEP_KNOBS]
+    seen: set[tuple] = set()
+    for repeat, (target, scenario, extra) in itertools.product(range(1, cfg.repeat + 1), _work_items(cfg)):
+        pools = cfg.pool_sizes(target) if target in TARGETS else [None]
+        lists = [pools if k.per_target else getattr(cfg, k.name) for k in knobs.SWEEP_KNOBS]
         for combo in itertools.product(*lists):
             values = dict(zip((k.name for k in knobs.SWEEP_KNOBS), combo, strict=True))
             for k in knobs.CELL_KNOBS:
                 if not k.sweep:
                     values[k.name] = getattr(cfg, k.name)
+            if values["rate"]:
+                values["users"] = 0
+                values["max_in_flight"] = cfg.max_in_flight
+            if cfg.url is not None:
+                values["workers"] = 0  # nothing launched: the worker count is unknown
+            values.update(extra)
             try:
                 ceiling = model.ceiling_rps(
-                    target, scenario, workers=values["workers"], users=values["users"],
+                    target, scenario, workers=values["workers"], users=values["users"] or cfg.max_in_flight,
                     io_ms=values["io_ms"], cpu_ms=values["cpu_ms"], fanout=values["fanout"],
                     pool_size=values["pool_size"], cpu_kind=values["cpu_kind"], cores=cores,
                     http_connections=values["http_connections"])
-            except ValueError:  # a target without a model (e.g. one registered by a test)
+            except ValueError:  # a target without a model (your own app, one registered by a test)
                 ceiling = math.nan
-            warm, dur = window(cfg.duration, cfg.warmup, values["users"], ceiling, cfg.adapt_window)
-            cells.append(Cell(target=target, scenario=scenario, knobs=values, repeat=repeat, warmup_s=warm,
-                              duration_s=dur, ceiling_rps=ceiling, swept=swept))
+            if values["rate"]:
+                warm, dur = cfg.warmup, open_loop_duration(cfg.duration, values["rate"], cfg.adapt_window)
+            else:
+                warm, dur = window(cfg.duration, cfg.warmup, values["users"], ceiling, cfg.adapt_window)
+            cell = Cell(target=target, scenario=scenario, knobs=values, repeat=repeat, warmup_s=warm,
+                        duration_s=dur, ceiling_rps=ceiling, swept=swept)
+            if cell.key not in seen:  # open loop: one cell per rate, whatever --users says
+                seen.add(cell.key)
+                cells.append(cell)
     return cells

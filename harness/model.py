@@ -97,4 +97,5 @@ def ceiling_rps(target: str, scenario: str, *, workers: int, users: int, io_ms: 
 
 def upstream_calls(scenario: str, fanout: int) -> int:
     """Upstream requests each work request makes (for the upstream-capacity validity check)."""
-    return SCENARIOS[scenario].calls(fanout)
+    work = SCENARIOS.get(scenario)  # your own app's endpoints (--app/--url) call no upstream of ours
+    return work.calls(fanout) if work else 0

@@ -82,6 +82,12 @@ class PeakRss:
         if mb > 0 and not mb <= self.peak:  # (NaN-safe max)
             self.peak = mb
 
+def busiest_pct(before: dict[int, float], after: dict[int, float], seconds: float) -> float:
+    """Percent of one core used by the busiest single process of a tree (NaN if none was seen)."""
+    if not after:
+        return float("nan")
+    return max(cpu_pct({pid: before.get(pid, 0.0)}, {pid: t}, seconds) for pid, t in after.items())
+
 
 def cpu_model() -> str:
     try:

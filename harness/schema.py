@@ -13,6 +13,8 @@ Versions (columns are only ever added, so an older file reads with the newer col
   3  the cost of a configuration: target_rss_mb (peak RSS of the target tree over the window, pool
      children included) and ctx_switches_per_req (voluntary + involuntary context switches of the
      tree per request)
+  4  open loop (rate, arrivals; dropped, service_p50_ms, service_p99_ms) and load processes
+     (load_processes, locust_cpu_max_pct)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/knobs.py), so adding a cell knob adds a version.
@@ -27,7 +29,7 @@ import pandas as pd
 
 from harness import knobs
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The parameters: the axes, every cell knob of the table (harness/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -41,7 +43,8 @@ MEASURE_COLUMNS = [
     "health_requests", "health_min_samples", *(f"health_{s}" for s in LATENCY_STATS),
     "loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms", "loop_blocked_pct_max",
     "workers_seen", "worker_share_max", "pool_busy_max", "cpu_stage_ms", "cpu_cost_ms",
-    "target_cpu_pct", "locust_cpu_pct", "upstream_cpu_pct",
+    "dropped", "service_p50_ms", "service_p99_ms",
+    "target_cpu_pct", "locust_cpu_pct", "locust_cpu_max_pct", "upstream_cpu_pct",
     "target_rss_mb", "ctx_switches_per_req",
     "ceiling_rps", "efficiency", "ceiling_cpu_rps", "efficiency_cpu", "valid", "invalid_reason",
     "warmup_s", "duration_s", "started_at", "session", "raw_dir",
@@ -73,6 +76,8 @@ HISTORY: dict[int, list[str]] = {
     2: ["health_min_samples", "loop_blocked_pct_max", "cpu_cost_ms", "ceiling_cpu_rps", "efficiency_cpu",
         "session", *BOTTLENECK_COLUMNS],
     3: ["target_rss_mb", "ctx_switches_per_req"],
+    4: ["rate", "arrivals", "load_processes", "dropped", "service_p50_ms", "service_p99_ms",
+        "locust_cpu_max_pct"],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

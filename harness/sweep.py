@@ -75,7 +75,10 @@ class UpstreamKeeper:
 
 def cell_label(cell: Cell) -> str:
     """workers and users, plus every other knob this sweep varies: 'workers=1 users=32 pool_size=8'."""
-    names = ["workers", "users", *(k for k in cell.swept if k not in ("workers", "users"))]
+    load = ["rate", "arrivals"] if cell.knobs.get("rate") else ["users"]  # open loop has no users
+    names = ["workers", *load, *(k for k in cell.swept if k not in ("workers", "users", *load))]
+    if cell.knobs.get("load_processes", 1) > 1 and "load_processes" not in names:
+        names.append("load_processes")
     return " ".join(f"{k}={cell.knobs[k]}" for k in names)
 
 
@@ -87,7 +90,8 @@ def describe(row: dict) -> str:
     if row["status"] != "ok":
         return f"FAILED: {row['error']}"
     eff = float(row.get("efficiency", math.nan))
-    eff_s = f", {eff:.0%} of ceiling {row['ceiling_rps']:.0f}" if math.isfinite(eff) else ""
+    eff_s = f", {eff:.0%} of ceiling {row['ceiling_rps']:.0f}" if math.isfinite(eff) else \
+        (" (no ceiling known for this app)" if row["ceiling_rps"] != row["ceiling_rps"] else "")
     # A blank percentile (too few samples, or failures reaching it) shows as a dash, never as a number.
     health = (f"/health p99 {_ms(row['health_p99_ms'])}" if math.isfinite(row.get("health_p99_ms", math.nan))
               else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)})")

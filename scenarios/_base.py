@@ -14,17 +14,31 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import time
 
+from gevent import sleep
 from gevent.event import Event
+from gevent.pool import Pool
 from locust import FastHttpUser, constant, constant_pacing, events, task
+from locust.rpc import Message
+from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 TIMEOUT_S = float(os.environ.get("BENCH_TIMEOUT", "10"))  # a request slower than this is a failure
 HEALTH_NAME = "health"
+# The cheap endpoint the probe times: /health on the built-in targets, another path on your own app.
+HEALTH_PATH = os.environ.get("BENCH_HEALTH_PATH") or "/health"
 DISCOVER_NAME = "health-discover"  # the probe's search for a worker of its own (never in the window)
 PROBE_WORKERS = max(1, int(os.environ.get("BENCH_PROBE_WORKERS", "1")))
 PROBE_PACING_S = 0.04  # 25 req/s per worker: a 5 s window holds the 100 samples a p99 needs
-_records: list[tuple[float, float, str, int, int | None]] = []
+# Open loop (BENCH_RATE requests/s in all, shared by BENCH_SCHEDULERS scheduling users): sends at
+# intended times, at most BENCH_MAX_IN_FLIGHT in flight; latency is counted from the intended time.
+OPEN_RATE = float(os.environ.get("BENCH_RATE") or 0)
+SCHEDULERS = max(1, int(os.environ.get("BENCH_SCHEDULERS") or 1))
+IN_FLIGHT = max(1, int(os.environ.get("BENCH_MAX_IN_FLIGHT") or 1000) // SCHEDULERS)
+POISSON = os.environ.get("BENCH_ARRIVALS") == "poisson"
+DROPPED_NAME = "dropped"
+_records: list[tuple] = []  # raw: (start, ms, name, exception, context, /health response or None)
 _record_path = os.environ.get("BENCH_RECORD")
 # Work users wait until every probe holds an open connection: on a blocked loop a *new* connection
 # can wait seconds to be accepted, and the probe is meant to time requests, not the accept queue.
@@ -42,13 +56,45 @@ class WorkUser(FastHttpUser):
     connection_timeout = TIMEOUT_S
     path = "/"
     stats_name = "work"
+    if OPEN_RATE:
+        concurrency = IN_FLIGHT  # one connection per request in flight: no queue inside the client
 
     def on_start(self) -> None:
-        _probe_connected.wait(timeout=5.0)
+        if not _is_worker(self.environment):  # the probe runs in one load process only
+            _probe_connected.wait(timeout=5.0)
 
     @task
     def work(self) -> None:
-        self.client.get(self.path, name=self.stats_name)
+        if OPEN_RATE:
+            self._open_loop(OPEN_RATE / SCHEDULERS)
+        else:
+            self.client.get(self.path, name=self.stats_name)
+
+    def _open_loop(self, rate: float) -> None:
+        """Schedule sends at t0 + i/rate (or Poisson gaps) whatever the server does; never returns.
+
+        A send due while IN_FLIGHT requests are outstanding cannot start: it is recorded as dropped
+        at its intended time (k6's dropped_iterations). A scheduler running late sends at once, and
+        the lateness counts in the latency, since latency is measured from the intended time.
+        """
+        pool = Pool(IN_FLIGHT)
+        rng = random.Random()
+        due = time.time()
+        try:
+            while True:
+                due += rng.expovariate(rate) if POISSON else 1.0 / rate
+                delay = due - time.time()
+                if delay > 0:
+                    sleep(delay)
+                if pool.full():
+                    _records.append((due, 0.0, DROPPED_NAME, "in-flight bound", {"intended": due}, None))
+                else:
+                    pool.spawn(self._send, due)
+        finally:
+            pool.kill(block=False)
+
+    def _send(self, intended: float) -> None:
+        self.client.get(self.path, name=self.stats_name, context={"intended": intended})
 
 
 def worker_pid(response) -> int | None:
@@ -81,36 +127,110 @@ class HealthProbe(FastHttpUser):
         """Reconnect until this connection reaches a worker no other probe holds (bounded tries;
         the harness checks afterwards which workers the probe really reached)."""
         for _ in range(8 * PROBE_WORKERS):
-            with self.client.get("/health", name=DISCOVER_NAME, catch_response=True) as resp:
+            with self.client.get(HEALTH_PATH, name=DISCOVER_NAME, catch_response=True) as resp:
                 pid = worker_pid(resp)
             if pid is not None and pid not in _claimed_pids:
                 _claimed_pids.add(pid)
                 return
             # Ask the server to close this connection: the next request opens a new one, which the
             # kernel (or the next idle worker) may hand to another worker.
-            self.client.get("/health", name=DISCOVER_NAME, headers={"Connection": "close"})
+            self.client.get(HEALTH_PATH, name=DISCOVER_NAME, headers={"Connection": "close"})
 
     @task
     def health(self) -> None:
-        self.client.get("/health", name=HEALTH_NAME)
+        self.client.get(HEALTH_PATH, name=HEALTH_NAME)
 
 
-if _record_path:
+def _is_worker(environment) -> bool:
+    return isinstance(environment.runner, WorkerRunner)
+
+
+# The recorder runs in every process that sends requests. A load worker (--load-processes N, or
+# `bench.py load-worker` on another machine) ships its records to the master with each stats report
+# (every 3 s, and a final one when told to quit); the master writes them all to BENCH_RECORD.
+if _record_path or os.environ.get("BENCH_LOAD_WORKER"):
+    _gathered: dict[str, list[int]] = {}  # master: worker id → [records received, records it made]
+    _final: set[str] = set()  # master: workers whose last report (sent when stopped) arrived
+    _from_workers: list = []  # master: the workers' records, already plain
+    _made = 0  # worker: records made so far
+
     @events.test_start.add_listener
     def _started(environment, **_kw) -> None:
-        with open(_record_path + ".start", "w") as fh:
-            json.dump({"t": time.time(), "pid": os.getpid()}, fh)
+        if _record_path and not _is_worker(environment):
+            with open(_record_path + ".start", "w") as fh:
+                json.dump({"t": time.time(), "pid": os.getpid()}, fh)
 
-    @events.request.add_listener
-    def _record(name, response_time, exception=None, start_time=None, response=None, **_kw) -> None:
-        started = start_time if start_time is not None else time.time() - response_time / 1000
-        pid = worker_pid(response) if name == HEALTH_NAME and exception is None else None
-        _records.append((started, response_time, name, 0 if exception else 1, pid))
+    def _record(request_type, name, response_time, response_length, exception, context, start_time=None,
+                url=None, response=None, **_kw) -> None:
+        # On every request, so as cheap as it can be: Locust's exact keywords bound by name (no
+        # leftover dict to build), the raw objects kept, and every test deferred to _plain(). Only
+        # /health responses are kept (they name the worker that answered).
+        _records.append((start_time, response_time, name, exception, context,
+                         response if name == HEALTH_NAME else None))
+
+    if os.environ.get("BENCH_RECORDER", "1") != "0":  # 0: only to measure what the recorder costs
+        events.request.add_listener(_record)
+
+    def _plain(records: list[tuple]) -> list[tuple]:
+        """(start, ms, name, ok, worker, intended) from raw records."""
+        nan = float("nan")
+        return [(nan if start is None else start, ms, name, 0 if exc else 1,
+                 worker_pid(resp) if resp is not None and not exc else None,
+                 ctx.get("intended") if ctx else None) for start, ms, name, exc, ctx, resp in records]
+
+    @events.report_to_master.add_listener
+    def _ship(client_id, data, **_kw) -> None:
+        global _records, _made
+        batch, _records = _plain(_records), []
+        _made += len(batch)
+        data["bench_records"] = batch
+        data["bench_made"] = _made
+        data["bench_stopped"] = _env is not None and _env.runner.state in (STATE_STOPPED, STATE_STOPPING)
+
+    @events.worker_report.add_listener
+    def _gather(client_id, data, **_kw) -> None:
+        if "bench_records" not in data:
+            return
+        _from_workers.extend(data["bench_records"])
+        counts = _gathered.setdefault(client_id, [0, 0])
+        counts[0] += len(data["bench_records"])
+        counts[1] = data["bench_made"]
+        if data["bench_stopped"]:
+            _final.add(client_id)
+
+    _env = None
+
+    @events.init.add_listener
+    def _keep_env(environment, **_kw) -> None:
+        global _env
+        _env = environment
 
     @events.quitting.add_listener
     def _dump(environment, **_kw) -> None:
+        if _is_worker(environment) or not _record_path:
+            return
+        info = {"load_workers": 0, "records_lost": 0}
+        if isinstance(environment.runner, MasterRunner):
+            _collect_from_workers(environment.runner)
+            info = {"load_workers": len(_gathered),
+                    "records_lost": sum(made - got for got, made in _gathered.values()),
+                    "workers_without_final_report": len(set(_gathered) - _final)}
         with open(_record_path, "w", newline="") as fh:
             out = csv.writer(fh)
-            out.writerow(["start", "ms", "name", "ok", "worker"])
-            out.writerows((f"{s:.6f}", f"{ms:.3f}", n, ok, "" if pid is None else pid)
-                          for s, ms, n, ok, pid in _records)
+            out.writerow(["start", "ms", "name", "ok", "worker", "intended"])
+            out.writerows((f"{s:.6f}", f"{ms:.3f}", n, ok, "" if pid is None else pid,
+                           "" if t is None else f"{t:.6f}")
+                          for s, ms, n, ok, pid, t in [*_plain(_records), *_from_workers])
+        with open(_record_path + ".info", "w") as fh:
+            json.dump(info, fh)
+
+    def _collect_from_workers(runner, timeout: float = 10.0) -> None:
+        """Tell every worker to quit now (each stops its users and sends a last report) and wait
+        for those reports. Locust would send the same quit after this event, but by then it no
+        longer listens for reports, so the last seconds of every worker's records would be lost."""
+        waiting = {c.id for c in runner.clients.all}
+        for worker_id in waiting:
+            runner.server.send_to_client(Message("quit", None, worker_id))
+        deadline = time.time() + timeout
+        while waiting - _final and time.time() < deadline:
+            sleep(0.05)

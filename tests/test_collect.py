@@ -122,7 +122,8 @@ def test_tidy_row_has_every_schema_column_and_round_trips(tmp_path):
     row = base_row(cell, raw, tmp_path)
     row.update(collect.collect_cell(GOLDEN, t0, t1))
     # what run_cell measures from outside with psutil (harness.resources)
-    row.update(target_cpu_pct=150.0, locust_cpu_pct=20.0, upstream_cpu_pct=5.0, worker_cpu_max_pct=80.0,
+    row.update(target_cpu_pct=150.0, locust_cpu_pct=20.0, locust_cpu_max_pct=20.0, upstream_cpu_pct=5.0,
+               worker_cpu_max_pct=80.0,
                worker_cpu_min_pct=60.0, pool_cpu_pct=0.0, worker_thread_cpu_pct=0.5, worker_busy_threads=0,
                machine_cpu_pct=176.0, target_rss_mb=120.0, ctx_switches_per_req=3.0)
     row = finish_row(row, cell, upstream_capacity_rps=19000.0)

@@ -53,7 +53,7 @@ def test_table_is_consistent():
 def test_issue_list_of_sweepable_knobs():
     swept = {k.name for k in knobs.SWEEP_KNOBS}
     assert swept == {"workers", "users", "pool_size", "http_connections", "io_ms", "cpu_ms", "fanout",
-                     "loop", "http_client", "cpu_kind", "launch"}
+                     "loop", "http_client", "cpu_kind", "launch", "rate", "arrivals", "load_processes"}
 
 
 def test_param_columns_come_from_the_table():
