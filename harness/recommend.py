@@ -60,9 +60,14 @@ def cell_columns() -> list[str]:
     return [c for c in schema.PARAM_COLUMNS if c != "repeat"]
 
 
+# The offered load of an open loop: cells at different rates share a group, so X* is the highest
+# rate served with p99 within the SLO (a rate sweep finds each configuration's sustainable rate).
+LOAD_KNOBS = ("rate",)
+
+
 def group_columns() -> list[str]:
     costs = set(cost_knobs())
-    return [c for c in cell_columns() if c not in costs]
+    return [c for c in cell_columns() if c not in costs and c not in LOAD_KNOBS]
 
 
 def cell_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +177,7 @@ def little_check(cell: pd.Series) -> LittleCheck | None:
         return None
     if pd.notna(cell.get("mean_ms")):
         mean_s, source = float(cell["mean_ms"]) / 1000, "mean_ms"
-    elif pd.notna(cell.get("users")):
+    elif pd.notna(cell.get("users")) and cell["users"] > 0:  # (an open loop has no users)
         # Closed loop with no think time: each user always has one request outstanding.
         mean_s, source = float(cell["users"]) / rps, "U/X"
     else:
@@ -196,6 +201,8 @@ class GroupResult:
 
 def _size_label(cell: pd.Series, knobs: list[str]) -> str:
     parts = [f"{k}={_fmt(cell[k], 0)}" for k in knobs]
+    if pd.notna(cell.get("rate")) and cell["rate"] > 0:
+        parts.append(f"at rate={_fmt(cell['rate'], 0)}/s")
     return " ".join(parts) if parts else "the only configuration"
 
 

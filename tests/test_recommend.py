@@ -206,3 +206,14 @@ def test_end_of_run_summary_states_the_default_slo(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "Recommendations (SLO: p99 ≤ 1000 ms and failures ≤ 1.0%" in out
     assert "use pool_size=32" in out
+
+
+def test_rate_sweep_finds_the_highest_rate_within_the_slo():
+    """Open loop: the rates of one configuration form one group; X* is the highest rate served with
+    p99 within the SLO (beyond it the queue grows and the intended-time p99 explodes)."""
+    rows = [row(users=0, pool_size=40, rate=r, rps=r * 0.99, p99_ms=p99)
+            for r, p99 in [(100.0, 20.0), (200.0, 40.0), (400.0, 900.0), (800.0, 6000.0)]]
+    r = _decide(rows)
+    assert r.best is not None and r.best["rate"] == 400.0
+    assert r.chosen is not None and r.chosen["rate"] == 400.0
+    assert "at rate=400/s" in r.why[0]
