@@ -106,8 +106,9 @@ def window_stats(records: pd.DataFrame, t0: float, t1: float) -> dict:
         "health_requests": int(len(health)),
     }
     row["fail_ratio"] = row["failures"] / row["requests"] if row["requests"] else NAN
-    intended = work.loc[work["ok"] == 1, "intended"].to_numpy()
-    if len(work) and work["intended"].notna().any():
+    open_loop = "intended" in work.columns and bool(work["intended"].notna().any())
+    if open_loop:
+        intended = work.loc[work["ok"] == 1, "intended"].to_numpy()
         # Open loop: latency counts from the intended send time, so time spent waiting to be sent
         # (a stalled server, a busy generator) is in the percentiles: no coordinated omission.
         late = (work.loc[work["ok"] == 1, "start"].to_numpy() - intended) * 1000

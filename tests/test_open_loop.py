@@ -27,6 +27,7 @@ from tests.conftest import leftover_children
 def _records(rows: list[tuple]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["start", "ms", "name", "ok", "intended"])
     df["end"] = df["start"] + df["ms"] / 1000
+    df["worker"] = np.nan
     return df
 
 
