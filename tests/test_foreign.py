@@ -74,7 +74,8 @@ def test_fixture_app_three_routes_told_apart(tmp_path):
     blocked, free = df.loc["/items/blocking"], df.loc[["/items/sync", "/items/awaiting"]]
     # 8 users × 20 ms of time.sleep on the loop: the neighbour waits for the queue; the others do not.
     assert blocked["loop_lag_p99_ms"] > 3 * free["loop_lag_p99_ms"].max()
-    assert blocked["health_p99_ms"] > 3 * free["health_p99_ms"].max()
+    # (a 2 s window holds too few probe samples per worker for a p99: the median says it too)
+    assert blocked["health_p50_ms"] > 3 * free["health_p50_ms"].max()
 
 
 def test_url_mode_with_own_locustfile(tmp_path, upstream):
@@ -96,7 +97,7 @@ def test_url_mode_with_own_locustfile(tmp_path, upstream):
         assert row["status"] == "ok", row["error"]
         assert row["rps"] > 0 and row["health_requests"] > 0 and math.isnan(row["target_cpu_pct"])
         names = set(pd.read_csv(tmp_path / "run" / row["raw_dir"] / "requests.csv")["name"])
-        assert names == {"awaiting", "sync", "health"}  # the user's requests, and the probe's
+        assert names - {"health-discover"} == {"awaiting", "sync", "health"}  # the user's, the probe's
         assert {p.pid for p in leftover_children()} <= before  # Locust gone, nothing new launched
         assert server.alive()  # and the server it drove is still up
     finally:
