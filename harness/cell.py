@@ -55,14 +55,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_until(t: float, target: Server, rss: resources.PeakRss | None = None) -> None:
+def _wait_until(t: float, target: Server | RunningServer, rss: resources.PeakRss | None = None) -> None:
     """Sleep until wall time t, watching that every worker of the target stays alive (and sampling
     the target tree's memory every 0.25 s when given `rss`)."""
     while (left := t - time.time()) > 0:
         time.sleep(min(left, 0.25))
         if rss is not None:
             rss.sample()
-        if not target.alive():
+        if isinstance(target, Server) and not target.alive():
             raise CellError(f"uvicorn exited with code {target.proc.returncode} during the cell")
         dead = [pid for pid in target.worker_pids if not _alive(pid)]
         if dead:
@@ -134,17 +134,20 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         t0 = t_start + cell.warmup_s
         t1 = t0 + cell.duration_s
         trees = {"locust": locust.proc.pid, "upstream": upstream.pid}
-        if url is None:  # a server we did not start: its CPU is not visible from here
-            trees["target"] = target.proc.pid
-        profile = profile and url is None
-        warm = resources.tree_cpu_seconds(target.proc.pid) if profile else {}
+        # A server we did not start (--url): its processes are not ours to watch.
+        root = target.proc.pid if url is None else None
+        if root is not None:
+            trees["target"] = root
+        profile = profile and root is not None
+        warm = resources.tree_cpu_seconds(root) if profile and root else {}
         _wait_until(t0, target)
         before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_before = resources.thread_cpu_seconds(target.worker_pids)
         machine_before = resources.machine_busy_seconds()
-        switches_t0 = resources.tree_ctx_switches(target.proc.pid)
-        rss = resources.PeakRss(target.proc.pid)
-        rss.sample()
+        switches_t0 = resources.tree_ctx_switches(root) if root else None
+        rss = resources.PeakRss(root) if root else None
+        if rss is not None:
+            rss.sample()
         if profile:
             profiler = Profiler(_busiest(target.worker_pids, warm, before["target"]), cell.duration_s,
                                 raw_dir)
@@ -152,8 +155,10 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         after = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_after = resources.thread_cpu_seconds(target.worker_pids)
         machine_after = resources.machine_busy_seconds()
-        switches = resources.switches_between(switches_t0, resources.tree_ctx_switches(target.proc.pid))
-        rss.sample()
+        switches = (resources.switches_between(switches_t0, resources.tree_ctx_switches(root))
+                    if root and switches_t0 is not None else float("nan"))
+        if rss is not None:
+            rss.sample()
         locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
@@ -164,9 +169,9 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         # Each load process has one core at most: the guard looks at the busiest one.
         row["locust_cpu_max_pct"] = resources.busiest_pct(before["locust"], after["locust"], t1 - t0)
         row["machine_cpu_pct"] = 100.0 * (machine_after - machine_before) / (t1 - t0)
-        if url is None:
+        if root is not None:
             row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0,
-                                            root=target.proc.pid, workers=target.worker_pids,
+                                            root=root, workers=target.worker_pids,
                                             threads_before=threads_before, threads_after=threads_after))
         else:
             row["target_cpu_pct"] = float("nan")
@@ -175,7 +180,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             row["profile"] = result.summary
             row["profile_svg"] = str(result.svg.relative_to(run_dir)) if result.svg else ""
         # The cost of the configuration: what a bigger pool pays in memory and scheduling.
-        row["target_rss_mb"] = rss.peak
+        row["target_rss_mb"] = rss.peak if rss is not None else float("nan")
         row["ctx_switches_per_req"] = switches / row["requests"] if row["requests"] else float("nan")
     except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
         _raise_if_disk(exc, cell, raw_dir, run_dir)  # a full disk is not the cell's failure
