@@ -118,6 +118,33 @@ def test_sigkill_of_the_harness_mid_process_pool_cell_leaves_nothing(tmp_path):
     assert "reaper" in " ".join(bench.family.cmd.values()), "the reaper was not started"
 
 
+def test_sigkill_mid_foreign_app_cell_with_two_load_processes_leaves_nothing(tmp_path):
+    """The new modes' processes: your own app under uvicorn (2 workers), a Locust master and its 2
+    forked load workers in open loop. Killing the harness leaves none of them."""
+    fixture = ROOT / "tests" / "fixture_app"
+    bench = Bench(tmp_path, "run", "--app", "items:app", "--app-dir", str(fixture),
+                  "--path", "/items/awaiting", "--workers", "2", "--rate", "100", "--load-processes", "2",
+                  "--duration", "3", "--warmup", "0.5", "--fixed-window", "--no-plot",
+                  "--out", str(tmp_path / "run"))
+    try:
+        # uvicorn's 2 workers and Locust's master + 2 workers are all up
+        wait_for(lambda: len(bench.family.running("locust")) >= 3 and bench.family.running("uvicorn"),
+                 120, "the foreign cell under load", bench.proc)
+        before = run_processes(bench)
+        bench.proc.send_signal(signal.SIGKILL)
+        bench.proc.wait()
+        killed_at = time.monotonic()
+        left = run_processes(bench)
+        while left and time.monotonic() - killed_at < 5.0:
+            time.sleep(0.1)
+            left = run_processes(bench)
+    finally:
+        bench.wait()
+    assert len(before) >= 7, before  # upstream, uvicorn + 2 workers, Locust master + 2 workers, reaper
+    assert left == [], f"still running 5 s after the harness was killed: {left}"
+    assert bench.leftover == []
+
+
 # ------------------------------------------------------------------------------------ full disk
 
 class FakeKeeper:
