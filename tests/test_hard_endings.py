@@ -93,15 +93,11 @@ def test_sighup_mid_cell_then_leftovers_stopped_and_resume(tmp_path):
 
 # ------------------------------------------------------------------------- SIGKILL of the harness
 
-def test_sigkill_of_the_harness_mid_process_pool_cell_leaves_nothing(tmp_path):
-    """uvicorn, 2 workers, their pools and resource tracker, Locust and the upstream: the reaper
-    stops them all once the harness is gone, and then exits itself."""
-    bench = Bench(tmp_path, "run", "--targets", "process-pool", "--scenarios", "cpu", "--workers", "2",
-                  "--users", "4", "--duration", "2", "--warmup", "0.5", "--fixed-window", "--no-plot",
-                  "--out", str(tmp_path / "run"))
+def kill_mid_cell(bench: Bench, ready, what: str) -> tuple[list[str], list[str]]:
+    """SIGKILL the harness once `ready()`; the run's processes just before, and those still running
+    5 s after (the reaper's grace)."""
     try:
-        wait_for(lambda: len(bench.family.running("spawn_main")) >= 4 and bench.family.running("locust"),
-                 120, "the cell under load", bench.proc)
+        wait_for(ready, 120, what, bench.proc)
         before = run_processes(bench)
         bench.proc.send_signal(signal.SIGKILL)
         bench.proc.wait()
@@ -112,9 +108,21 @@ def test_sigkill_of_the_harness_mid_process_pool_cell_leaves_nothing(tmp_path):
             left = run_processes(bench)
     finally:
         bench.wait()
+    assert bench.leftover == []
+    return before, left
+
+
+def test_sigkill_of_the_harness_mid_process_pool_cell_leaves_nothing(tmp_path):
+    """uvicorn, 2 workers, their pools and resource tracker, Locust and the upstream: the reaper
+    stops them all once the harness is gone, and then exits itself."""
+    bench = Bench(tmp_path, "run", "--targets", "process-pool", "--scenarios", "cpu", "--workers", "2",
+                  "--users", "4", "--duration", "2", "--warmup", "0.5", "--fixed-window", "--no-plot",
+                  "--out", str(tmp_path / "run"))
+    before, left = kill_mid_cell(
+        bench, lambda: len(bench.family.running("spawn_main")) >= 4 and bench.family.running("locust"),
+        "the cell under load")
     assert len(before) >= 9, before  # upstream, uvicorn, 2 workers, ≥ 4 pool children, Locust, reaper
     assert left == [], f"still running 5 s after the harness was killed: {left}"
-    assert bench.leftover == []
     assert "reaper" in " ".join(bench.family.cmd.values()), "the reaper was not started"
 
 
@@ -126,23 +134,11 @@ def test_sigkill_mid_foreign_app_cell_with_two_load_processes_leaves_nothing(tmp
                   "--path", "/items/awaiting", "--workers", "2", "--rate", "100", "--load-processes", "2",
                   "--duration", "3", "--warmup", "0.5", "--fixed-window", "--no-plot",
                   "--out", str(tmp_path / "run"))
-    try:
-        # uvicorn's 2 workers and Locust's master + 2 workers are all up
-        wait_for(lambda: len(bench.family.running("locust")) >= 3 and bench.family.running("uvicorn"),
-                 120, "the foreign cell under load", bench.proc)
-        before = run_processes(bench)
-        bench.proc.send_signal(signal.SIGKILL)
-        bench.proc.wait()
-        killed_at = time.monotonic()
-        left = run_processes(bench)
-        while left and time.monotonic() - killed_at < 5.0:
-            time.sleep(0.1)
-            left = run_processes(bench)
-    finally:
-        bench.wait()
+    before, left = kill_mid_cell(  # Locust's master + 2 workers and uvicorn are all up
+        bench, lambda: len(bench.family.running("locust")) >= 3 and bench.family.running("uvicorn"),
+        "the foreign cell under load")
     assert len(before) >= 7, before  # upstream, uvicorn + 2 workers, Locust master + 2 workers, reaper
     assert left == [], f"still running 5 s after the harness was killed: {left}"
-    assert bench.leftover == []
 
 
 # ------------------------------------------------------------------------------------ full disk
