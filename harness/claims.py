@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -193,6 +194,22 @@ def _same(x: object, y: object) -> bool:
     return x == y
 
 
+def rps_duel(claim: str, found: list[tuple[pd.Series, pd.Series]], case_of: Callable[[Any, Any], str],
+             name_a: Callable[[Any], str], name_b: Callable[[Any], str],
+             extra: tuple[str, ...] = ()) -> Verdict:
+    """A claim that the first cell of each pair serves more rps than the second: per pair, holds /
+    fails / inside the noise, with both figures and their ratio as evidence."""
+    cases, evidence, cells = [], [], []
+    for a, b in found:
+        d = compare(a, b, "rps")
+        case = case_of(a, b)
+        cases.append((HOLDS if d > 0 else FAILS if d < 0 else NO_DIFF, case))
+        evidence.append(f"{case}: {name_a(a)} {measure(a, 'rps', 'rps')} vs {name_b(b)} "
+                        f"{measure(b, 'rps', 'rps')} ({fmt(ratio(a['rps'], b['rps']))}×)")
+        cells += [label(a, *extra), label(b, *extra)]
+    return combine(claim, cases, evidence, cells)
+
+
 def combine(claim: str, cases: list[tuple[str, str]], evidence: list[str], cells: list[str],
             what: str = "") -> Verdict:
     """One verdict from per-case outcomes [(outcome, case label)]: all hold → holds; none hold and
@@ -310,17 +327,9 @@ def decide_4(run: Run) -> Verdict:
     if not found:
         return not_measured("4", "needs process-pool and thread-pool /cpu (python) cells with fewer workers "
                             "than cores and a process pool of ≥ 2")
-    cases, evidence, cells = [], [], []
-    for p, t in found:
-        d = compare(p, t, "rps")
-        outcome = HOLDS if d > 0 else FAILS if d < 0 else NO_DIFF
-        case = f"W={p['workers']}"
-        cases.append((outcome, case))
-        evidence.append(f"{case}: process-pool (pool {_plain(p['pool_size'])}) {measure(p, 'rps', 'rps')} vs "
-                        f"thread-pool (pool {_plain(t['pool_size'])}) {measure(t, 'rps', 'rps')} "
-                        f"({fmt(ratio(p['rps'], t['rps']))}×)")
-        cells += [label(p), label(t)]
-    return combine("4", cases, evidence, cells)
+    return rps_duel("4", found, lambda p, t: f"W={p['workers']}",
+                    lambda p: f"process-pool (pool {_plain(p['pool_size'])})",
+                    lambda t: f"thread-pool (pool {_plain(t['pool_size'])})")
 
 
 def _one_per_right(found: list[tuple[pd.Series, pd.Series]], cores: int | None) -> list[tuple]:
@@ -428,16 +437,8 @@ def decide_7(run: Run) -> Verdict:
     if not found:
         return not_measured("7", "the run has no asyncio cells to set against uvloop ones "
                             "(bench.py claims runs both)")
-    cases, evidence, cells = [], [], []
-    for uv, aio in found:
-        d = compare(uv, aio, "rps")
-        outcome = HOLDS if d > 0 else FAILS if d < 0 else NO_DIFF
-        case = f"{uv['target']} /{uv['scenario']} W={uv['workers']}"
-        cases.append((outcome, case))
-        evidence.append(f"{case}: uvloop {measure(uv, 'rps', 'rps')} vs asyncio {measure(aio, 'rps', 'rps')} "
-                        f"({fmt(ratio(uv['rps'], aio['rps']))}×)")
-        cells += [label(uv, "loop"), label(aio, "loop")]
-    return combine("7", cases, evidence, cells)
+    return rps_duel("7", found, lambda uv, _: f"{uv['target']} /{uv['scenario']} W={uv['workers']}",
+                    lambda _: "uvloop", lambda _: "asyncio", extra=("loop",))
 
 
 def _sweeps(run: Run, knob: str, min_values: int) -> list[pd.DataFrame]:
