@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import aggregate, plot, recommend
+import pandas as pd
+
+from harness import aggregate, knobs, plot, recommend
 
 
 def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | None = None) -> None:
@@ -25,19 +27,17 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
     if len(invalid):
         print(f"{len(invalid)} cell(s) the harness cannot fully trust (drawn hollow):")
         for _, r in invalid.iterrows():
-            print(f"  - {r['target']} {r['scenario']} workers={r['workers']} users={r['users']}: "
-                  f"{r['invalid_reason']}")
+            print(f"  - {cell_name(r, df)}: {r['invalid_reason']}")
     failed = aggregate.failures(df)
     if len(failed):
         print(f"{len(failed)} failed cell(s):")
         for _, r in failed.iterrows():
-            print(f"  - {r['target']} {r['scenario']} workers={r['workers']} repeat={r['repeat']}: "
-                  f"{r['error']}")
+            print(f"  - {cell_name(r, df)} repeat={r['repeat']}: {r['error']}")
     noisy = aggregate.noisy_cells(summary)
     if len(noisy):
         print(f"{len(noisy)} cell(s) with rps varying > 5% across repeats (coefficient of variation):")
         for _, r in noisy.iterrows():
-            print(f"  - {r['target']} {r['scenario']} workers={r['workers']}: cv {r['rps_cv']:.1%}")
+            print(f"  - {cell_name(r, df)}: cv {r['rps_cv']:.1%}")
     if plot_charts:
         for path in plot.plot_run(run_dir, x=x):
             print(f"chart: {path}")
@@ -49,3 +49,17 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
 
         print(f"report: {html_report.write(run_dir, draw_missing=False)}")
     print(f"results: {results}")
+
+
+def cell_name(row: pd.Series, df: pd.DataFrame) -> str:
+    """`target scenario workers=W users=U` plus every other knob this run sweeps (pool_size=8, rate=100):
+    two cells of a pool sweep must not read the same in the lists above."""
+    shown = ["workers", "users"]
+    shown += [k.name for k in knobs.SWEEP_KNOBS if k.name not in shown and k.name in df.columns
+              and df[k.name].nunique(dropna=True) > 1]
+    parts = [f"{k}={_plain(row[k])}" for k in shown if k in row.index and pd.notna(row[k])]
+    return " ".join([str(row["target"]), str(row["scenario"]), *parts])
+
+
+def _plain(v: object) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import claims, cli, html_report
+from harness import claims, cli, html_report, report
 
 RUN_V1 = Path(__file__).parent / "data" / "run_v1"  # a folder written before report.html existed
 SECTIONS = ["run", "verdicts-h", "charts", "recommendations", "untrusted", "bounds", "results-h"]
@@ -137,3 +137,12 @@ def test_report_needs_results(tmp_path: Path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "results.csv not found" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_cell_names_in_the_terminal_lists_carry_the_swept_knobs():
+    """Two cells of a pool sweep, one invalid: its line must say which pool size it was."""
+    df = pd.DataFrame({"target": ["thread-pool"] * 2, "scenario": ["io"] * 2, "workers": [1, 1],
+                       "users": [32, 32], "pool_size": [4.0, 40.0], "rate": [float("nan")] * 2,
+                       "loop": ["uvloop"] * 2})
+    assert report.cell_name(df.iloc[1], df) == "thread-pool io workers=1 users=32 pool_size=40"
+    assert report.cell_name(df.iloc[0], df.iloc[:1]) == "thread-pool io workers=1 users=32"  # nothing swept
