@@ -66,6 +66,7 @@ def coerce(df: pd.DataFrame) -> pd.DataFrame:
     for col in schema.OPTIONAL_COLUMNS:  # written by an older version of the harness: empty
         if col not in df.columns:
             df[col] = np.nan
+    df = df[schema.COLUMNS + [c for c in df.columns if c not in schema.COLUMNS]]  # the schema's order
     for col in NUMERIC_PARAMS:
         df[col] = _numeric_param(df[col])
     for col in TEXT_PARAMS:

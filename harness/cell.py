@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 
 from harness import bottleneck, collect, model, procs, resources, store, validity
+from harness.database import ActivityWatcher, Database
 from harness.drive import DriveError, scenario_file, start_locust
 from harness.launch import LaunchError, Server, launch_target
 from harness.matrix import Cell, cores_available
@@ -89,8 +90,12 @@ class Stopper:
 
 
 def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None,
-             stopper: Stopper | None = None, profile: bool = False, session: int = 1) -> dict:
+             stopper: Stopper | None = None, profile: bool = False, session: int = 1,
+             database: Database | None = None) -> dict:
     """Measure one cell; returns its tidy row (status ok or failed).
+
+    A db cell needs `database`: its URL goes to the target, its pg_stat_activity is watched over
+    the window (db_active_max), and a server we started has its CPU counted (db_cpu_pct).
 
     With a `stopper`, the previous cell's target finishes stopping while this one launches, and
     this cell's target is left to the stopper; without one, everything is stopped before return.
@@ -106,8 +111,13 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         raise
     row = {**base_row(cell, raw_dir, run_dir, session), "profiled": profile}  # the row says if py-spy ran
     target: Any = None  # a Server launched here, or a RunningServer (--url)
-    locust = profiler = None
+    locust = profiler = watcher = None
     started = time.monotonic()
+    db_env = {}
+    if cell.scenario == "db":
+        if database is None:
+            return failed_row(row, "the db scenario needs a database (none was started)")
+        db_env = {"DB_URL": database.url}
     deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S
     try:
         url, app_dir = cell.knobs.get("url"), cell.knobs.get("app_dir")
@@ -119,7 +129,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             target = launch_target(
                 FOREIGN_TARGET if app_dir else import_string(cell.target), workers=cell.workers,
                 loop=cell.loop, env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url,
-                                     **foreign_env(cell)},
+                                     **foreign_env(cell), **db_env},
                 metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log",
                 timeout=LAUNCH_TIMEOUT_S, launch=cell.launch, health_path=health_path)
         if stopper is not None:
@@ -140,6 +150,10 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             trees["target"] = root
         profile = profile and root is not None
         warm = resources.tree_cpu_seconds(root) if profile and root else {}
+        if database is not None and db_env:
+            watcher = ActivityWatcher(database.url).__enter__()
+            if database.pid is not None:
+                trees["db"] = database.pid
         _wait_until(t0, target)
         before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
         threads_before = resources.thread_cpu_seconds(target.worker_pids)
@@ -164,6 +178,9 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         row.update(collect.collect_cell(raw_dir, t0, t1))
         if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
             row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
+        if watcher is not None:
+            watcher.__exit__()
+            row["db_active_max"] = watcher.max_between(t0, t1)
         for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
         # Each load process has one core at most: the guard looks at the busiest one.
@@ -188,6 +205,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     finally:
         if profiler is not None:
             profiler.stop()  # py-spy never outlives its cell
+        if watcher is not None:
+            watcher.__exit__()
         if locust is not None:
             locust.stop()
         if isinstance(target, RunningServer):
@@ -200,7 +219,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
                 target.stop()
         elif stopper is not None:
             stopper.wait()
-    return finish_row(row, cell, upstream.capacity_rps)
+    db_capacity = (database.capacity or {}).get("qps") if database is not None else None
+    return finish_row(row, cell, upstream.capacity_rps, db_capacity_qps=db_capacity)
 
 
 def _raise_if_disk(exc: BaseException, cell: Cell, raw_dir: Path, run_dir: Path) -> None:
@@ -274,13 +294,16 @@ def _ratio(value: float, ceiling: float) -> float:
     return value / ceiling if ceiling and math.isfinite(ceiling) else float("nan")
 
 
-def finish_row(row: dict, cell: Cell, upstream_capacity_rps: float | None, cores: int | None = None) -> dict:
+def finish_row(row: dict, cell: Cell, upstream_capacity_rps: float | None, cores: int | None = None,
+               db_capacity_qps: float | None = None) -> dict:
     """Add the ceilings, efficiencies, the validity verdict and the bottleneck verdict to a measured row."""
+    for col in ("db_active_max", "db_cpu_pct"):  # measured only in db cells (with our own server)
+        row.setdefault(col, math.nan)
     row["ceiling_cpu_rps"] = measured_cpu_ceiling(cell, row.get("cpu_cost_ms", float("nan")), cores)
     row["efficiency"] = _ratio(row["rps"], cell.ceiling_rps)
     row["efficiency_cpu"] = _ratio(row["rps"], row["ceiling_cpu_rps"])
     reasons = validity.invalid_reasons(row, upstream_capacity_rps=upstream_capacity_rps, probe=cell.probe,
-                                       workers=row.pop("_workers", None))
+                                       workers=row.pop("_workers", None), db_capacity_qps=db_capacity_qps)
     row.update(status="ok", error="", valid=not reasons, invalid_reason="; ".join(reasons))
     ctx = bottleneck.Context(target_cores=procs.target_cores(), machine_cores=cores_available(),
                              upstream_capacity_rps=upstream_capacity_rps)

@@ -181,6 +181,9 @@ def _worker_probe(lines: list[dict], t0: float, t1: float) -> dict | None:
         "pool_busy": max((r["pool_busy"] for r in inside if r.get("pool_busy") is not None), default=NAN),
         "cpu_ms": [x for r in inside for x in r.get("cpu_ms", [])],
         "cpu_time_ms": [x for r in inside for x in r.get("cpu_time_ms", [])],
+        # written only by workers with a database pool (targets/db.py)
+        "db_wait_ms": [x for r in inside for x in r.get("db_wait_ms", [])],
+        "db_busy": max((r["db_busy"] for r in inside if "db_busy" in r), default=NAN),
     }
 
 
@@ -195,6 +198,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
     total = sum(w["work_served"] for w in workers)
     cpu_ms = [x for w in workers for x in w.pop("cpu_ms")]
     cpu_time_ms = [x for w in workers for x in w.pop("cpu_time_ms")]
+    db_waits = np.asarray([x for w in workers for x in w.pop("db_wait_ms")], dtype=float)
     for w in workers:
         w["work_share"] = w["work_served"] / total if total else NAN
     row = {
@@ -211,6 +215,10 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         # not measured inside process pools) and how much CPU time it cost the computing thread.
         "cpu_stage_ms": float(np.median(cpu_ms)) if cpu_ms else NAN,
         "cpu_cost_ms": float(np.median(cpu_time_ms)) if cpu_time_ms else NAN,
+        # Time /db requests waited for a pooled connection, and the most checked out in one worker.
+        "db_pool_wait_p50_ms": float(np.percentile(db_waits, 50)) if len(db_waits) else NAN,
+        "db_pool_wait_p99_ms": float(np.percentile(db_waits, 99)) if len(db_waits) else NAN,
+        "db_pool_busy_max": max((w["db_busy"] for w in workers), default=NAN),
     }
     return row, workers
 

@@ -53,6 +53,7 @@ class Knob:
     switch: Any = None            # a value-less flag: the value it sets (--no-probe → False)
     column: str | None = None     # Cell field / results column if not `name` (targets → target)
     token: str = ""               # prefix in a cell's raw folder name when the knob is swept
+    scenarios: tuple[str, ...] | None = None  # only these scenarios' cells take it (others: None)
 
     @property
     def col(self) -> str:
@@ -187,6 +188,20 @@ TABLE: list[Knob] = [
          choices=("constant", "poisson"), flag="--arrivals", sweep=True, token="arr-"),
     Knob("load_processes", int, [1], "Locust load processes (N > 1: a master and N forked workers)",
          bounds=(1, 64), flag="--load-processes", sweep=True, token="lp"),
+    # the db scenario's (other scenarios' cells leave them empty: they never open a connection)
+    Knob("db_queries", int, [2], "queries per /db request (DB_QUERIES)", bounds=(0, 16), env="DB_QUERIES",
+         flag="--db-queries", sweep=True, token="q", scenarios=("db",)),
+    Knob("db_ms", int, [20], "pg_sleep per /db query, ms (DB_MS)", bounds=(0, 5000), env="DB_MS",
+         flag="--db-ms", sweep=True, token="dbms", scenarios=("db",)),
+    Knob("db_pool", int, None, "database connections per worker (DB_POOL); default: 10, or "
+         "SQLAlchemy's own 5 + 10 overflow", bounds=(1, 1000), env="DB_POOL", flag="--db-pool", sweep=True,
+         token="dbp", scenarios=("db",)),
+    Knob("db_pool_timeout", float, 30.0, "seconds a /db request waits for a connection before a 503 "
+         "(DB_POOL_TIMEOUT)", bounds=(0.001, 600), env="DB_POOL_TIMEOUT", flag="--db-pool-timeout",
+         scenarios=("db",)),
+    Knob("db_driver", str, ["asyncpg"], "the async targets' database driver: asyncpg, psycopg (async "
+         "pool) or sqlalchemy (async engine, QueuePool)", choices=("asyncpg", "psycopg", "sqlalchemy"),
+         env="DB_DRIVER", flag="--db-driver", sweep=True, token="drv-", scenarios=("db",)),
     # run-wide
     Knob("duration", float, 5.0, "measured seconds per cell", scope="run", bounds=(1, 3600),
          flag="--duration"),
@@ -215,6 +230,10 @@ TABLE: list[Knob] = [
          flag="--health-path"),
     Knob("locustfile", str, None, "your own Locust users instead of --path (the harness adds its "
          "/health probe user and its recorder)", scope="run", flag="--locustfile"),
+    # db cells get it from the harness: the throwaway server's, or this one
+    Knob("db_url", str, None, "an existing PostgreSQL (postgresql://...) instead of a throwaway one the "
+         "harness starts; never started or stopped by the harness", scope="run", env="DB_URL",
+         flag="--db-url"),
     # set by the harness in every target's environment
     Knob("upstream_url", str, "http://127.0.0.1:8001", "base URL of the local upstream", scope="harness",
          env="UPSTREAM_URL"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import knobs, model
 from harness.knobs import KNOBS, closest
-from targets import TARGETS, core_targets
+from targets import TARGETS, core_targets, db_pool_max
 
 # Kept for `bench.py serve` and older callers: the allowed values live in the knob table.
 LOOPS = tuple(KNOBS["loop"].allowed())
@@ -94,6 +94,8 @@ def _as_list(value: Any) -> list:
 
 
 def _check_list(knob: knobs.Knob, values: Any) -> list:
+    if knob.default is None and (values is None or values == [None]):
+        return [None]  # "each target's or driver's own default" (db_pool)
     values = _as_list(values)
     if not values:
         raise ConfigError(f"no {knob.name} given" if knob.scope == "axis"
@@ -146,6 +148,8 @@ def validate(values: Mapping[str, Any]) -> Config:
             continue
         if knob.sweep:
             out[knob.name] = _check_list(knob, value)
+        elif value is None and knob.default is None:
+            out[knob.name] = None  # unset and optional (db_url)
         else:
             try:
                 out[knob.name] = knob.check(value)
@@ -163,6 +167,7 @@ def validate(values: Mapping[str, Any]) -> Config:
     for knob in knobs.CONFIG_KNOBS:
         if knob.per_target:
             out[knob.name] = _check_pool_sizes(knob, values.get(knob.name), out["targets"])
+    _check_db(out)
     return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
 
 
@@ -220,6 +225,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# A db sweep may ask for at most this many connections at once (W × DB_POOL of its largest cell):
+# beyond it a small machine measures process thrashing, not pools.
+MAX_DB_CONNECTIONS = 400
+
+
+def _check_db(out: dict[str, Any]) -> None:
+    if out["db_url"] is not None and not str(out["db_url"]).startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"--db-url {out['db_url']!r} is not a postgresql:// URL")
+    if "db" not in out["scenarios"]:
+        return
+    needed = max((w * db_pool_max(t, d, p) for w in out["workers"] for t in out["targets"]
+                  for d in out["db_driver"] for p in out["db_pool"]), default=0)
+    if needed > MAX_DB_CONNECTIONS:
+        raise ConfigError(f"the db sweep needs up to {needed} database connections at once (workers × "
+                          f"--db-pool); the limit is {MAX_DB_CONNECTIONS}")
 
 
 def cores_available() -> int:
@@ -384,6 +404,14 @@ def _work_items(cfg: Config) -> list[tuple[str, str, dict[str, Any]]]:
     return [(target, s, common) for s in cfg.scenarios]  # --url against `bench.py serve TARGET`
 
 
+def db_model_args(target: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The db knobs as the ceiling model takes them (B: the pool a worker really gets)."""
+    if values.get("db_queries") is None:
+        return {}
+    return {"db_queries": values["db_queries"], "db_ms": values["db_ms"],
+            "db_pool": db_pool_max(target, values["db_driver"], values["db_pool"])}
+
+
 def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | None = None) -> list[Cell]:
     """repeats × targets × scenarios × every sweepable knob's values (pool sizes per target), in an
     order that groups a target's cells. Targets without a pool are not multiplied by pool sizes.
@@ -395,12 +423,16 @@ def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | 
     seen: set[tuple] = set()
     for repeat, (target, scenario, extra) in itertools.product(range(1, cfg.repeat + 1), _work_items(cfg)):
         pools = cfg.pool_sizes(target) if target in TARGETS else [None]
-        lists = [pools if k.per_target else getattr(cfg, k.name) for k in knobs.SWEEP_KNOBS]
+        # A knob of other scenarios (DB_POOL for io cells) neither multiplies the cells nor is set.
+        lists = [[None] if k.scenarios and scenario not in k.scenarios
+                 else pools if k.per_target else getattr(cfg, k.name)
+                 for k in knobs.SWEEP_KNOBS]
         for combo in itertools.product(*lists):
             values = dict(zip((k.name for k in knobs.SWEEP_KNOBS), combo, strict=True))
             for k in knobs.CELL_KNOBS:
                 if not k.sweep:
-                    values[k.name] = getattr(cfg, k.name)
+                    values[k.name] = None if k.scenarios and scenario not in k.scenarios \
+                        else getattr(cfg, k.name)
             if values["rate"]:
                 values["users"] = 0
                 values["max_in_flight"] = cfg.max_in_flight
@@ -412,7 +444,7 @@ def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | 
                     target, scenario, workers=values["workers"], users=values["users"] or cfg.max_in_flight,
                     io_ms=values["io_ms"], cpu_ms=values["cpu_ms"], fanout=values["fanout"],
                     pool_size=values["pool_size"], cpu_kind=values["cpu_kind"], cores=cores,
-                    http_connections=values["http_connections"])
+                    http_connections=values["http_connections"], **db_model_args(target, values))
             except ValueError:  # a target without a model (your own app, one registered by a test)
                 ceiling = math.nan
             if values["rate"]:

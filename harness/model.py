@@ -11,7 +11,8 @@ Framework and client overheads are left out on purpose, so a ceiling is an upper
 *above* 1 is a bug in the harness or in this model.
 
 Symbols: W workers, U users, F fan-out, L upstream wait, C CPU cost, P pool size, H HTTP client
-connections per worker, K cores available to the target.
+connections per worker, K cores available to the target, Q queries per /db request, D per-query
+wait, B database pool per worker, M the connections the server lets the targets have.
 """
 
 from __future__ import annotations
@@ -35,8 +36,30 @@ class Demand:
     cpu_parallel: float  # requests whose CPU part can run simultaneously
 
 
+def db_demand(concurrency: str, *, workers: int, pool_size: int | None, db_queries: int, db_ms: float,
+              db_pool: int, db_connections: int | None = None) -> Demand:
+    """/db: a request holds a connection for its whole transaction, Q·D.
+
+    Blocking and blocked-future targets wait on the loop: W requests at once. Async drivers: W·B.
+    Sync routes in threads: each request needs a thread token and a connection, W·min(P, B). All
+    are capped by the connections the server lets the targets have (M).
+    """
+    W, B = workers, db_pool
+    if concurrency in ("blocking", "blocked-future"):
+        slots = W
+    elif concurrency == "threads":
+        slots = W * min(pool_size or 1, B)
+    else:
+        slots = W * B
+    if db_connections is not None:
+        slots = min(slots, db_connections)
+    return Demand(slots, db_queries * db_ms / 1000, 0.0, 0.0)
+
+
 def demand(target: str, scenario: str, *, workers: int, io_ms: float, cpu_ms: float, fanout: int,
-           pool_size: int | None, cpu_kind: str, cores: int, http_connections: int = 100) -> Demand:
+           pool_size: int | None, cpu_kind: str, cores: int, http_connections: int = 100,
+           db_queries: int = 2, db_ms: float = 20, db_pool: int = 10,
+           db_connections: int | None = None) -> Demand:
     W, L, C, F, K, H = workers, io_ms / 1000, cpu_ms / 1000, fanout, cores, http_connections
     P = pool_size or 1
     if scenario not in SCENARIOS:
@@ -45,6 +68,9 @@ def demand(target: str, scenario: str, *, workers: int, io_ms: float, cpu_ms: fl
     record = TARGETS.get(target)
     if record is None or record.concurrency is None:
         raise ValueError(f"no ceiling model for target {target!r}")
+    if scenario == "db":
+        return db_demand(record.concurrency, workers=W, pool_size=pool_size, db_queries=db_queries,
+                         db_ms=db_ms, db_pool=db_pool, db_connections=db_connections)
     calls = work.calls(F)
     per_call_wall = L if calls else 0.0
     if not work.cpu:
@@ -88,10 +114,12 @@ def ceiling_from(d: Demand, users: int) -> float:
 
 def ceiling_rps(target: str, scenario: str, *, workers: int, users: int, io_ms: float, cpu_ms: float,
                 fanout: int, pool_size: int | None, cpu_kind: str, cores: int,
-                http_connections: int = 100) -> float:
+                http_connections: int = 100, db_queries: int = 2, db_ms: float = 20, db_pool: int = 10,
+                db_connections: int | None = None) -> float:
     """The analytic ceiling (requests/s) of one cell."""
     d = demand(target, scenario, workers=workers, io_ms=io_ms, cpu_ms=cpu_ms, fanout=fanout,
-               pool_size=pool_size, cpu_kind=cpu_kind, cores=cores, http_connections=http_connections)
+               pool_size=pool_size, cpu_kind=cpu_kind, cores=cores, http_connections=http_connections,
+               db_queries=db_queries, db_ms=db_ms, db_pool=db_pool, db_connections=db_connections)
     return ceiling_from(d, users)
 
 

@@ -609,4 +609,9 @@ def plot_run(run_dir: Path, x: str | None = None) -> list[Path]:
         cells = summary[summary["scenario"] == scenario]
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in scenario)
         paths.append(plot_scenario(scenario, rows, cells, colors, charts / f"{safe}.png", x=x))
+    from harness.plot_db import plot_db  # the db scenario's second chart: against the pool
+
+    db_chart = plot_db(df, charts / "db_pool.png")
+    if db_chart is not None:
+        paths.append(db_chart)
     return paths

@@ -21,6 +21,9 @@ import psutil
 from harness.reaper import MARKER_VAR, ROOT, make_marker
 
 _live: set[subprocess.Popen] = set()
+# A leader that shuts down best on another signal than SIGTERM (postgres: SIGINT = fast shutdown,
+# where SIGTERM waits for every client to leave): tried first, on the leader only, then TERM → KILL.
+_first_signal: dict[int, int] = {}
 _spawning = False
 _pending: BaseException | None = None
 
@@ -110,7 +113,8 @@ def set_placement(pin: bool) -> None:
     _placement.clear()
     cores = sorted(os.sched_getaffinity(0))
     if pin and len(cores) >= 2:
-        _placement.update(target=set(cores[1:]), locust=set(cores[:1]), upstream=set(cores[:1]))
+        _placement.update(target=set(cores[1:]), locust=set(cores[:1]), upstream=set(cores[:1]),
+                          database=set(cores[:1]))
 
 
 def target_cores() -> int:
@@ -125,12 +129,20 @@ def placement_note() -> str:
 
 
 def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Path | None = None,
-          cwd: Path | None = None, stdout=None, role: str | None = None) -> subprocess.Popen:
+          cwd: Path | None = None, stdout=None, role: str | None = None, user: str | None = None,
+          first_signal: int | None = None) -> subprocess.Popen:
     """Start `cmd` in a new session (its own process group), stderr (and stdout) to `log_path`.
 
-    `role` (target / locust / upstream) applies --pin's core placement before exec, so every
-    descendant (uvicorn workers, pool children) inherits it.
+    `role` (target / locust / upstream / database) applies --pin's core placement before exec, so
+    every descendant (uvicorn workers, pool children) inherits it. `user` runs the child as that
+    system user (root only; PostgreSQL refuses to run as root). `first_signal`: see stop_tree.
     """
+    ids = {}
+    if user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        ids = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
     global _spawning, _pending
     cpus = _placement.get(role or "")
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
@@ -140,10 +152,12 @@ def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Pa
         proc = subprocess.Popen(
             list(cmd), env=marked_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=stdout if stdout is not None else log, stderr=log, start_new_session=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None, **ids,
         )
         _live.add(proc)
         _tell_reaper(f"+{proc.pid}\n")
+        if first_signal is not None:
+            _first_signal[proc.pid] = first_signal
     finally:
         _spawning = False
         if not isinstance(log, int):
@@ -188,6 +202,13 @@ def stop_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
     child's session (e.g. pool children re-parented to init after their worker died).
     """
     family = {p.pid: p for p in descendants(proc.pid) + session_members(proc.pid)}.values()
+    first = _first_signal.pop(proc.pid, None)
+    if first is not None and proc.poll() is None:
+        try:
+            proc.send_signal(first)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
     _signal_group(proc.pid, signal.SIGTERM)
     for p in family:
         try:

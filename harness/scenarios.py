@@ -36,6 +36,9 @@ SCENARIOS: dict[str, Scenario] = {
     "health": Scenario("/health", "Framework overhead",
                        "framework overhead: closed-loop users on GET /health (probe on/off comparisons)",
                        upstream_calls=0, cpu=False),
+    "db": Scenario("/db", "Database endpoint",
+                   "database: GET /db, DB_QUERIES × pg_sleep(DB_MS) in one transaction on a real PostgreSQL",
+                   upstream_calls=0, cpu=False),
 }
 
 

@@ -15,6 +15,9 @@ Versions (columns are only ever added, so an older file reads with the newer col
      tree per request)
   4  open loop (rate, arrivals; dropped, service_p50_ms, service_p99_ms) and load processes
      (load_processes, locust_cpu_max_pct)
+  5  the db scenario: its knobs (db_queries, db_ms, db_pool, db_pool_timeout, db_driver) and
+     DB_COLUMNS (pool wait p50/p99 and busy connections measured in the workers, busy backends in
+     pg_stat_activity, the server's CPU)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/knobs.py), so adding a cell knob adds a version.
@@ -29,7 +32,7 @@ import pandas as pd
 
 from harness import knobs
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The parameters: the axes, every cell knob of the table (harness/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -58,6 +61,11 @@ BOTTLENECK_COLUMNS = [
 ]
 MEASURE_COLUMNS += BOTTLENECK_COLUMNS
 
+# The db scenario (harness/database.py, targets/db.py): pool waits and busy connections measured in
+# the workers, busy backends in pg_stat_activity, the server's CPU.
+DB_COLUMNS = ["db_pool_wait_p50_ms", "db_pool_wait_p99_ms", "db_pool_busy_max", "db_active_max", "db_cpu_pct"]
+MEASURE_COLUMNS += DB_COLUMNS
+
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
 # Columns each version added, in the order they appeared.
@@ -78,6 +86,7 @@ HISTORY: dict[int, list[str]] = {
     3: ["target_rss_mb", "ctx_switches_per_req"],
     4: ["rate", "arrivals", "load_processes", "dropped", "service_p50_ms", "service_p99_ms",
         "locust_cpu_max_pct"],
+    5: ["db_queries", "db_ms", "db_pool", "db_pool_timeout", "db_driver", *DB_COLUMNS],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

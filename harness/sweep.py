@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import burst, procs, store
+from harness import burst, database, procs, store
 from harness.cell import Stopper, Upstream, run_cell
 from harness.launch import LOOPBACK, Server, start_upstream
 from harness.matrix import Cell, Config, cores_available, plan_cells
@@ -97,6 +97,9 @@ def describe(row: dict) -> str:
               else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)})")
     out = (f"{row['rps']:.1f} rps{eff_s}; p50 {_ms(row['p50_ms'])}; {health}; "
            f"loop lag p99 {_ms(row['loop_lag_p99_ms'])} (worst worker)")
+    if row.get("scenario") == "db":
+        out += (f"; pool wait p99 {_ms(row['db_pool_wait_p99_ms'])}, busy max {row['db_pool_busy_max']:g}"
+                f"/worker, db active max {row['db_active_max']:g}")
     if row.get("bound_by"):
         out += f"; bound by {row['bound_by']}"
     if not row["valid"]:
@@ -210,10 +213,33 @@ def resume_session(meta: dict) -> dict:
     return now
 
 
+def start_database(cells: list[Cell], run_dir: Path, meta: dict, db_url: str | None,
+                   measure: bool = True) -> database.Database | None:
+    """PostgreSQL for the db cells (None without any): started (or reached), then measured."""
+    if not any(c.scenario == "db" for c in cells):
+        return None
+    db = database.start(run_dir, cells, db_url)
+    try:
+        say(f"database: {db.source} PostgreSQL {db.version.split()[0]} "
+            f"({'ours, ' if db.owned else 'existing, '}max_connections {db.max_connections})")
+        if measure:
+            needed = database.connections_needed(cells)
+            cap = database.measure_capacity(db, needed)
+            say(f"  database: {cap['qps']:.0f} queries/s with {cap['connections']} connections × "
+                f"pg_sleep({cap['sleep_ms']:g} ms) (ideal {cap['ideal_qps']:.0f})")
+        meta["database"] = db.meta()
+    except BaseException:
+        db.stop()
+        raise
+    return db
+
+
 def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str = "python",
-              measure_upstream: bool = True, profile: str | None = None) -> list[dict]:
+              measure_upstream: bool = True, profile: str | None = None,
+              db_url: str | None = None) -> list[dict]:
     """Run `cells` in order, appending each row to results.csv as it ends; returns the rows.
-    Cells whose id matches the glob `profile` are sampled with py-spy (harness/profile.py)."""
+    Cells whose id matches the glob `profile` are sampled with py-spy (harness/profile.py).
+    With db cells, a PostgreSQL is started first (or `db_url` used) and stopped at the end."""
     results = run_dir / "results.csv"
     meta_path = run_dir / "meta.json"
     store.write_meta(meta_path, meta)
@@ -224,7 +250,10 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
     spent_overhead: list[float] = []
     stopper = Stopper()
     completed = False
+    db = None
     try:
+        db = start_database(cells, run_dir, meta, db_url, measure=measure_upstream)
+        store.write_meta(meta_path, meta)
         for i, cell in enumerate(cells, 1):
             upstream = keeper.ensure()
             if keeper.capacity and "upstream_capacity" not in session:
@@ -238,7 +267,8 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
             try:
                 store.check_room(run_dir, f"writing to the run folder before cell {cell.cell_id}")
                 row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
-                               profile=profiled(cell, profile), session=session["session"])
+                               profile=profiled(cell, profile), session=session["session"],
+                               database=db)
                 check_stored(row, run_dir / "raw" / cell.cell_id)
                 store.append_row(results, row)
             except store.DiskError:
@@ -254,6 +284,8 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
     finally:
         stopper.wait()  # the last target's shutdown
         keeper.stop()  # each cell stopped its own processes; the CLI's interrupt path has stop_all
+        if db is not None:
+            db.stop()  # after the targets: their pools close before the server goes
         meta["upstream_restarts"] = meta.get("upstream_restarts", 0) + keeper.restarts
         meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         try:
@@ -307,7 +339,7 @@ def run_sweep(plan: Config | list[Config], run_dir: Path, *, preset: str, resume
         meta["profile_cells"] = profile
     try:
         rows = run_cells(todo, run_dir, meta, cpu_kind=first.cpu_kind[0], measure_upstream=measure_upstream,
-                         profile=profile)
+                         profile=profile, db_url=first.db_url)
     except store.DiskError as exc:
         keys = {c.key for c in cells}
         exc.cells_safe = len(store.done_keys(run_dir / "results.csv") & keys)

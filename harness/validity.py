@@ -17,6 +17,7 @@ UPSTREAM_SHARE_LIMIT = 0.5  # upstream demand above half its measured capacity
 FAIL_RATIO_LIMIT = 0.01
 UNEVEN_SHARE = 1.5  # the busiest worker serving ≥ 1.5/W of the work: connections landed unevenly
 BUSY_SHARE = 0.5    # a worker serving ≥ 0.5/W of the work is one the /health probe must reach
+DB_SHARE_LIMIT = 0.5  # database queries above half the server's measured capacity
 
 
 def _names(workers: pd.DataFrame) -> str:
@@ -44,7 +45,7 @@ def worker_reasons(workers: pd.DataFrame | None, n_workers: int, launch: str = "
 
 
 def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bool,
-                    workers: pd.DataFrame | None = None) -> list[str]:
+                    workers: pd.DataFrame | None = None, db_capacity_qps: float | None = None) -> list[str]:
     reasons = []
     fail_ratio = row.get("fail_ratio")
     if fail_ratio is not None and fail_ratio > FAIL_RATIO_LIMIT:
@@ -61,6 +62,11 @@ def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bo
     calls = model.upstream_calls(row["scenario"], row["fanout"]) * (row.get("rps") or 0)
     if upstream_capacity_rps and calls > UPSTREAM_SHARE_LIMIT * upstream_capacity_rps:
         reasons.append(f"upstream demand {calls:.0f} rps > half its capacity {upstream_capacity_rps:.0f} rps")
+    if row["scenario"] == "db" and db_capacity_qps:
+        queries = (row.get("rps") or 0) * row.get("db_queries", 0)
+        if queries > DB_SHARE_LIMIT * db_capacity_qps:
+            reasons.append(f"database demand {queries:.0f} queries/s > half its capacity "
+                           f"{db_capacity_qps:.0f} queries/s")
     if row.get("requests", 0) < 100:
         reasons.append(f"only {row.get('requests', 0)} requests in the window; p99 needs ≥ 100 "
                        "(lengthen --duration)")

@@ -64,6 +64,26 @@ TARGETS: dict[str, Target] = {
 }
 
 
+# --- the database endpoint (GET /db): which targets take DB_DRIVER, and each driver's pool size ---
+
+# Targets whose /db awaits an async driver (DB_DRIVER picks it); the others use a synchronous
+# psycopg pool in their own style (inline in async def, in anyio's threads, behind future.result()).
+DB_ASYNC_TARGETS = tuple(name for name, t in TARGETS.items() if t.concurrency == "async")
+DB_DRIVERS = ("asyncpg", "psycopg", "sqlalchemy")
+DB_POOL_DEFAULT = 10  # asyncpg create_pool's own default (min = max = 10); used for psycopg pools too
+SQLALCHEMY_POOL_DEFAULT = (5, 10)  # QueuePool pool_size + max_overflow when DB_POOL is not set
+
+
+def db_pool_max(target: str, driver: str | None, db_pool: int | None) -> int:
+    """The most connections one worker of `target` may hold on /db (DB_POOL, else the default)."""
+    if db_pool is not None:
+        return db_pool
+    record = TARGETS.get(target)
+    if record is not None and record.concurrency == "async" and driver == "sqlalchemy":
+        return sum(SQLALCHEMY_POOL_DEFAULT)
+    return DB_POOL_DEFAULT
+
+
 def core_targets() -> list[str]:
     """The targets every default sweep compares (blocking-future is an extra demonstration)."""
     return [name for name, t in TARGETS.items() if t.core]

@@ -12,8 +12,9 @@ W / CPU_MS on /cpu), a stalled /health and a large loop lag — the bug the harn
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from targets import common, default_pool_size
+from targets import common, db, default_pool_size
 from targets.common import WorkParams
+from targets.db import DbParams
 
 
 @asynccontextmanager
@@ -25,7 +26,9 @@ async def lifespan(app):
         with (
             ThreadPoolExecutor(max_workers=size) as threads,
             common.sync_client() as sync_client,
+            db.sync_pool("blocking-future") as pool,
         ):
+            app.state.db = pool
             async with common.async_client() as client:
                 app.state.threads, app.state.sync_client, app.state.client = threads, sync_client, client
                 async with common.instrumented(app, pool_gauge=app.state.inflight):
@@ -35,6 +38,7 @@ async def lifespan(app):
 
 
 app = common.make_app("blocking-future", __doc__, lifespan)
+db.install(app)
 
 
 def _blocking_cpu(work) -> int:
@@ -60,3 +64,10 @@ async def cpu(work: WorkParams):
 async def mixed(work: WorkParams):
     data = (await app.state.client.get(work.delay_url())).json()
     return {"processed": True, "score": len(str(data)), "value": _blocking_cpu(work)}
+
+
+@app.get("/db")
+async def db_route(work: DbParams):
+    # Its style: the transaction runs in a thread, and future.result() blocks the loop until it ends.
+    with app.state.inflight:
+        return app.state.threads.submit(db.run_sync, app.state.db, work).result()

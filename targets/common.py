@@ -52,6 +52,13 @@ class Settings:
     probe: bool
     cpu_units_per_ms: float | None
     http_client: str
+    # GET /db (targets/db.py); DB_URL is set by the harness for db cells only
+    db_queries: int
+    db_ms: int
+    db_pool: int | None
+    db_pool_timeout: float
+    db_driver: str
+    db_url: str | None
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -11,19 +11,21 @@ exactly like fake-async: one request at a time per worker, /health stalls.
 
 from contextlib import asynccontextmanager
 
-from targets import common
+from targets import common, db
 from targets.common import WorkParams
+from targets.db import DbParams
 
 
 @asynccontextmanager
 async def lifespan(app):
-    async with common.async_client() as client:
-        app.state.client = client
+    async with common.async_client() as client, db.async_pool("correct-async") as pool:
+        app.state.client, app.state.db = client, pool
         async with common.instrumented(app):
             yield
 
 
 app = common.make_app("correct-async", __doc__, lifespan)
+db.install(app)
 
 
 app.get("/io")(common.async_io)  # the shared async /io route (targets/common.py)
@@ -39,3 +41,9 @@ async def cpu(work: WorkParams):
 async def mixed(work: WorkParams):
     data = (await app.state.client.get(work.delay_url())).json()
     return common.compute(work, data)
+
+
+@app.get("/db")
+async def db_route(work: DbParams):
+    # The async driver's pool (DB_DRIVER): waiting for a connection or a query frees the loop.
+    return await db.run_async(app.state.db, work)

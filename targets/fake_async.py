@@ -12,19 +12,21 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from targets import common
+from targets import common, db
 from targets.common import WorkParams
+from targets.db import DbParams
 
 
 @asynccontextmanager
 async def lifespan(app):
-    with common.sync_client() as client:
-        app.state.client = client
+    with common.sync_client() as client, db.sync_pool("fake-async") as pool:
+        app.state.client, app.state.db = client, pool
         async with common.instrumented(app):
             yield
 
 
 app = common.make_app("fake-async", __doc__, lifespan)
+db.install(app)
 
 
 @app.get("/io")
@@ -44,3 +46,9 @@ async def cpu(work: WorkParams):
 async def mixed(work: WorkParams):
     data = app.state.client.get(work.delay_url()).json()
     return common.compute(work, data)
+
+
+@app.get("/db")
+async def db_route(work: DbParams):
+    # A synchronous driver in async def: the loop waits with every query (the article's claim 1).
+    return db.run_sync(app.state.db, work)

@@ -13,8 +13,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from targets import common, default_pool_size
+from targets import common, db, default_pool_size
 from targets.common import WorkParams
+from targets.db import DbParams
 
 
 @asynccontextmanager
@@ -22,13 +23,14 @@ async def lifespan(app):
     app.state.inflight = common.InFlight()
     with ThreadPoolExecutor(max_workers=common.pool_size(default_pool_size("mixed"))) as executor:
         app.state.executor = executor
-        async with common.async_client() as client:
-            app.state.client = client
+        async with common.async_client() as client, db.async_pool("mixed") as db_pool:
+            app.state.client, app.state.db = client, db_pool
             async with common.instrumented(app, pool_gauge=app.state.inflight):
                 yield
 
 
 app = common.make_app("mixed", __doc__, lifespan)
+db.install(app)
 
 
 async def _compute(work, data=None) -> dict:
@@ -49,3 +51,9 @@ async def cpu(work: WorkParams):
 async def mixed(work: WorkParams):
     data = (await app.state.client.get(work.delay_url())).json()
     return await _compute(work, data)
+
+
+@app.get("/db")
+async def db_route(work: DbParams):
+    # Like correct-async: the pools here are for CPU work, the database is awaited.
+    return await db.run_async(app.state.db, work)

@@ -44,6 +44,8 @@ class WorkerProbe:
         self.work = 0
         self.health = 0
         self.pool_gauge: Callable[[], int] | None = None
+        # Extra record fields taken at each flush (targets/db.py's pool waits and busy maximum).
+        self.extra: Callable[[], dict] | None = None
         # (wake-up wall time, lag ms) and (stage wall ms or None, stage CPU ms): one tuple per event,
         # so the writer thread's swap can never split a pair.
         self._beats: list[tuple[float, float]] = []
@@ -90,7 +92,7 @@ class WorkerProbe:
         pool_max, self._pool_max = self._pool_max, 0
         if self.pool_gauge is not None:
             pool_max = max(pool_max, self.pool_gauge())
-        self._append({
+        record = {
             "pid": os.getpid(), "t": time.time(),
             "lag_ms": [round(lag, 3) for _, lag in beats],
             "lag_t": [round(t, 4) for t, _ in beats],
@@ -101,7 +103,10 @@ class WorkerProbe:
             "stalled_ms": round(max(0.0, time.perf_counter() - self._due) * 1000, 1),
             "work": self.work, "health": self.health,
             "pool_busy": pool_max if self.pool_gauge is not None else None,
-        })
+        }
+        if self.extra is not None:
+            record.update(self.extra())
+        self._append(record)
 
     def _writer(self) -> None:
         while not self._stop.wait(FLUSH_S):

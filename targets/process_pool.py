@@ -12,8 +12,9 @@ healthy /health while the CPU work runs, at the price of pickling and process st
 import asyncio
 from contextlib import asynccontextmanager
 
-from targets import common, default_pool_size
+from targets import common, db, default_pool_size
 from targets.common import WorkParams
+from targets.db import DbParams
 
 
 @asynccontextmanager
@@ -22,8 +23,8 @@ async def lifespan(app):
     pool = common.start_process_pool(common.pool_size(default_pool_size("process-pool")))
     app.state.pool = pool
     try:
-        async with common.async_client() as client:
-            app.state.client = client
+        async with common.async_client() as client, db.async_pool("process-pool") as db_pool:
+            app.state.client, app.state.db = client, db_pool
             async with common.instrumented(app, pool_gauge=app.state.inflight):
                 yield
     finally:
@@ -31,6 +32,7 @@ async def lifespan(app):
 
 
 app = common.make_app("process-pool", __doc__, lifespan)
+db.install(app)
 
 
 async def _offload(work) -> int:
@@ -51,3 +53,9 @@ async def cpu(work: WorkParams):
 async def mixed(work: WorkParams):
     data = (await app.state.client.get(work.delay_url())).json()
     return {"processed": True, "score": len(str(data)), "value": await _offload(work)}
+
+
+@app.get("/db")
+async def db_route(work: DbParams):
+    # Like correct-async: the pools here are for CPU work, the database is awaited.
+    return await db.run_async(app.state.db, work)

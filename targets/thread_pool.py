@@ -14,8 +14,9 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import httpx
 
-from targets import common, default_pool_size
+from targets import common, db, default_pool_size
 from targets.common import WorkParams
+from targets.db import DbParams
 
 
 @asynccontextmanager
@@ -23,13 +24,14 @@ async def lifespan(app):
     # The limiter belongs to the running loop, so it can only be resized in here.
     limiter = anyio.to_thread.current_default_thread_limiter()
     limiter.total_tokens = common.pool_size(default_pool_size("thread-pool"))
-    with common.sync_client() as client:
-        app.state.client = client
+    with common.sync_client() as client, db.sync_pool("thread-pool") as pool:
+        app.state.client, app.state.db = client, pool
         async with common.instrumented(app, pool_gauge=lambda: int(limiter.borrowed_tokens)):
             yield
 
 
 app = common.make_app("thread-pool", __doc__, lifespan)
+db.install(app)
 
 
 @app.get("/io")
@@ -47,3 +49,9 @@ def cpu(work: WorkParams):
 def mixed(work: WorkParams):
     data = app.state.client.get(work.delay_url()).json()
     return common.compute(work, data)
+
+
+@app.get("/db")
+def db_route(work: DbParams):
+    # Each request holds a thread token, then a connection: min(POOL_SIZE, DB_POOL) per worker.
+    return db.run_sync(app.state.db, work)

@@ -39,3 +39,13 @@ def leftover_children(exclude: set[int] = frozenset()) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real throwaway PostgreSQL, started by the harness's own code (harness.database), once."""
+    from harness import database
+
+    db = database.start_cluster(tmp_path_factory.mktemp("postgres") / "postgres.log", max_connections=100)
+    yield db
+    db.stop()

@@ -10,8 +10,9 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from targets import common, default_pool_size
+from targets import common, db, default_pool_size
 from targets.common import WorkParams
+from targets.db import DbParams
 
 NAME = "to-thread"
 
@@ -20,7 +21,9 @@ NAME = "to-thread"
 async def lifespan(app):
     app.state.inflight = common.InFlight()
     size = common.pool_size(default_pool_size(NAME))
-    with ThreadPoolExecutor(max_workers=size) as executor, common.sync_client() as client:
+    with (ThreadPoolExecutor(max_workers=size) as executor, common.sync_client() as client,
+          db.sync_pool(NAME) as pool):
+        app.state.db = pool
         asyncio.get_running_loop().set_default_executor(executor)
         app.state.client = client
         async with common.instrumented(app, pool_gauge=app.state.inflight):
@@ -28,6 +31,7 @@ async def lifespan(app):
 
 
 app = common.make_app(NAME, __doc__, lifespan)
+db.install(app)
 
 
 def _calls(work) -> list:
@@ -51,3 +55,9 @@ async def mixed(work: WorkParams):
     with app.state.inflight:
         data = await asyncio.to_thread(lambda: app.state.client.get(work.delay_url()).json())
         return await asyncio.to_thread(common.compute, work, data)
+
+
+@app.get("/db")
+async def db_route(work: DbParams):
+    with app.state.inflight:
+        return await asyncio.to_thread(db.run_sync, app.state.db, work)

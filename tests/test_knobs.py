@@ -53,7 +53,32 @@ def test_table_is_consistent():
 def test_issue_list_of_sweepable_knobs():
     swept = {k.name for k in knobs.SWEEP_KNOBS}
     assert swept == {"workers", "users", "pool_size", "http_connections", "io_ms", "cpu_ms", "fanout",
-                     "loop", "http_client", "cpu_kind", "launch", "rate", "arrivals", "load_processes"}
+                     "loop", "http_client", "cpu_kind", "launch", "rate", "arrivals", "load_processes",
+                     "db_queries", "db_ms", "db_pool", "db_driver"}  # issue 8's db knobs
+
+
+def test_db_knobs_multiply_only_db_cells():
+    from harness.matrix import build_cells, make_config
+
+    cfg = make_config("default", targets=["correct-async", "fake-async"], scenarios=["io", "db"], workers=[1],
+                      db_pool=[2, 5], db_driver=["asyncpg", "sqlalchemy"])
+    cells = build_cells(cfg, cores=2)
+    io = [c for c in cells if c.scenario == "io"]
+    db = [c for c in cells if c.scenario == "db"]
+    assert len(io) == 2 and len(db) == 2 * 2 * 2
+    assert all(c.db_pool is None and c.db_driver is None and "DB_POOL" not in c.env() for c in io)
+    assert sorted({(c.db_pool, c.db_driver) for c in db}) == [(2, "asyncpg"), (2, "sqlalchemy"),
+                                                             (5, "asyncpg"), (5, "sqlalchemy")]
+    one = next(c for c in db
+               if c.target == "correct-async" and c.db_pool == 5 and c.db_driver == "sqlalchemy")
+    assert one.cell_id == "correct-async_db_w1_u32_dbp5_drv-sqlalchemy_r1"
+    assert one.env()["DB_POOL"] == "5" and one.env()["DB_DRIVER"] == "sqlalchemy"
+    assert one.ceiling_rps == 5 / 0.04  # min(U, W·B) / (Q·D)
+    assert len({c.key for c in cells}) == len(cells)
+    # unset DB_POOL: the driver's default (SQLAlchemy's 5 + 10) in the ceiling, nothing in the env
+    [sa] = build_cells(make_config("default", targets=["correct-async"], scenarios=["db"], workers=[1],
+                                   users=[40], db_driver=["sqlalchemy"]), cores=2)
+    assert sa.db_pool is None and "DB_POOL" not in sa.env() and sa.ceiling_rps == 15 / 0.04
 
 
 def test_param_columns_come_from_the_table():
@@ -69,8 +94,9 @@ def test_param_columns_come_from_the_table():
 @pytest.mark.parametrize("knob", knobs.SWEEP_KNOBS, ids=lambda k: k.name)
 def test_every_sweepable_knob_takes_a_comma_list(knob):
     a, b = two_values(knob)
+    scenario = knob.scenarios[0] if knob.scenarios else "io"  # a db knob multiplies db cells only
     # the knob's flag last: it overrides the single worker count for the workers knob itself
-    over = parse("--targets", "thread-pool", "--scenarios", "io", "--workers", "1", knob.flag, f"{a},{b}")
+    over = parse("--targets", "thread-pool", "--scenarios", scenario, "--workers", "1", knob.flag, f"{a},{b}")
     cfg = make_config("default", **vars(over))
     cells = build_cells(cfg, cores=2)
     values = sorted({c.knobs[knob.name] for c in cells}, key=str)
@@ -196,7 +222,7 @@ def test_cell_env_and_launch_filter_follow_the_table(monkeypatch):
     [cell] = build_cells(make_config("default", **ONE, io_ms=[7], probe=False), cores=2)
     env = cell.env()
     for k in knobs.CELL_KNOBS:
-        if k.env:
+        if k.env and (not k.scenarios or cell.scenario in k.scenarios) and k.default is not None:
             assert k.env in env, k.env
     assert env["IO_MS"] == "7" and env["PROBE"] == "0" and env["POOL_SIZE"] == "40"
     for var in knobs.TARGET_ENV_VARS:
@@ -211,8 +237,13 @@ def test_env_knobs_round_trip_through_settings_parsing():
     [cell] = build_cells(make_config("default", **ONE, cpu_kind=["native"], http_connections=[7]), cores=2)
     env = cell.env()
     for k in knobs.CELL_KNOBS:
-        if k.env:
+        if k.env and not k.scenarios:
             assert k.from_env(env) == cell.knobs[k.name], k.name
+    [db_cell] = build_cells(make_config("default", targets=["correct-async"], scenarios=["db"], workers=[1],
+                                        db_pool=[3], db_driver=["psycopg"], db_ms=[5]), cores=2)
+    for k in knobs.CELL_KNOBS:
+        if k.env:
+            assert k.from_env(db_cell.env()) == db_cell.knobs[k.name], k.name
 
 
 def test_old_meta_knobs_still_make_a_config():

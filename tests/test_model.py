@@ -123,3 +123,62 @@ def test_window_stretches_slow_cells_only_within_bounds():
     assert window(5.0, 2.0, 32, 0.5, adapt=True)[1] == pytest.approx(20.0)
     # fixed window when asked
     assert window(5.0, 2.0, 32, 1.0, adapt=False) == (2.0, 5.0)
+
+
+# --- /db: Q queries of D seconds per request, B connections per worker (DESIGN.md's table) ---
+
+DB = dict(db_queries=2, db_ms=20)  # Q·D = 40 ms
+
+
+@pytest.mark.parametrize("target", ["fake-async", "blocking-future"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_db_blocking_targets_are_workers_over_q_times_d(target, workers):
+    # W / (Q·D): 1 / 0.04 = 25 rps per worker, whatever the pool
+    assert ceil(target, "db", workers, users=32, db_pool=10, **DB) == pytest.approx(workers * 25.0)
+
+
+@pytest.mark.parametrize("target", ["correct-async", "process-pool", "mixed"])
+def test_db_async_is_min_users_and_pool_over_q_times_d(target):
+    # min(U, W·B) / (Q·D): pool 10 < 32 users → 10 / 0.04 = 250; 2 workers → 500
+    assert ceil(target, "db", 1, users=32, db_pool=10, **DB) == pytest.approx(250.0)
+    assert ceil(target, "db", 2, users=32, db_pool=10, **DB) == pytest.approx(500.0)
+    # users below the pools: 40 users, 2 × 40 connections → 40 / 0.04 = 1000
+    assert ceil(target, "db", 2, users=40, db_pool=40, **DB) == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize("pool,expected", [(2, 50.0), (5, 125.0), (10, 250.0), (20, 500.0), (40, 1000.0)])
+def test_db_pool_sweep_ceilings(pool, expected):
+    # the acceptance sweep: 1 worker, 40 users, min(40, B) / 0.04
+    assert ceil("correct-async", "db", 1, users=40, db_pool=pool, **DB) == pytest.approx(expected)
+
+
+def test_db_thread_pool_is_min_users_threads_and_connections():
+    # min(U, W·P, W·B) / (Q·D)
+    assert ceil("thread-pool", "db", 1, users=32, pool_size=40, db_pool=10, **DB) == pytest.approx(250.0)
+    assert ceil("thread-pool", "db", 2, users=32, pool_size=4, db_pool=10, **DB) == pytest.approx(200.0)
+    assert ceil("thread-pool", "db", 2, users=6, pool_size=40, db_pool=10, **DB) == pytest.approx(150.0)
+
+
+def test_db_capped_by_max_connections():
+    # 4 workers × 40 connections wanted, but the server allows the targets 50: 50 / 0.04
+    assert ceil("correct-async", "db", 4, users=200, db_pool=40, db_connections=50, **DB) \
+        == pytest.approx(1250.0)
+    assert ceil("thread-pool", "db", 4, users=200, pool_size=40, db_pool=40, db_connections=50, **DB) \
+        == pytest.approx(1250.0)
+    assert ceil("fake-async", "db", 4, users=200, db_pool=40, db_connections=2, **DB) == pytest.approx(50.0)
+
+
+def test_db_other_query_shapes():
+    # 4 queries of 5 ms = 20 ms per request: 1 worker, pool 3 → 150 rps
+    assert ceil("correct-async", "db", 1, users=32, db_pool=3, db_queries=4, db_ms=5) == pytest.approx(150.0)
+    assert upstream_calls("db", 3) == 0
+
+
+def test_db_pool_defaults_per_driver():
+    from targets import db_pool_max
+
+    assert db_pool_max("correct-async", "asyncpg", None) == 10
+    assert db_pool_max("correct-async", "psycopg", None) == 10
+    assert db_pool_max("correct-async", "sqlalchemy", None) == 15  # QueuePool 5 + 10 overflow
+    assert db_pool_max("thread-pool", "sqlalchemy", None) == 10  # sync targets ignore DB_DRIVER
+    assert db_pool_max("mixed", "sqlalchemy", 4) == 4

@@ -1,0 +1,42 @@
+"""charts/db_pool.png from constructed rows: x is connections per worker, medians across repeats."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.aggregate import coerce
+from harness.plot_db import db_points, plot_db
+from harness.schema import COLUMNS
+
+
+def rows() -> pd.DataFrame:
+    out = []
+    for pool, rps in [(2, 48.0), (5, 120.0), (None, 240.0)]:
+        for repeat, jitter in [(1, -2.0), (2, 2.0)]:
+            r = {c: math.nan for c in COLUMNS}
+            r.update(target="correct-async", scenario="db", workers=1, users=40, loop="uvloop",
+                     cpu_kind="python", http_client="httpx", launch="uvicorn", probe=True, db_queries=2,
+                     db_ms=20, db_pool=pool, db_driver="sqlalchemy" if pool is None else "asyncpg",
+                     repeat=repeat, status="ok", error="", valid=True, invalid_reason="", rps=rps + jitter,
+                     ceiling_rps=(pool or 15) / 0.04, db_pool_busy_max=pool or 15, db_active_max=pool or 15,
+                     started_at="", raw_dir="")
+            out.append(r)
+    io = dict(out[0], scenario="io", db_pool=None)
+    return coerce(pd.DataFrame(out + [io]))
+
+
+def test_points_use_the_drivers_default_pool_and_medians():
+    points = db_points(rows())
+    assert len(points) == 3  # the io row is not a db point
+    by_pool = points.set_index("pool_per_worker")
+    assert sorted(by_pool.index) == [2, 5, 15]
+    assert by_pool.loc[15, "db_driver"] == "sqlalchemy"  # SQLAlchemy's 5 + 10 when DB_POOL is unset
+    assert by_pool.loc[2, "rps"] == 48.0 and by_pool.loc[15, "rps"] == 240.0  # median of ±2
+
+
+def test_plot_db_draws_a_png_or_nothing(tmp_path):
+    out = plot_db(rows(), tmp_path / "db_pool.png")
+    assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_db(rows().query("scenario != 'db'"), tmp_path / "none.png") is None
