@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness import model
+from targets import db_pool_max
 
 PATTERN_EFFICIENCY = 0.9
 CORE_BUSY_PCT = 90.0          # one process at ≥ this % of a core is saturated
@@ -71,11 +72,16 @@ def _num(row: dict, key: str) -> float:
 
 def pattern_part(row: dict, cores: int) -> tuple[str, str]:
     """(part, why): which term of the model's ceiling is the smallest for this cell."""
+    db = {}
+    if row["scenario"] == "db":  # the pool a worker really gets: DB_POOL or the driver's default
+        given = _num(row, "db_pool")
+        pool_max = db_pool_max(row["target"], row.get("db_driver"), None if math.isnan(given) else int(given))
+        db = dict(db_queries=int(row["db_queries"]), db_ms=_num(row, "db_ms"), db_pool=pool_max)
     d = model.demand(row["target"], row["scenario"], workers=int(row["workers"]), io_ms=_num(row, "io_ms"),
                      cpu_ms=_num(row, "cpu_ms"), fanout=int(row["fanout"]),
                      pool_size=int(row["pool_size"]) if not math.isnan(_num(row, "pool_size")) else None,
                      cpu_kind=row["cpu_kind"], cores=cores,
-                     http_connections=int(_num(row, "http_connections")))
+                     http_connections=int(_num(row, "http_connections")), **db)
     users, W = int(row["users"]), int(row["workers"])
     slot_limit = min(users, d.slots) / d.wall_s if d.wall_s > 0 else math.inf
     cpu_limit = min(users, d.cpu_parallel) / d.cpu_s if d.cpu_s > 0 else math.inf
@@ -86,6 +92,10 @@ def pattern_part(row: dict, cores: int) -> tuple[str, str]:
         if target in ("fake-async", "blocking-future"):
             return "blocked loop", f"one request at a time per worker: {W} / {d.wall_s * 1000:.0f} ms"
         pool = _num(row, "pool_size")
+        if db:
+            if target == "thread-pool" and pool < db["db_pool"]:
+                return "thread tokens", f"{W} × {pool:.0f} thread tokens < {users} users"
+            return "database pool", f"{d.slots:.0f} connections (workers × pool) < {users} users"
         if target == "thread-pool" and pool <= _num(row, "http_connections"):
             return "thread tokens", f"{W} × {pool:.0f} thread tokens < {users} users"
         return "HTTP connections", f"{d.slots:.0f} requests in flight fit the client pools < {users} users"

@@ -40,3 +40,19 @@ def test_plot_db_draws_a_png_or_nothing(tmp_path):
     out = plot_db(rows(), tmp_path / "db_pool.png")
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_db(rows().query("scenario != 'db'"), tmp_path / "none.png") is None
+
+
+def test_db_validity_and_bound_by_name_the_database():
+    from harness import bottleneck, validity
+
+    row = dict(target="correct-async", scenario="db", workers=1, users=40, fanout=3, rps=240.0, requests=1200,
+               db_queries=2, db_ms=20, db_pool=None, db_driver="sqlalchemy", io_ms=50, cpu_ms=20,
+               pool_size=None, cpu_kind="python", http_connections=100, workers_seen=1)
+    # 240 rps × 2 queries = 480 queries/s: fine against 1000, too much for half of 800
+    assert validity.invalid_reasons(row, upstream_capacity_rps=None, probe=True, db_capacity_qps=1000) == []
+    [reason] = validity.invalid_reasons(row, upstream_capacity_rps=None, probe=True, db_capacity_qps=800)
+    assert "database demand 480 queries/s > half its capacity 800" in reason
+    # the model's smallest term: SQLAlchemy's 15 connections, fewer than the 40 users
+    part, why = bottleneck.pattern_part(row, cores=2)
+    assert part == "database pool" and why.startswith("15 connections")
+    assert bottleneck.pattern_part({**row, "db_pool": 40}, cores=2)[0] == "users"
