@@ -163,6 +163,9 @@ def scenario_title(scenario: str, rows: pd.DataFrame, x: str = "") -> str:
     calls = None if record is None else record.upstream_calls
     if record is None:
         body = f"upstream {fanout} × {io_ms} ms, CPU {cpu_ms} ms ({cpu_text})"
+    elif scenario == "db":
+        body = (f"{_knob(rows, 'db_queries', x)} × pg_sleep({_knob(rows, 'db_ms', x)} ms) in one transaction, "
+                f"pool {_knob(rows, 'db_pool', x) if rows['db_pool'].notna().any() else 'default'} per worker")
     elif calls and record.cpu:
         count = fanout if calls == "fanout" else str(calls)
         each = "" if count == "1" else " each"

@@ -1,10 +1,11 @@
 """charts/db_pool.png: the db scenario against its connection pool, drawn from results.csv alone.
 
-x = connections per worker (DB_POOL, or the driver's default: 10, SQLAlchemy 5 + 10). One line
-per (target, driver, workers, users). Four panels: throughput with its ceiling, p99 latency, the
-time requests waited for a connection (p99), and connections in use (in the worker and, from
-outside, in pg_stat_activity). A pool sweep shows throughput rising to min(U, W·B)/(Q·D), p99
-falling and pool wait collapsing; SQLAlchemy's defaults show as a plateau at 15 connections.
+x = connections per worker (DB_POOL, or the driver's default: 10, SQLAlchemy 5 + 10) when the
+pool varies, else the users; one line per (target, driver, workers, and the other of the two).
+Four panels: throughput with its ceiling, p99 latency, the time requests waited for a connection
+(p99), and connections in use (in the worker and, from outside, in pg_stat_activity). A pool sweep
+shows throughput rising to min(U, W·B)/(Q·D), p99 falling and pool wait collapsing; SQLAlchemy's
+defaults show as a plateau at 15 connections.
 """
 
 from __future__ import annotations
@@ -46,21 +47,27 @@ def plot_db(df: pd.DataFrame, out: Path) -> Path | None:
     points = db_points(df)
     if points.empty:
         return None
+    # x: the pool when it varies, else the users (SQLAlchemy's default pool: a plateau at 15)
+    x_col = "pool_per_worker" if points["pool_per_worker"].nunique() > 1 or points["users"].nunique() < 2 \
+        else "users"
+    other = "users" if x_col == "pool_per_worker" else "pool_per_worker"
     fig, axes = plt.subplots(1, len(PANELS), figsize=(18, 4.8))
-    for i, (key, s) in enumerate(points.groupby(["target", "db_driver", "workers", "users"], dropna=False)):
-        target, driver, workers, users = key
-        s = s.sort_values("pool_per_worker")
+    for i, (key, s) in enumerate(points.groupby(["target", "db_driver", "workers", other], dropna=False)):
+        target, driver, workers, fixed = key
+        s = s.sort_values(x_col)
         color = plt.get_cmap("tab10")(i % 10)
         style = driver if target in DB_ASYNC_TARGETS else "psycopg, sync"
-        label = f"{target} ({style}), W={workers:g}, U={users:g}"
-        x = s["pool_per_worker"]
+        fixed_text = f"U={fixed:g}" if other == "users" else f"pool {fixed:g}/worker"
+        label = f"{target} ({style}), W={workers:g}, {fixed_text}"
+        x = s[x_col]
         for ax, (col, _) in zip(axes, PANELS, strict=True):
             ax.plot(x, s[col], marker="o", color=color, label=label if col == "rps" else None)
         axes[0].plot(x, s["ceiling_rps"], linestyle="--", color=color, alpha=0.7)
         axes[3].plot(x, s["db_active_max"], linestyle=":", marker="s", color=color, alpha=0.8)
     for ax, (_, title) in zip(axes, PANELS, strict=True):
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("connections per worker (DB_POOL or the driver's default)")
+        ax.set_xlabel("connections per worker (DB_POOL or the driver's default)" if x_col == "pool_per_worker"
+                      else "concurrent users")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     fig.legend(loc="lower center", ncol=3, fontsize=9, frameon=False)

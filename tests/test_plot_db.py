@@ -56,3 +56,11 @@ def test_db_validity_and_bound_by_name_the_database():
     part, why = bottleneck.pattern_part(row, cores=2)
     assert part == "database pool" and why.startswith("15 connections")
     assert bottleneck.pattern_part({**row, "db_pool": 40}, cores=2)[0] == "users"
+
+
+def test_plot_db_draws_a_users_sweep_at_one_pool(tmp_path):
+    df = rows()
+    df = df[(df["scenario"] == "db") & df["db_pool"].isna()].assign(users=[20, 40])  # SQLAlchemy's 15
+    points = db_points(df)
+    assert list(points["pool_per_worker"]) == [15, 15] and list(points["users"]) == [20, 40]
+    assert plot_db(df, tmp_path / "db_pool.png") is not None
