@@ -41,7 +41,7 @@ def db_env(monkeypatch, postgres, target_common):
 
 
 def serve(name: str) -> TestClient:
-    module_name = TARGETS[name][0].partition(":")[0]
+    module_name = targets.import_string(name).partition(":")[0]
     return TestClient(importlib.import_module(module_name).app)
 
 
