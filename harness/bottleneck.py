@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from harness import model
 from targets import db_pool_max
@@ -72,7 +73,7 @@ def _num(row: dict, key: str) -> float:
 
 def pattern_part(row: dict, cores: int) -> tuple[str, str]:
     """(part, why): which term of the model's ceiling is the smallest for this cell."""
-    db = {}
+    db: dict[str, Any] = {}
     if row["scenario"] == "db":  # the pool a worker really gets: DB_POOL or the driver's default
         given = _num(row, "db_pool")
         pool_max = db_pool_max(row["target"], row.get("db_driver"), None if math.isnan(given) else int(given))

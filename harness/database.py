@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import procs
 from harness.launch import LOOPBACK, LaunchError, free_port, log_tail
@@ -61,17 +62,18 @@ def find_binaries() -> tuple[Path, str]:
 
     debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
                     key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
-    for d in reversed(debian):
-        if usable(Path(d)):
-            return Path(d), f"debian {Path(d).parent.name}"
+    for found in reversed(debian):
+        if usable(Path(found)):
+            return Path(found), f"debian {Path(found).parent.name}"
+    pgserver: Any
     try:
         import pgserver
     except ImportError:
         pgserver = None
     if pgserver is not None:
-        d = Path(pgserver.__file__).parent / "pginstall" / "bin"
-        if usable(d):
-            return d, "pgserver wheel"
+        wheel = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        if usable(wheel):
+            return wheel, "pgserver wheel"
     raise DatabaseError("no PostgreSQL binaries: install the Debian package postgresql or "
                         "`pip install pgserver` (a project dependency: `make install`)")
 

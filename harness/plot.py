@@ -51,6 +51,9 @@ X_LABELS = {
     "cpu_ms": "CPU work per request (ms)",
     "fanout": "upstream calls per /io request",
     "http_connections": "HTTP client connections per worker",
+    "db_pool": "database connections per worker (DB_POOL)",
+    "db_queries": "queries per /db request",
+    "db_ms": "pg_sleep per query (ms)",
 }
 
 DODGE = 0.03  # sideways offset between lines, in octaves (log x) or x-range fractions (linear)
@@ -164,8 +167,9 @@ def scenario_title(scenario: str, rows: pd.DataFrame, x: str = "") -> str:
     if record is None:
         body = f"upstream {fanout} × {io_ms} ms, CPU {cpu_ms} ms ({cpu_text})"
     elif scenario == "db":
-        body = (f"{_knob(rows, 'db_queries', x)} × pg_sleep({_knob(rows, 'db_ms', x)} ms) in one transaction, "
-                f"pool {_knob(rows, 'db_pool', x) if rows['db_pool'].notna().any() else 'default'} per worker")
+        pool = _knob(rows, "db_pool", x) if rows["db_pool"].notna().any() else "default"
+        body = (f"{_knob(rows, 'db_queries', x)} × pg_sleep({_knob(rows, 'db_ms', x)} ms) in one "
+                f"transaction, pool {pool} per worker")
     elif calls and record.cpu:
         count = fanout if calls == "fanout" else str(calls)
         each = "" if count == "1" else " each"

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -137,7 +138,7 @@ def spawn(cmd: Sequence[str], *, env: dict[str, str] | None = None, log_path: Pa
     every descendant (uvicorn workers, pool children) inherits it. `user` runs the child as that
     system user (root only; PostgreSQL refuses to run as root). `first_signal`: see stop_tree.
     """
-    ids = {}
+    ids: dict[str, Any] = {}
     if user is not None:
         import pwd
 

@@ -213,7 +213,7 @@ def resume_session(meta: dict) -> dict:
     return now
 
 
-def start_database(cells: list[Cell], run_dir: Path, meta: dict, db_url: str | None,
+def start_database(cells: Sequence[Cell], run_dir: Path, meta: dict, db_url: str | None,
                    measure: bool = True) -> database.Database | None:
     """PostgreSQL for the db cells (None without any): started (or reached), then measured."""
     if not any(c.scenario == "db" for c in cells):

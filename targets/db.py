@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -183,7 +183,7 @@ class AsyncDb:
 
     def __init__(self, driver: str, size: int, use: PoolUse) -> None:
         self.driver, self.size, self.use = driver, size, use
-        self._pool = None
+        self._pool: Any = None  # the driver's pool (asyncpg, psycopg or an SQLAlchemy engine)
 
     async def open(self, url: str) -> None:
         if self.driver == "asyncpg":
@@ -276,7 +276,7 @@ class SyncDb:
 
     def __init__(self, size: int, use: PoolUse) -> None:
         self.size, self.use = size, use
-        self._pool = None
+        self._pool: Any = None
 
     def open(self, url: str) -> None:
         from psycopg_pool import ConnectionPool
