@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from harness import procs
 from harness.launch import LOOPBACK, LaunchError, free_port, log_tail
 from targets import DB_POOL_DEFAULT, db_pool_max
@@ -37,6 +39,8 @@ MIN_MAX_CONNECTIONS = 100  # PostgreSQL's default; smaller sweeps keep it
 CAPACITY_SECONDS = 2.0
 CAPACITY_SLEEP_MS = 20
 RUN_USER = "postgres"
+FOLDER_PREFIX = "bench-pg-"
+STALE_AFTER_S = 600  # a cluster folder without a running postmaster for this long is a killed run's
 
 
 class DatabaseError(LaunchError):
@@ -134,11 +138,38 @@ def _connect(url: str, timeout: float = 2.0):
     return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True)
 
 
+def _postmaster_alive(data: Path) -> bool:
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return psutil.pid_exists(pid)
+
+
+def remove_stale_clusters(parent: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove the cluster folders of runs that were killed (SIGKILL: no clean-up ran, the reaper
+    stopped the server but cannot know its folder): no live postmaster and untouched for
+    STALE_AFTER_S (a folder being initialised has no postmaster yet, but is fresh). Returns them."""
+    parent = parent or Path(tempfile.gettempdir())
+    now = time.time() if now is None else now
+    removed = []
+    for folder in parent.glob(FOLDER_PREFIX + "*"):
+        try:
+            idle = now - folder.stat().st_mtime
+        except OSError:
+            continue
+        if folder.is_dir() and idle > STALE_AFTER_S and not _postmaster_alive(folder / "data"):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def start_cluster(log_path: Path, max_connections: int, timeout: float = 60.0) -> Database:
     """initdb into a temp folder, then `postgres` in the foreground on 127.0.0.1:<free port>."""
     bin_dir, source = find_binaries()
     user = _run_as()
-    folder = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    remove_stale_clusters()
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     data = folder / "data"
     db = Database("", True, max_connections, source, folder=folder, log_path=log_path)
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.reaper import ROOT, harness_alive, marked_processes, parse_marker, terminate
+from harness.reaper import ROOT, harness_alive, marked_processes, parse_marker, terminate, with_descendants
 
 
 def find(root: Path = ROOT) -> dict[int, list[psutil.Process]]:
@@ -33,7 +33,9 @@ def stop(root: Path = ROOT) -> str | None:
     found = find(root)
     if not found:
         return None
-    stopped = terminate([p for group in found.values() for p in group])
+    # Descendants too: a postmaster carries the marker, its children (own sessions, ps titles
+    # written over their environment) do not.
+    stopped = terminate(with_descendants([p for group in found.values() for p in group]))
     if not stopped:
         return None
     pids = ", ".join(str(pid) for pid in sorted(found))

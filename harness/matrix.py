@@ -251,7 +251,9 @@ def _tune_parts() -> list[dict]:
 
     - thread-pool /io: thread tokens around the user count (is more threads than users worth it?);
     - process-pool and mixed /cpu: pool 1 up to 4 × the cores (where do processes stop helping?);
-    - correct-async /io: the HTTP connection pool (how many connections does async I/O need?).
+    - correct-async /io: the HTTP connection pool (how many connections does async I/O need?);
+    - correct-async /db: the database pool from well below to the user count (how big a pool for
+      32 users? below it requests queue for a connection, the wait shows in db_pool_wait_p99_ms).
     """
     k = cores_available()
     base = dict(workers=[1], users=[32], duration=5.0, warmup=2.0)
@@ -261,6 +263,7 @@ def _tune_parts() -> list[dict]:
         dict(base, targets=["process-pool", "mixed"], scenarios=["cpu"],
              pool_size=sorted({1, k, 2 * k, 4 * k})),
         dict(base, targets=["correct-async"], scenarios=["io"], http_connections=[8, 16, 32, 64, 128]),
+        dict(base, targets=["correct-async"], scenarios=["db"], db_pool=[4, 8, 16, 32]),
     ]
 
 

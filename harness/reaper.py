@@ -111,6 +111,20 @@ def terminate(procs: list[psutil.Process], grace: float = GRACE_S) -> int:
     return len(procs)
 
 
+def with_descendants(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """`procs` and every descendant of theirs. PostgreSQL's children each call setsid() and write
+    their ps title over their environment, so neither the session nor the marker finds them: only
+    their parent, the postmaster, does."""
+    found = {p.pid: p for p in procs}
+    for p in procs:
+        try:
+            found.update((c.pid, c) for c in p.children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
 def reap(groups: set[int], marker: str | None) -> int:
     """Stop every member of the registered groups/sessions and every carrier of `marker` (if any).
 
@@ -131,9 +145,10 @@ def reap(groups: set[int], marker: str | None) -> int:
                 os.killpg(pgid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
-        if not _live(list(found.values())):
+        everyone = with_descendants(list(found.values()))
+        if not _live(everyone):
             break
-        stopped += terminate(list(found.values()))
+        stopped += terminate(everyone)
     return stopped
 
 

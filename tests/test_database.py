@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -210,3 +213,52 @@ def test_ctrl_c_in_a_db_cell_leaves_no_postgres(tmp_path):
     assert bench.leftover == [], f"orphans after Ctrl-C in a db cell\n{bench.output()}"
     assert bench.family.count("postgres") >= 3  # the postmaster and its backends were there
     assert read_rows(run_dir) == []
+
+
+def test_sigkill_of_the_harness_in_a_db_cell_leaves_no_postgres(tmp_path):
+    """The reaper (harness/reaper.py) stops the postmaster it was told about and, through it, its
+    children: each runs in its own session with its ps title written over the run marker."""
+    from tests.test_hard_endings import run_processes
+
+    knobs = [k for k in CLI_KNOBS]
+    knobs[knobs.index("io")] = "db"
+    bench = Bench(tmp_path, "run", "--targets", "correct-async", *knobs, "--out", str(tmp_path / "run"))
+    try:
+        wait_for(lambda: bench.family.running("locust") and len(bench.family.running("postgres")) >= 5,
+                 120, "the db cell under load", bench.proc)
+        time.sleep(0.5)  # well inside the cell: the target's pool holds its connections
+        bench.proc.send_signal(signal.SIGKILL)
+        bench.proc.wait()
+        killed_at = time.monotonic()
+        left = run_processes(bench)
+        while left and time.monotonic() - killed_at < 5.0:
+            time.sleep(0.1)
+            left = run_processes(bench)
+    finally:
+        bench.wait()
+    assert left == [], f"still running 5 s after the harness was killed: {left}"
+    assert bench.leftover == []
+    assert bench.family.count("postgres") >= 5  # the postmaster, its helpers and the pool's backends
+
+
+def test_a_killed_runs_cluster_folder_goes_at_the_next_start(tmp_path):
+    now = time.time()
+    old = now - database.STALE_AFTER_S - 60
+
+    def folder(name: str, pid: int | None, mtime: float):
+        path = tmp_path / f"{database.FOLDER_PREFIX}{name}"
+        (path / "data").mkdir(parents=True)
+        if pid is not None:
+            (path / "data" / "postmaster.pid").write_text(f"{pid}\n/some/data\n")
+        os.utime(path, (mtime, mtime))
+        return path
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = folder("killed", dead.pid, old)  # the reaper stopped its postmaster
+    never_started = folder("initdb-died", None, old)
+    running = folder("running", os.getpid(), old)  # a long run's live server
+    starting = folder("starting", None, now)  # initdb in progress: no postmaster yet
+    assert sorted(database.remove_stale_clusters(tmp_path, now)) == sorted([killed, never_started])
+    assert not killed.exists() and not never_started.exists()
+    assert running.exists() and starting.exists()

@@ -276,7 +276,7 @@ def test_tune_preset_asks_the_articles_pool_questions():
     for c in cells:
         by.setdefault((c.target, c.scenario), []).append(c)
     assert set(by) == {("thread-pool", "io"), ("process-pool", "cpu"), ("mixed", "cpu"),
-                       ("correct-async", "io")}
+                       ("correct-async", "io"), ("correct-async", "db")}
     users = by["thread-pool", "io"][0].users
     pools = [c.pool_size for c in by["thread-pool", "io"]]
     assert min(pools) < users < max(pools) and users in pools  # around the user count
@@ -285,6 +285,8 @@ def test_tune_preset_asks_the_articles_pool_questions():
         sizes = [c.pool_size for c in by[target, "cpu"]]
         assert sizes[0] == 1 and k in sizes and max(sizes) >= 2 * k
     assert len({c.http_connections for c in by["correct-async", "io"]}) >= 4
+    db_pools = [c.db_pool for c in by["correct-async", "db"]]
+    assert min(db_pools) < users and max(db_pools) == users  # from pool-starved up to one per user
     assert all(c.workers == 1 for c in cells)
     assert len({c.cell_id for c in cells}) == len(cells)
     # the planned time (windows + the per-cell start/stop guess) leaves room in 10 minutes
