@@ -253,7 +253,8 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
     db = None
     try:
         db = start_database(cells, run_dir, meta, db_url, measure=measure_upstream)
-        store.write_meta(meta_path, meta)
+        if db is not None:  # its capacity, in meta.json before the first cell
+            store.write_meta(meta_path, meta)
         for i, cell in enumerate(cells, 1):
             upstream = keeper.ensure()
             if keeper.capacity and "upstream_capacity" not in session:
