@@ -177,11 +177,18 @@ def test_existing_server_is_used_not_stopped(tmp_path, postgres):
         assert conn.execute("SELECT 1").fetchone()[0] == 1
 
 
-def test_a_cluster_stops_without_leftovers(tmp_path, monkeypatch):
+@pytest.mark.parametrize("source", ["first found", "pgserver wheel"])
+def test_a_cluster_stops_without_leftovers(tmp_path, monkeypatch, source):
+    """Both sources of binaries: Debian's when installed (else the wheel), and the wheel alone, as on
+    a fresh machine without the postgresql package (CI installs none)."""
     monkeypatch.setattr(procs, "_live", set())
+    if source == "pgserver wheel":
+        monkeypatch.setattr(database.glob, "glob", lambda pattern: [])
     with Family() as fam:
         db = database.start_cluster(tmp_path / "pg.log", max_connections=100)
         folder = db.folder
+        if source == "pgserver wheel":
+            assert db.source == "pgserver wheel" and db.version.startswith("16"), (db.source, db.version)
         assert fam.running("postgres")
         db.stop()
     assert fam.survivors() == []
