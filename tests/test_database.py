@@ -225,27 +225,17 @@ def test_ctrl_c_in_a_db_cell_leaves_no_postgres(tmp_path):
 def test_sigkill_of_the_harness_in_a_db_cell_leaves_no_postgres(tmp_path):
     """The reaper (harness/reaper.py) stops the postmaster it was told about and, through it, its
     children: each runs in its own session with its ps title written over the run marker."""
-    from tests.test_hard_endings import run_processes
+    from tests.test_hard_endings import kill_mid_cell
 
     knobs = [k for k in CLI_KNOBS]
     knobs[knobs.index("io")] = "db"
     bench = Bench(tmp_path, "run", "--targets", "correct-async", *knobs, "--out", str(tmp_path / "run"))
-    try:
-        wait_for(lambda: bench.family.running("locust") and len(bench.family.running("postgres")) >= 5,
-                 120, "the db cell under load", bench.proc)
-        time.sleep(0.5)  # well inside the cell: the target's pool holds its connections
-        bench.proc.send_signal(signal.SIGKILL)
-        bench.proc.wait()
-        killed_at = time.monotonic()
-        left = run_processes(bench)
-        while left and time.monotonic() - killed_at < 5.0:
-            time.sleep(0.1)
-            left = run_processes(bench)
-    finally:
-        bench.wait()
+    # the pool's connections are open once Locust runs; ≥ 5: the postmaster and its helpers
+    before, left = kill_mid_cell(
+        bench, lambda: bench.family.running("locust") and len(bench.family.running("postgres")) >= 5,
+        "the db cell under load")
+    assert sum("postgres" in p for p in before) >= 5, before
     assert left == [], f"still running 5 s after the harness was killed: {left}"
-    assert bench.leftover == []
-    assert bench.family.count("postgres") >= 5  # the postmaster, its helpers and the pool's backends
 
 
 def test_a_killed_runs_cluster_folder_goes_at_the_next_start(tmp_path):
