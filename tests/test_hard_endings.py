@@ -93,14 +93,14 @@ def test_sighup_mid_cell_then_leftovers_stopped_and_resume(tmp_path):
 
 # ------------------------------------------------------------------------- SIGKILL of the harness
 
-def kill_mid_cell(bench: Bench, ready, what: str) -> tuple[list[str], list[str]]:
-    """SIGKILL the harness once `ready()`; the run's processes just before, and those still running
-    5 s after (the reaper's grace)."""
+def kill_mid_cell(bench: Bench, ready, what: str, sig: int = signal.SIGKILL) -> tuple[list[str], list[str]]:
+    """Send `sig` to the harness once `ready()`; the run's processes just before, and those still
+    running 5 s after it exited (the reaper's grace after a SIGKILL)."""
     try:
         wait_for(ready, 120, what, bench.proc)
         before = run_processes(bench)
-        bench.proc.send_signal(signal.SIGKILL)
-        bench.proc.wait()
+        bench.proc.send_signal(sig)
+        bench.proc.wait(timeout=60)
         killed_at = time.monotonic()
         left = run_processes(bench)
         while left and time.monotonic() - killed_at < 5.0:
@@ -126,9 +126,10 @@ def test_sigkill_of_the_harness_mid_process_pool_cell_leaves_nothing(tmp_path):
     assert "reaper" in " ".join(bench.family.cmd.values()), "the reaper was not started"
 
 
-def test_sigkill_mid_foreign_app_cell_with_two_load_processes_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_foreign_app_cell_with_two_load_processes_leaves_nothing(tmp_path, sig):
     """The new modes' processes: your own app under uvicorn (2 workers), a Locust master and its 2
-    forked load workers in open loop. Killing the harness leaves none of them."""
+    forked load workers in open loop. Killing the harness, or Ctrl-C, leaves none of them."""
     fixture = ROOT / "tests" / "fixture_app"
     bench = Bench(tmp_path, "run", "--app", "items:app", "--app-dir", str(fixture),
                   "--path", "/items/awaiting", "--workers", "2", "--rate", "100", "--load-processes", "2",
@@ -136,7 +137,9 @@ def test_sigkill_mid_foreign_app_cell_with_two_load_processes_leaves_nothing(tmp
                   "--out", str(tmp_path / "run"))
     before, left = kill_mid_cell(  # Locust's master + 2 workers and uvicorn are all up
         bench, lambda: len(bench.family.running("locust")) >= 3 and bench.family.running("uvicorn"),
-        "the foreign cell under load")
+        "the foreign cell under load", sig)
+    if sig == signal.SIGINT:
+        assert bench.proc.returncode == 130, bench.output()
     assert len(before) >= 7, before  # upstream, uvicorn + 2 workers, Locust master + 2 workers, reaper
     assert left == [], f"still running 5 s after the harness was killed: {left}"
 
