@@ -20,6 +20,7 @@ from harness.drive import DriveError, scenario_file, start_locust
 from harness.launch import LaunchError, Server, launch_target
 from harness.matrix import Cell, cores_available
 from harness.profile import Profiler
+from harness.remote import Hub
 from targets import import_string
 
 LAUNCH_TIMEOUT_S = 60.0
@@ -91,7 +92,7 @@ class Stopper:
 
 def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str, str] | None = None,
              stopper: Stopper | None = None, profile: bool = False, session: int = 1,
-             database: Database | None = None) -> dict:
+             database: Database | None = None, hub: Hub | None = None) -> dict:
     """Measure one cell; returns its tidy row (status ok or failed).
 
     A db cell needs `database`: its URL goes to the target, its pg_stat_activity is watched over
@@ -100,6 +101,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     With a `stopper`, the previous cell's target finishes stopping while this one launches, and
     this cell's target is left to the stopper; without one, everything is stopped before return.
     With `profile`, py-spy samples the worker that was busiest in the warm-up, over the window.
+    With a `hub` (--remote-load-workers), load workers on other machines join the cell.
     """
     raw_dir = run_dir / "raw" / cell.cell_id
     try:
@@ -118,7 +120,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         if database is None:
             return failed_row(row, "the db scenario needs a database (none was started)")
         db_env = {"DB_URL": database.url}
-    deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S
+    deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S + (hub.wait_s if hub else 0)
     try:
         url, app_dir = cell.knobs.get("url"), cell.knobs.get("app_dir")
         health_path = cell.knobs.get("health_path") or "/health"
@@ -136,26 +138,26 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             stopper.wait()
         files, locust_env = locust_files(cell)
         # Open loop: one scheduling user per load process instead of closed-loop users.
-        users = cell.load_processes if cell.rate else cell.users
+        users = load_processes(cell) if cell.rate else cell.users
         locust = start_locust(files, target.url, users, cell.warmup_s + cell.duration_s, raw_dir,
                               probe_workers=max(1, cell.workers), env=locust_env,
-                              processes=cell.load_processes)
+                              processes=cell.load_processes, hub=hub, cell_id=cell.cell_id)
         t_start = locust.wait_started()
         t0 = t_start + cell.warmup_s
         t1 = t0 + cell.duration_s
-        trees = {"locust": locust.proc.pid, "upstream": upstream.pid}
+        trees = {"locust": locust.pids, "upstream": [upstream.pid]}
         # A server we did not start (--url): its processes are not ours to watch.
         root = target.proc.pid if url is None else None
         if root is not None:
-            trees["target"] = root
+            trees["target"] = [root]
         profile = profile and root is not None
         warm = resources.tree_cpu_seconds(root) if profile and root else {}
         if database is not None and db_env:
             watcher = ActivityWatcher(database.url).__enter__()
             if database.pid is not None:
-                trees["db"] = database.pid
+                trees["db"] = [database.pid]
         _wait_until(t0, target)
-        before = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
+        before = {name: resources.trees_cpu_seconds(pids) for name, pids in trees.items()}
         threads_before = resources.thread_cpu_seconds(target.worker_pids)
         machine_before = resources.machine_busy_seconds()
         switches_t0 = resources.tree_ctx_switches(root) if root else None
@@ -166,7 +168,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             profiler = Profiler(_busiest(target.worker_pids, warm, before["target"]), cell.duration_s,
                                 raw_dir)
         _wait_until(t1, target, rss)
-        after = {name: resources.tree_cpu_seconds(pid) for name, pid in trees.items()}
+        after = {name: resources.trees_cpu_seconds(pids) for name, pids in trees.items()}
         threads_after = resources.thread_cpu_seconds(target.worker_pids)
         machine_after = resources.machine_busy_seconds()
         switches = (resources.switches_between(switches_t0, resources.tree_ctx_switches(root))
@@ -183,8 +185,10 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             row["db_active_max"] = watcher.max_between(t0, t1)
         for name in trees:
             row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
-        # Each load process has one core at most: the guard looks at the busiest one.
-        row["locust_cpu_max_pct"] = resources.busiest_pct(before["locust"], after["locust"], t1 - t0)
+        # Each load process has one core at most: the guard looks at the busiest one, on this
+        # machine by psutil, on the others by the load workers' own samples.
+        here = resources.busiest_pct(before["locust"], after["locust"], t1 - t0)
+        row["locust_cpu_max_pct"] = max_known(here, row.pop("load_worker_cpu_max_pct", float("nan")))
         row["machine_cpu_pct"] = 100.0 * (machine_after - machine_before) / (t1 - t0)
         if root is not None:
             row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0,
@@ -258,12 +262,22 @@ def foreign_env(cell: Cell) -> dict[str, str]:
             "BENCH_HEALTH_PATH": cell.knobs["health_path"]}
 
 
+def load_processes(cell: Cell) -> int:
+    """Every load process of the cell: this machine's and the remote load workers."""
+    return cell.load_processes + cell.knobs.get("remote_load_workers", 0)
+
+
+def max_known(*values: float) -> float:
+    known = [v for v in values if v == v]
+    return max(known) if known else float("nan")
+
+
 def locust_files(cell: Cell) -> tuple[list[Path], dict[str, str]]:
     """The Locust files for a cell and the settings they read."""
     env = {"BENCH_HEALTH_PATH": cell.knobs.get("health_path") or "/health"}
     if cell.rate:
         env.update(BENCH_RATE=repr(cell.rate), BENCH_ARRIVALS=cell.arrivals,
-                   BENCH_MAX_IN_FLIGHT=str(cell.max_in_flight), BENCH_SCHEDULERS=str(cell.load_processes))
+                   BENCH_MAX_IN_FLIGHT=str(cell.max_in_flight), BENCH_SCHEDULERS=str(load_processes(cell)))
     if cell.knobs.get("locustfile"):
         return [scenario_file("probe"), Path(cell.knobs["locustfile"])], env
     if cell.knobs.get("path") is not None:

@@ -1,4 +1,5 @@
-"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | compare.
+"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | compare |
+load-worker.
 
 Bad input → one line on stderr, exit 2."""
 
@@ -163,6 +164,16 @@ def build_parser() -> Parser:
     rec.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
                      help="largest acceptable failure ratio (default 0.01)")
 
+    lw = sub.add_parser("load-worker", help="a load process on this machine that joins every cell of a run "
+                        "started elsewhere with --remote-load-workers K --master-bind HOST:PORT")
+    lw.add_argument("--master", required=True, metavar="HOST:PORT", help="the run's --master-bind address")
+    lw.add_argument("--wait", type=float, default=300.0, metavar="S",
+                    help="give up when no run has answered there for S seconds (default 300)")
+    lw.add_argument("--locustfile", type=Path, metavar="FILE",
+                    help="this machine's copy of the run's --locustfile (checked against the master's)")
+    lw.add_argument("--log-dir", type=Path, metavar="DIR", help="where each cell's Locust log goes "
+                    "(default: a new temporary folder)")
+
     cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
     cmp.add_argument("a", type=Path)
     cmp.add_argument("b", type=Path)
@@ -323,6 +334,32 @@ def cmd_read_runs(args) -> int:
     return 0
 
 
+def cmd_load_worker(args) -> int:
+    """Bad input (exit 2) before anything starts; then join cells until the run is over."""
+    from harness import load_worker
+    from harness.remote import AddressError, parse_address
+
+    try:
+        parse_address(args.master, "--master")
+    except AddressError as exc:
+        raise ConfigError(str(exc)) from None
+    if not 0 < args.wait <= 86_400:
+        raise ConfigError(f"--wait {args.wait:g}: must be between 0 and 86400 seconds")
+    if args.locustfile is not None and not args.locustfile.is_file():
+        raise ConfigError(f"--locustfile {str(args.locustfile)!r} is not a file")
+    try:
+        return load_worker.run(args.master, args.wait, locustfile=args.locustfile, log_dir=args.log_dir)
+    except load_worker.WorkerError as exc:
+        procs.stop_all()
+        _tell(f"bench.py load-worker: error: {exc}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt as exc:
+        procs.stop_all()
+        _tell("\nload-worker stopped: its Locust worker is down")
+        return (EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_HANGUP if isinstance(exc, HungUp)
+                else EXIT_INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -365,6 +402,8 @@ def _dispatch(args) -> int:
             return calibrate(args.out, duration=args.duration)
         if args.command in ("recommend", "compare"):
             return cmd_read_runs(args)
+        if args.command == "load-worker":
+            return cmd_load_worker(args)
     except (ConfigError, store.RunFolderError) as exc:
         print(f"bench.py: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import resources
 from harness.schema import LATENCY_STATS
 
 NAN = float("nan")
@@ -240,9 +241,23 @@ def collect_cell(raw_dir: Path, t0: float, t1: float) -> dict:
     row = window_stats(read_records(raw_dir / "requests.csv"), t0, t1)
     info = raw_dir / "requests.csv.info"  # load workers: records that never reached the master
     if info.exists():
-        row["records_lost"] = json.loads(info.read_text()).get("records_lost", 0)
+        row.update(load_worker_stats(json.loads(info.read_text()), t0, t1))
     health = row.pop("_health_by_worker")
     probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
     row.update(probe_row)
     row["_workers"] = worker_table(workers, health)
     return row
+
+
+def load_worker_stats(info: dict, t0: float, t1: float) -> dict:
+    """From requests.csv.info (written by the Locust master): records lost on the way, and the
+    busiest load worker's CPU over the window by its own samples, which is the only CPU figure of
+    a load worker on another machine (the remote ones' clocks moved onto the master's)."""
+    workers = info.get("workers") or {}
+    pcts = [resources.window_cpu_pct(w.get("cpu") or [], t0, t1,
+                                     shift=w.get("clock_offset_s", 0.0) if w.get("remote") else 0.0)
+            for w in workers.values()]
+    pcts = [p for p in pcts if p == p]
+    return {"records_lost": info.get("records_lost", 0), "load_workers": info.get("load_workers", 0),
+            "remote_load_workers": info.get("remote_load_workers", 0),
+            "load_worker_cpu_max_pct": max(pcts, default=float("nan"))}

@@ -221,8 +221,17 @@ TABLE: list[Knob] = [
          flag="--app-dir"),
     Knob("url", str, None, "drive a server that is already running (http://host:port); launches nothing",
          scope="run", flag="--url"),
-    Knob("allow_non_loopback", bool, False, "permit a --url on another machine", scope="run",
-         flag="--allow-non-loopback", switch=True),
+    Knob("allow_non_loopback", bool, False, "permit a --url or a --master-bind on another address than "
+         "loopback", scope="run", flag="--allow-non-loopback", switch=True),
+    # load processes on other machines (`bench.py load-worker --master HOST:PORT` there)
+    Knob("remote_load_workers", int, 0, "load processes on other machines that join every cell "
+         "(each runs `bench.py load-worker --master HOST:PORT`); 0 = none", scope="run", bounds=(0, 64),
+         flag="--remote-load-workers"),
+    Knob("master_bind", str, None, "HOST:PORT where --remote-load-workers find this run (each cell's "
+         "Locust master also listens on HOST, on a free port it announces there)", scope="run",
+         flag="--master-bind"),
+    Knob("remote_wait", float, 60.0, "seconds a cell waits for its remote load workers before it fails",
+         scope="run", bounds=(1, 3600), flag="--remote-wait"),
     Knob("paths", str, None, "work endpoint(s) of --app/--url, comma list, each one a scenario",
          scope="run", flag="--path"),
     Knob("health_path", str, None, "the cheap endpoint the probe user times (default: /_bench/health "

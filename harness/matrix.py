@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness import knobs, model
 from harness.knobs import KNOBS, closest
@@ -162,6 +163,7 @@ def validate(values: Mapping[str, Any]) -> Config:
         _check_foreign(out)
     elif any(out[k] is not None for k in ("paths", "locustfile", "app_dir", "health_path")):
         raise ConfigError("--path, --locustfile, --app-dir and --health-path need --app or --url")
+    _check_remote(out)
     if out["locustfile"] and any(out["rate"]):
         raise ConfigError("--rate drives --path (or a built-in scenario); --locustfile is closed-loop only")
     for knob in knobs.CONFIG_KNOBS:
@@ -173,8 +175,6 @@ def validate(values: Mapping[str, Any]) -> Config:
 
 def _check_foreign(out: dict[str, Any]) -> None:
     """--app / --url, checked before anything is launched; the app's own code is not run here."""
-    from urllib.parse import urlsplit
-
     if out["app"] is not None and out["url"] is not None:
         raise ConfigError("--app launches your app, --url drives one already running: give one of them")
     if out["app"] is not None:
@@ -212,6 +212,35 @@ def _check_foreign(out: dict[str, Any]) -> None:
         if not os.path.isfile(out["locustfile"]):
             raise ConfigError(f"--locustfile {out['locustfile']!r} is not a file")
         out["locustfile"] = os.path.abspath(out["locustfile"])
+
+
+def _check_remote(out: dict[str, Any]) -> None:
+    """--remote-load-workers K --master-bind HOST:PORT, checked before anything is launched."""
+    from harness.remote import AddressError, is_loopback, parse_address
+
+    k, bind = out["remote_load_workers"], out["master_bind"]
+    if bind is None:
+        if k:
+            raise ConfigError("--remote-load-workers needs --master-bind HOST:PORT (where the load workers "
+                              "find this run)")
+        return
+    if not k:
+        raise ConfigError("--master-bind is where --remote-load-workers find this run: give both")
+    try:
+        host, port = parse_address(bind, "--master-bind", bind=True)
+    except AddressError as exc:
+        raise ConfigError(str(exc)) from None
+    out["master_bind"] = f"{host}:{port}"
+    if is_loopback(host):
+        return
+    if not out["allow_non_loopback"]:
+        raise ConfigError(f"--master-bind {bind}: not a loopback address; add --allow-non-loopback to let "
+                          "load workers on other machines join")
+    url_host = urlsplit(out["url"]).hostname if out["url"] else None
+    if url_host is None or is_loopback(url_host):
+        raise ConfigError("load workers on other machines cannot reach a server on this machine's loopback "
+                          "(built-in targets and --app listen on 127.0.0.1 only): start the server yourself "
+                          "and drive it with --url http://HOST:PORT --allow-non-loopback")
 
 
 def _is_loopback(host: str) -> bool:
@@ -441,6 +470,9 @@ def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | 
                 values["max_in_flight"] = cfg.max_in_flight
             if cfg.url is not None:
                 values["workers"] = 0  # nothing launched: the worker count is unknown
+            if cfg.remote_load_workers:  # run-wide, but each cell's Locust master needs them
+                values.update(remote_load_workers=cfg.remote_load_workers, master_bind=cfg.master_bind,
+                              remote_wait=cfg.remote_wait)
             values.update(extra)
             try:
                 ceiling = model.ceiling_rps(

@@ -160,3 +160,27 @@ def worker_cpu(before: dict[int, float], after: dict[int, float], seconds: float
             out["worker_thread_cpu_pct"] = sum(side.values())
             out["worker_busy_threads"] = float(sum(1 for p in side.values() if p >= BUSY_THREAD_PCT))
     return out
+
+
+def window_cpu_pct(samples: list, t0: float, t1: float, shift: float = 0.0) -> float:
+    """Percent of one core a process used over [t0, t1], from its own (wall time, CPU seconds)
+    samples (a load worker's, shifted by `shift` onto this machine's clock), interpolated at both
+    ends; NaN unless the samples cover the window."""
+    if len(samples) < 2 or t1 <= t0:
+        return float("nan")
+    times = [t + shift for t, _ in samples]
+    cpu = [c for _, c in samples]
+    if times[0] > t0 or times[-1] < t1:
+        return float("nan")
+    import numpy as np
+
+    start, end = np.interp([t0, t1], times, cpu)
+    return 100.0 * float(end - start) / (t1 - t0)
+
+
+def trees_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """tree_cpu_seconds of several roots, merged (a Locust master and its separate local workers)."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        out.update(tree_cpu_seconds(pid))
+    return out

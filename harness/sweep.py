@@ -18,8 +18,9 @@ from pathlib import Path
 
 from harness import burst, database, procs, store
 from harness.cell import Stopper, Upstream, run_cell
-from harness.launch import LOOPBACK, Server, start_upstream
+from harness.launch import LOOPBACK, LaunchError, Server, start_upstream
 from harness.matrix import Cell, Config, cores_available, plan_cells
+from harness.remote import Hub, parse_address
 from harness.resources import cpu_model
 from targets import cpu_work
 
@@ -251,6 +252,7 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
     stopper = Stopper()
     completed = False
     db = None
+    hub = start_hub(cells)
     try:
         db = start_database(cells, run_dir, meta, db_url, measure=measure_upstream)
         if db is not None:  # its capacity, in meta.json before the first cell
@@ -269,7 +271,7 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
                 store.check_room(run_dir, f"writing to the run folder before cell {cell.cell_id}")
                 row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
                                profile=profiled(cell, profile), session=session["session"],
-                               database=db)
+                               database=db, hub=hub)
                 check_stored(row, run_dir / "raw" / cell.cell_id)
                 store.append_row(results, row)
             except store.DiskError:
@@ -283,6 +285,8 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
             say(f"    {describe(row)}   [ETA {fmt_s(estimate_s(cells[i:], overhead))}]")
         completed = True
     finally:
+        if hub is not None:
+            hub.stop()  # the load workers hear that the run is over
         stopper.wait()  # the last target's shutdown
         keeper.stop()  # each cell stopped its own processes; the CLI's interrupt path has stop_all
         if db is not None:
@@ -295,6 +299,23 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
             if completed:  # otherwise the error (or interrupt) already on its way up says enough
                 raise
     return rows
+
+
+def start_hub(cells: Sequence[Cell]) -> Hub | None:
+    """--remote-load-workers: the meeting point load workers on other machines poll, for the run."""
+    if not cells or not cells[0].knobs.get("remote_load_workers"):
+        return None
+    knobs = cells[0].knobs
+    host, port = parse_address(knobs["master_bind"], "--master-bind", bind=True)
+    hub = Hub(host, port, expected=knobs["remote_load_workers"], wait_s=knobs["remote_wait"])
+    try:
+        hub.start()
+    except OSError as exc:
+        raise LaunchError(f"--master-bind {hub.address}: cannot listen there ({exc.strerror or exc})"
+                          ) from None
+    say(f"each cell waits up to {hub.wait_s:g} s for {hub.expected} remote load worker(s): run "
+        f"`bench.py load-worker --master {hub.address}` on each load machine")
+    return hub
 
 
 def check_stored(row: dict, raw_dir: Path) -> None:

@@ -15,9 +15,10 @@ import csv
 import json
 import os
 import random
+import socket
 import time
 
-from gevent import sleep
+from gevent import sleep, spawn
 from gevent.event import Event
 from gevent.pool import Pool
 from locust import FastHttpUser, constant, constant_pacing, events, task
@@ -148,11 +149,19 @@ def _is_worker(environment) -> bool:
 # The recorder runs in every process that sends requests. A load worker (--load-processes N, or
 # `bench.py load-worker` on another machine) ships its records to the master with each stats report
 # (every 3 s, and a final one when told to quit); the master writes them all to BENCH_RECORD.
+#
+# Each worker also ships its own CPU time (sampled every CPU_SAMPLE_S), so the generator-CPU guard
+# covers load processes on other machines, and the time it sent each report: a worker on another
+# machine may run on another clock, and its records are moved onto the master's by the smallest
+# (receive - send) difference seen (error: at most that report's one-way delay).
+CPU_SAMPLE_S = 0.25
 if _record_path or os.environ.get("BENCH_LOAD_WORKER"):
-    _gathered: dict[str, list[int]] = {}  # master: worker id → [records received, records it made]
+    _gathered: dict[str, dict] = {}  # master: worker id → what it reported (records, CPU, clock)
     _final: set[str] = set()  # master: workers whose last report (sent when stopped) arrived
-    _from_workers: list = []  # master: the workers' records, already plain
+    _from_workers: dict[str, list] = {}  # master: each worker's records, already plain
     _made = 0  # worker: records made so far
+    _cpu: list[tuple[float, float]] = []  # worker: (wall time, own user + system CPU seconds)
+    _remote = os.environ.get("BENCH_LOAD_WORKER") == "remote"  # started by `bench.py load-worker`
 
     @events.test_start.add_listener
     def _started(environment, **_kw) -> None:
@@ -178,23 +187,37 @@ if _record_path or os.environ.get("BENCH_LOAD_WORKER"):
                  worker_pid(resp) if resp is not None and not exc else None,
                  ctx.get("intended") if ctx else None) for start, ms, name, exc, ctx, resp in records]
 
+    def _sample_cpu() -> None:
+        while True:
+            t = os.times()
+            _cpu.append((time.time(), t.user + t.system))
+            sleep(CPU_SAMPLE_S)
+
     @events.report_to_master.add_listener
     def _ship(client_id, data, **_kw) -> None:
-        global _records, _made
+        global _records, _made, _cpu
         batch, _records = _plain(_records), []
         _made += len(batch)
         data["bench_records"] = batch
         data["bench_made"] = _made
         data["bench_stopped"] = _env is not None and _env.runner.state in (STATE_STOPPED, STATE_STOPPING)
+        t = os.times()
+        data["bench_cpu"], _cpu = [*_cpu, (time.time(), t.user + t.system)], []
+        data["bench_who"] = {"remote": _remote, "host": socket.gethostname(), "pid": os.getpid()}
+        data["bench_sent"] = time.time()
 
     @events.worker_report.add_listener
     def _gather(client_id, data, **_kw) -> None:
         if "bench_records" not in data:
             return
-        _from_workers.extend(data["bench_records"])
-        counts = _gathered.setdefault(client_id, [0, 0])
-        counts[0] += len(data["bench_records"])
-        counts[1] = data["bench_made"]
+        offset = time.time() - data["bench_sent"]
+        _from_workers.setdefault(client_id, []).extend(data["bench_records"])
+        w = _gathered.setdefault(client_id, {**data["bench_who"], "records": 0, "made": 0, "cpu": [],
+                                             "clock_offset_s": offset})
+        w["records"] += len(data["bench_records"])
+        w["made"] = data["bench_made"]
+        w["cpu"].extend(data["bench_cpu"])
+        w["clock_offset_s"] = min(w["clock_offset_s"], offset)
         if data["bench_stopped"]:
             _final.add(client_id)
 
@@ -204,23 +227,29 @@ if _record_path or os.environ.get("BENCH_LOAD_WORKER"):
     def _keep_env(environment, **_kw) -> None:
         global _env
         _env = environment
+        if _is_worker(environment):
+            spawn(_sample_cpu)
 
     @events.quitting.add_listener
     def _dump(environment, **_kw) -> None:
         if _is_worker(environment) or not _record_path:
             return
-        info = {"load_workers": 0, "records_lost": 0}
+        info: dict = {"load_workers": 0, "records_lost": 0}
         if isinstance(environment.runner, MasterRunner):
             _collect_from_workers(environment.runner)
             info = {"load_workers": len(_gathered),
-                    "records_lost": sum(made - got for got, made in _gathered.values()),
-                    "workers_without_final_report": len(set(_gathered) - _final)}
+                    "records_lost": sum(w["made"] - w["records"] for w in _gathered.values()),
+                    "workers_without_final_report": len(set(_gathered) - _final),
+                    "remote_load_workers": sum(1 for w in _gathered.values() if w["remote"]),
+                    "workers": _gathered}
         with open(_record_path, "w", newline="") as fh:
             out = csv.writer(fh)
             out.writerow(["start", "ms", "name", "ok", "worker", "intended"])
-            out.writerows((f"{s:.6f}", f"{ms:.3f}", n, ok, "" if pid is None else pid,
-                           "" if t is None else f"{t:.6f}")
-                          for s, ms, n, ok, pid, t in [*_plain(_records), *_from_workers])
+            for shift, records in [(0.0, _plain(_records)), *(
+                    (_gathered[w]["clock_offset_s"] if _gathered[w]["remote"] else 0.0, r)
+                    for w, r in _from_workers.items())]:
+                out.writerows((f"{s + shift:.6f}", f"{ms:.3f}", n, ok, "" if pid is None else pid,
+                               "" if t is None else f"{t + shift:.6f}") for s, ms, n, ok, pid, t in records)
         with open(_record_path + ".info", "w") as fh:
             json.dump(info, fh)
 
