@@ -21,7 +21,12 @@ def test_two_load_processes_merge_records_open_loop(tmp_path):
     assert row["status"] == "ok", row["error"]
     raw = tmp_path / "run" / row["raw_dir"]
     info = json.loads((raw / "requests.csv.info").read_text())
-    assert info == {"load_workers": 2, "records_lost": 0, "workers_without_final_report": 0}
+    assert {k: info[k] for k in ("load_workers", "records_lost", "workers_without_final_report",
+                                 "remote_load_workers")} == {"load_workers": 2, "records_lost": 0,
+                                                             "workers_without_final_report": 0,
+                                                             "remote_load_workers": 0}
+    # each worker's own CPU samples reached the master (the guard's source for remote workers)
+    assert all(len(w["cpu"]) >= 4 and not w["remote"] for w in info["workers"].values())
     # 200 sends/s over a 2 s window, shared by the two workers' schedulers
     assert 0.7 * 400 <= row["requests"] <= 1.3 * 400 and row["dropped"] == 0
     assert row["locust_cpu_max_pct"] <= row["locust_cpu_pct"]  # the busiest of three processes
