@@ -80,6 +80,8 @@ def cell_label(cell: Cell) -> str:
     names = ["workers", *load, *(k for k in cell.swept if k not in ("workers", "users", *load))]
     if cell.knobs.get("load_processes", 1) > 1 and "load_processes" not in names:
         names.append("load_processes")
+    if cell.knobs.get("remote_load_workers"):
+        names.append("remote_load_workers")
     return " ".join(f"{k}={cell.knobs[k]}" for k in names)
 
 
