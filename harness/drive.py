@@ -77,7 +77,8 @@ class LocustRun:
                     "on each load machine, or raise --remote-wait)")
         return (f"the {joined} remote load worker(s) took the cell at {self.hub.address} but not all load "
                 f"workers reached the Locust master on port {self.hub_port} within {self.hub.wait_s:g} s "
-                "(a firewall? see locust.log and the load workers' output)")
+                "(a firewall, or a worker whose harness files differ? see locust.log and the load "
+                "workers' output)")
 
     def end(self) -> None:
         """End the test now that the window is over: on SIGTERM Locust stops its users, fires its
