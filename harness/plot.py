@@ -187,8 +187,8 @@ def scenario_subtitle(rows: pd.DataFrame, summary: pd.DataFrame, x: str = "",
                       row_cols: tuple[str, ...] = ()) -> str:
     parts = [f"rows: one per {' × '.join(row_cols)}"] if row_cols else []
     parts.append(f"event loop: {_knob(rows, 'loop', x, row_cols)}")
-    if x != "pool_size":
-        pool = _uniform(rows, "pool_size")
+    pool = _uniform(rows, "pool_size")
+    if x != "pool_size" and pool != "?":  # '?': no target drawn has a thread/process pool
         parts.append("pool size: each target's own (legend)" if pool is None else f"pool size: {pool}")
     parts.append(f"async client: {_knob(rows, 'http_client', x, row_cols)}, "
                  f"{_knob(rows, 'http_connections', x, row_cols)} connections per worker")
