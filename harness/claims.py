@@ -38,6 +38,8 @@ FAST_HEALTH_MIN_MS = 20.0  # /health is "fast" below max(this, 2 × CPU_MS)
 WORTHWHILE_GAIN = 0.10  # claim 6: more workers "add nothing" unless they add more than 10%
 UNEVEN_SHARE = 0.15  # a worker share this far above 1/W means uvicorn's accept left a core idle
 MEMORY_GROWTH = 1.10  # memory "grows" when the largest pool uses ≥ 10% more than the knee
+POOL_SHARE = 0.5  # claim 9b: the queue is at the pool when the median wait for it is ≥ half the p50
+LOOP_SHARE = 0.1  # ... and not on the event loop when its worst lag p99 is under a tenth of the p50
 
 
 # ------------------------------------------------------------------------------------- the data
@@ -237,10 +239,22 @@ def not_measured(claim: str, why: str) -> Verdict:
 
 
 def decide_1(run: Run) -> Verdict:
-    found = pairs(run, dict(target="correct-async", scenario="io"), dict(target="fake-async", scenario="io"),
-                  ignore=("pool_size",))
+    return blocking_io("1", run, "io", "a blocking HTTP client", ignore=("pool_size",))
+
+
+def decide_1b(run: Run) -> Verdict:
+    # fake-async's synchronous psycopg pool has no driver choice: pair across DB_DRIVER.
+    return blocking_io("1b", run, "db", "a synchronous database driver", ignore=("pool_size", "db_driver"))
+
+
+def blocking_io(claim: str, run: Run, scenario: str, what: str, ignore: tuple[str, ...]) -> Verdict:
+    """correct-async against fake-async on one I/O scenario: clearly more rps, and a /health that
+    does not stall with it."""
+    found = pairs(run, dict(target="correct-async", scenario=scenario),
+                  dict(target="fake-async", scenario=scenario), ignore=ignore)
     if not found:
-        return not_measured("1", "the run has no fake-async and correct-async /io cells with equal knobs")
+        return not_measured(claim, f"the run has no fake-async and correct-async /{scenario} cells with "
+                            "equal knobs")
     cases, evidence, cells = [], [], []
     for good, bad in found:
         r, h = ratio(good["rps"], bad["rps"]), ratio(bad["health_ms"], good["health_ms"])
@@ -249,12 +263,12 @@ def decide_1(run: Run) -> Verdict:
         outcome = HOLDS if faster and stalled else PARTLY if faster or stalled else FAILS
         case = f"W={good['workers']} U={good['users']}"
         cases.append((outcome, case))
-        evidence.append(f"{case}: correct-async {measure(good, 'rps', 'rps')} vs fake-async "
+        evidence.append(f"{case}: correct-async {measure(good, 'rps', 'rps')} vs fake-async ({what}) "
                         f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health p99 "
                         f"{health_text(good)} vs {health_text(bad)} "
                         f"({fmt(h)}×)")
         cells += [label(good), label(bad)]
-    return combine("1", cases, evidence, cells)
+    return combine(claim, cases, evidence, cells)
 
 
 def decide_2(run: Run) -> Verdict:
@@ -517,6 +531,33 @@ def decide_9(run: Run) -> Verdict:
     return combine("9", cases, evidence, cells)
 
 
+def decide_9b(run: Run) -> Verdict:
+    groups = [g for g in _sweeps(run, "db_pool", 2) if g["scenario"].iloc[0] == "db"]
+    if not groups:
+        return not_measured("9b", "the run has no database pool sweep (db cells differing only in "
+                            "--db-pool)")
+    cases, evidence, cells = [], [], []
+    for g in groups:
+        small, large = g.iloc[0], g.iloc[-1]
+        slower = (compare(small, large, "p50_ms") > 0
+                  and ratio(small["p50_ms"], large["p50_ms"]) >= CLEAR_RATIO)
+        wait = run.extra_median(small, "db_pool_wait_p50_ms")
+        lag = run.extra_median(small, "loop_lag_p99_ms")
+        at_pool = ratio(wait, float(small["p50_ms"])) >= POOL_SHARE  # the queue is at the pool...
+        loop_free = ratio(lag, float(small["p50_ms"])) < LOOP_SHARE  # ...and not on the event loop
+        outcome = HOLDS if slower and at_pool and loop_free else PARTLY if slower else FAILS
+        name = f"{small['target']} /db W={small['workers']} U={small['users']}"
+        cases.append((outcome, name))
+        evidence.append(
+            f"{name}: pool {_plain(small['db_pool'])}: {measure(small, 'rps', 'rps')}, p50 "
+            f"{fmt(small['p50_ms'], 'ms')} of which {fmt(wait, 'ms')} (median) waiting for a connection, "
+            f"loop lag p99 {fmt(lag, 'ms')}; pool {_plain(large['db_pool'])}: {fmt(large['rps'], 'rps')}, "
+            f"p50 {fmt(large['p50_ms'], 'ms')}, pool wait p50 "
+            f"{fmt(run.extra_median(large, 'db_pool_wait_p50_ms'), 'ms')}")
+        cells += [label(small, "db_pool"), label(large, "db_pool")]
+    return combine("9b", cases, evidence, cells)
+
+
 def fast_health_ms(cell: pd.Series) -> float:
     return max(FAST_HEALTH_MIN_MS, 2 * float(cell["cpu_ms"]))
 
@@ -559,6 +600,14 @@ REGISTRY: list[Claim] = [
           f"holds when correct-async serves ≥ {CLEAR_RATIO:g}× fake-async's rps and fake-async's /health "
           f"p99 is ≥ {CLEAR_RATIO:g}× correct-async's, both measurably; one of the two: partly",
           _runs_1, decide_1),
+    Claim("1b", "a synchronous database driver inside async def makes async def meaningless",
+          "fake-async (sync psycopg pool in async def) and correct-async (asyncpg pool) /db at equal "
+          "knobs",
+          f"as claim 1, on the database: holds when correct-async serves ≥ {CLEAR_RATIO:g}× fake-async's rps "
+          f"and fake-async's /health p99 is ≥ {CLEAR_RATIO:g}× correct-async's, both measurably; one of "
+          "the two: partly",
+          lambda cores: [dict(targets=["fake-async"], scenarios=["db"], duration=5.0, warmup=2.0),
+                         dict(targets=["correct-async"], scenarios=["db"])], decide_1b),
     Claim("2", "gathering independent upstream calls costs about the slowest call, not their sum",
           "correct-async /io cells that are not saturated (few users)",
           f"in cells at ≥ {UNSATURATED:.0%} of their ceiling and not short of connections, holds when the "
@@ -615,6 +664,14 @@ REGISTRY: list[Claim] = [
           f"holds when the smallest pool's p50 is measurably and ≥ {CLEAR_RATIO:g}× the largest pool's",
           lambda cores: [dict(targets=["correct-async"], scenarios=["io"], http_connections=[6, 100])],
           decide_9),
+    Claim("9b", "with a database, the bottleneck is often not the event loop but queueing for an "
+          "exhausted connection pool",
+          "a database pool sweep: correct-async /db cells differing only in --db-pool",
+          f"holds when the smallest pool's p50 is measurably and ≥ {CLEAR_RATIO:g}× the largest pool's, "
+          f"its median wait for a connection is ≥ {POOL_SHARE:.0%} of its p50 and its worst loop lag p99 "
+          f"under {LOOP_SHARE:.0%} of it; only the slowdown: partly",
+          lambda cores: [dict(targets=["correct-async"], scenarios=["db"], users=[16], db_pool=[2, 8])],
+          decide_9b),
     Claim("10", "the two-stage pattern (async fetch, compute in a ThreadPoolExecutor) keeps neighbouring "
           "endpoints fast",
           "the mixed target's /cpu (or /mixed) with python and with native work",

@@ -73,7 +73,7 @@ def run_claims(run_dir: Path) -> int:
 
 
 _RUN_KNOBS = ("targets", "scenarios", "workers", "users", "loop", "pool_size", "cpu_kind",
-              "http_connections", "repeat", "duration")
+              "http_connections", "db_pool", "repeat", "duration")
 
 
 def new_run_dir() -> Path:

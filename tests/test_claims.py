@@ -71,7 +71,8 @@ def test_compare_uses_repeat_intervals_and_a_margin_for_single_repeats():
 def test_every_claim_is_not_measured_on_an_empty_kind_of_run():
     rows = [row("thread-pool", "io", 100)]
     verdicts = claims.decide(run_of(rows))
-    assert [v.claim for v in verdicts] == ["1", "2", "3", "4", "4b", "5", "6", "7", "8", "9", "10"]
+    assert [v.claim for v in verdicts] == ["1", "1b", "2", "3", "4", "4b", "5", "6", "7", "8", "9", "9b",
+                                           "10"]
     for v in verdicts:
         assert v.verdict == claims.NOT_MEASURED and v.condition, v
     assert "asyncio" in claims.BY_ID["7"].decide(run_of(rows)).condition
@@ -105,6 +106,46 @@ def test_claim_1_reads_a_stalled_workers_max_when_its_p99_is_empty():
     v = verdict("1", rows)
     assert v.verdict == claims.HOLDS
     assert "2100 ms (max: too few probe samples for a p99)" in v.evidence[0]
+
+
+DB = dict(db_queries=2, db_ms=20, db_pool=10, db_driver="asyncpg", db_pool_timeout=30)
+
+
+def test_claim_1b_sync_database_driver_in_async_def():
+    """fake-async's sync driver is paired with correct-async whatever DB_DRIVER the async one used."""
+    rows = (repeats("correct-async", "db", [230, 236, 240], health_p99_ms=3.5, **DB)
+            + repeats("fake-async", "db", [23.5, 23.6, 24.0], health_p99_ms=720.0,
+                      **{**DB, "db_driver": None}))
+    v = verdict("1b", rows)
+    assert v.verdict == claims.HOLDS, v
+    assert "synchronous database driver" in v.evidence[0] and "720 ms" in v.evidence[0]
+    assert verdict("1", rows).verdict == claims.NOT_MEASURED  # /io's claim does not read /db cells
+    # no /health stall on the sync side: only the throughput half
+    rows = (repeats("correct-async", "db", [230, 236, 240], **DB)
+            + repeats("fake-async", "db", [23.5, 24], **DB))
+    assert verdict("1b", rows).verdict == claims.PARTLY
+
+
+@pytest.mark.parametrize("wait, lag, expected", [
+    (270.0, 2.0, claims.HOLDS),     # the queue is at the pool, the loop is free
+    (20.0, 2.0, claims.PARTLY),     # slower, but not from waiting for a connection
+    (270.0, 150.0, claims.PARTLY),  # slower, and the loop is lagging too: not the pool alone
+])
+def test_claim_9b_database_pool_exhaustion(wait, lag, expected):
+    rows = [row("correct-async", "db", 49, users=16, p50_ms=320.0, db_pool_wait_p50_ms=wait,
+                loop_lag_p99_ms=lag, **{**DB, "db_pool": 2}),
+            row("correct-async", "db", 190, users=16, p50_ms=80.0, db_pool_wait_p50_ms=38.0,
+                loop_lag_p99_ms=1.5, **{**DB, "db_pool": 8})]
+    v = verdict("9b", rows)
+    assert v.verdict == expected, v
+    assert f"of which {claims.fmt(wait, 'ms')} (median) waiting for a connection" in v.evidence[0]
+
+
+def test_claim_9b_needs_two_pool_sizes_and_not_a_slowdown_alone():
+    assert verdict("9b", [row("correct-async", "db", 49, **DB)]).verdict == claims.NOT_MEASURED
+    same = [row("correct-async", "db", 190, p50_ms=80.0, db_pool_wait_p50_ms=1.0, loop_lag_p99_ms=1.0,
+                **{**DB, "db_pool": p}) for p in (8, 16)]
+    assert verdict("9b", same).verdict == claims.FAILS  # a bigger pool did not help: nothing queued
 
 
 def test_claim_2_needs_an_unsaturated_cell():
@@ -271,7 +312,11 @@ def test_a_run_built_from_the_plan_is_decided_for_every_claim(tmp_path: Path):
         rows.append(row(c.target, c.scenario, rps, repeat=c.repeat, workers=c.workers, users=c.users,
                         loop=c.loop, pool_size=c.pool_size if c.pool_size is not None else np.nan,
                         cpu_kind=c.cpu_kind, http_connections=c.http_connections, health_p99_ms=health,
-                        p50_ms=min(c.users, 32) / rps * 1000, ceiling_rps=c.ceiling_rps, efficiency=0.8))
+                        p50_ms=min(c.users, 32) / rps * 1000, ceiling_rps=c.ceiling_rps, efficiency=0.8,
+                        **{k: c.knobs[k] for k in DB}))
+        if c.scenario == "db":  # the small pool waits most of its p50 for a connection, on a free loop
+            rows[-1].update(db_pool_wait_p50_ms=0.8 * rows[-1]["p50_ms"] if c.knobs["db_pool"] == 2 else 1.0,
+                            loop_lag_p99_ms=1.0)
     verdicts = claims.decide(run_of(rows))
     unmeasured = [v for v in verdicts if v.verdict == claims.NOT_MEASURED]
     assert unmeasured == []
