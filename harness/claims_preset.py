@@ -17,7 +17,8 @@ from harness.matrix import Cell, Config, build_cells, make_config
 from harness.sweep import estimate_s, fmt_s, new_meta, run_cells, say
 
 # Shared by every claims cell unless a claim asks otherwise: short windows, one worker, 32 users.
-BASE = dict(workers=[1], users=[32], duration=4.0, warmup=1.5)
+# 5 s: the probe (25 req/s per worker) then gets the 100 samples a healthy cell's /health p99 needs.
+BASE = dict(workers=[1], users=[32], duration=5.0, warmup=1.5)
 
 
 def configs(cores: int) -> list[tuple[str, Config]]:
