@@ -82,7 +82,9 @@ def cell_label(cell: Cell) -> str:
         names.append("load_processes")
     if cell.knobs.get("remote_load_workers"):
         names.append("remote_load_workers")
-    return " ".join(f"{k}={cell.knobs[k]}" for k in names)
+    # A knob that does not apply to this cell (a pool size on a target without a pool, db knobs off
+    # /db) is None: naming it would only clutter the line.
+    return " ".join(f"{k}={cell.knobs[k]}" for k in names if cell.knobs.get(k) is not None)
 
 
 def _ms(value: float | None) -> str:

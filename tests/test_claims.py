@@ -339,3 +339,15 @@ def test_claims_refuses_a_used_folder_before_launching_anything(tmp_path: Path, 
     assert "is not empty" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["someone-else.txt"]
     assert leftover_children(exclude=already) == []
+
+
+def test_progress_line_names_only_the_knobs_that_apply_to_the_cell():
+    """The claims plan varies pool and db knobs; a correct-async /cpu cell has neither."""
+    from harness.sweep import cell_label
+
+    cells = claims_preset.plan(CORES)
+    cpu = next(c for c in cells if c.target == "correct-async" and c.scenario == "cpu")
+    db = next(c for c in cells if c.scenario == "db" and c.knobs["db_pool"] == 2)
+    assert "None" not in cell_label(cpu) and "db_pool" not in cell_label(cpu)
+    assert cell_label(cpu).startswith("workers=") and "cpu_kind=python" in cell_label(cpu)
+    assert "db_pool=2" in cell_label(db)
