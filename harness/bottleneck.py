@@ -21,6 +21,11 @@ names the bound, and any later one that also holds is listed after it ("also: ..
 7. load generator     Locust at ≥ 90% of its one core.
 8. unexplained        none of the above: said plainly, with the figures, rather than guessed.
 
+Without a model (your own app, --url) there is no pattern to name, but the loop says it: a worker
+whose event loop was late on its heartbeat for ≥ half the window is "blocked loop" (little CPU: a
+blocking call such as sync I/O or time.sleep in async def; a saturated core: CPU work on the loop),
+and, when no rule fired, a closed loop whose rate is U / p50 is bound by its "users".
+
 Target-side rules come first: a saturated worker cannot serve faster whatever else is busy,
 while a busy load generator next to it may only be keeping pace.
 """
@@ -45,6 +50,7 @@ GIL_PROCESS_PCT = 70.0        # "about one core": GIL hand-offs keep a contended
 GIL_THREAD_SHARE = 0.5        # most of that process's CPU in threads other than the loop's
 OTHERS_PCT = 20.0             # CPU of processes not ours worth naming (a shared machine)
 SLOW_STAGE = 1.1              # a CPU stage costing this much more than calibrated is worth saying
+BLOCKED_PCT = 50.0            # a loop late on its heartbeat this share of the window is blocked
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,36 @@ def pattern_part(row: dict, cores: int) -> tuple[str, str]:
     if target in ("thread-pool", "mixed"):
         return "GIL", f"pure-Python CPU in threads: one core per worker, {W} worker(s)"
     return "blocked loop", f"CPU computed on the event loop: one core per worker, {W} worker(s)"
+
+
+def _blocked_loop(row: dict) -> str | None:
+    """For an app the model does not know: its worst worker's loop blocked for most of the window."""
+    blocked, lag, cpu = (_num(row, k) for k in ("loop_blocked_pct_max", "loop_lag_p99_ms",
+                                                  "worker_cpu_max_pct"))
+    if not blocked >= BLOCKED_PCT:
+        return None
+    late = (f"the worst worker's event loop was blocked {blocked:.0f}% of the window (loop lag p99 "
+            f"{lag:.0f} ms)")
+    if math.isnan(cpu):  # --url: the server's CPU is not visible from here
+        return f"{late}: a blocking call or CPU work on the event loop"
+    what = ("CPU work on the event loop" if cpu >= CORE_BUSY_PCT else
+            "a blocking call on the event loop (sync I/O or a sleep inside async def: fake async)")
+    return f"{late} while that worker used {cpu:.0f}% of a core: {what}"
+
+
+def _closed_loop_users(row: dict) -> str | None:
+    """For an app the model does not know, with nothing saturated: U closed-loop users each waiting
+    about p50 send about U / p50 requests a second (Little's law). When the rate is that, the users
+    set it, not the server: more users would find its limit."""
+    users, p50, rps = _num(row, "users"), _num(row, "p50_ms"), _num(row, "rps")
+    if not (users > 0 and p50 > 0 and rps > 0):
+        return None
+    offered = users / (p50 / 1000)
+    if abs(offered - rps) > 0.25 * rps:  # not Little's law at the median: something else shapes it
+        return None
+    return (f"a closed loop of {users:.0f} users at p50 {p50:.1f} ms sends about {offered:.0f} rps "
+            f"(measured {rps:.0f}) and nothing measured was saturated: the users set the rate; add users "
+            "to find the server's limit")
 
 
 def _rule_imbalance(row: dict, ctx: Context) -> str | None:
@@ -245,10 +281,14 @@ def attribute(row: dict, ctx: Context) -> Verdict:
                        f"{_cost(row)}: {why}{also}")
     if full := saturated_part(row, part, ctx.target_cores):
         return Verdict(f"pattern: {part}", f"{_efficiency_text(row)}; {why}; {full}{also}")
+    if not math.isfinite(_num(row, "ceiling_rps")) and (blocked := _blocked_loop(row)):
+        return Verdict("blocked loop", f"{_efficiency_text(row)}; {blocked}{also}")
     if fired:
         (name, why), rest = fired[0], fired[1:]
         more = "; also " + ", ".join(n for n, _ in rest) if rest else ""
         return Verdict(name, f"{_efficiency_text(row)}; {why}{more}")
+    if not math.isfinite(_num(row, "ceiling_rps")) and (closed := _closed_loop_users(row)):
+        return Verdict("users", f"{_efficiency_text(row)}; {closed}")
     figures = ", ".join(
         f"{label} {v:.0f}%" for label, v in (
             ("busiest worker", _num(row, "worker_cpu_max_pct")), ("target", _num(row, "target_cpu_pct")),

@@ -316,3 +316,29 @@ def test_machine_busy_seconds_counts_a_busy_loop():
         pass
     used = resources.machine_busy_seconds() - before
     assert used >= 0.2  # at least most of our own 0.3 s of CPU (other processes only add to it)
+
+
+@pytest.mark.parametrize("cpu, what", [(5.0, "a blocking call on the event loop"),
+                                       (97.0, "CPU work on the event loop")])
+def test_an_app_without_a_model_is_bound_by_its_blocked_loop(cpu, what):
+    """Your own app (no ceiling): a loop late on its heartbeat for most of the window is named, and
+    what blocked it is read from the worker's CPU."""
+    r = row(efficiency=float("nan"), ceiling_rps=float("nan"), loop_blocked_pct_max=98.0,
+            loop_lag_p99_ms=639.0, worker_cpu_max_pct=cpu)
+    v = attribute(r, CTX)
+    assert v.bound_by == "blocked loop" and what in v.detail and "blocked 98%" in v.detail, v
+    unseen = attribute({**r, "worker_cpu_max_pct": float("nan")}, CTX)  # --url: no CPU seen
+    assert unseen.bound_by == "blocked loop" and "nan" not in unseen.detail, unseen
+    free = attribute({**r, "loop_blocked_pct_max": 3.0}, CTX)  # a free loop: not this rule
+    assert free.bound_by != "blocked loop"
+    modelled = attribute(row(efficiency=0.6, loop_blocked_pct_max=98.0), CTX)  # a known target: its model
+    assert modelled.bound_by != "blocked loop"
+
+
+def test_an_app_without_a_model_and_nothing_saturated_is_bound_by_its_users():
+    r = row(efficiency=float("nan"), ceiling_rps=float("nan"), users=16, p50_ms=22.8, rps=681.0)
+    r["rps"] = 681.0  # row() recomputes rps from the ceiling
+    v = attribute(r, CTX)
+    assert v.bound_by == "users" and "about 702 rps (measured 681)" in v.detail, v
+    r["rps"] = 300.0  # far from U / p50: not the users' doing
+    assert attribute(r, CTX).bound_by == "unexplained"
