@@ -303,17 +303,22 @@ def recommend(df: pd.DataFrame, slo_p99_ms: float = DEFAULT_SLO_P99_MS,
 
 def group_title(result: GroupResult, distinguishing: list[str]) -> str:
     key = result.key
-    extra = [f"{c}={_fmt(key[c], 0)}" for c in distinguishing if c not in ("target", "scenario")]
+    extra = [f"{c}={_fmt(key[c], 0)}" for c in distinguishing
+             if c not in ("target", "scenario") and not pd.isna(key[c])]  # a knob that does not apply
     parts = [str(key.get("target")), str(key.get("scenario"))]
     return " · ".join([*parts, " ".join(extra)] if extra else parts)
 
 
 def distinguishing_columns(results: list[GroupResult]) -> list[str]:
-    """Group knobs that differ between groups (the others are the same everywhere: not worth printing)."""
+    """Group knobs that differ between groups of one target and scenario (the others are the same
+    for all of them, or say which scenario it is, or do not apply: not worth printing)."""
     if not results:
         return []
     cols = list(results[0].key)
-    return [c for c in cols if len({_fmt(r.key[c], 0) for r in results}) > 1]
+    by_name: dict[tuple, list[GroupResult]] = {}
+    for r in results:
+        by_name.setdefault((r.key.get("target"), r.key.get("scenario")), []).append(r)
+    return [c for c in cols if any(len({_fmt(r.key[c], 0) for r in same}) > 1 for same in by_name.values())]
 
 
 def candidates_table(result: GroupResult) -> str:

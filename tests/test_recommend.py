@@ -191,8 +191,8 @@ def test_old_format_results_still_recommend(tmp_path: Path, capsys):
     shutil.copy(SMALL_CSV, run / "results.csv")
     assert main(["recommend", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "thread-pool · io · cpu_ms=0: use workers=1" in out
-    assert "fake-async · io · cpu_ms=0: no configuration meets the SLO" in out
+    assert "thread-pool · io: use workers=1" in out
+    assert "fake-async · io: no configuration meets the SLO" in out
     csv = pd.read_csv(run / "recommend.csv")
     assert csv["target_rss_mb"].isna().all()  # a column the old file predates: empty
     assert (csv["role"] == "closest").sum() >= 1
@@ -217,3 +217,23 @@ def test_rate_sweep_finds_the_highest_rate_within_the_slo():
     assert r.best is not None and r.best["rate"] == 400.0
     assert r.chosen is not None and r.chosen["rate"] == 400.0
     assert "at rate=400/s" in r.why[0]
+
+
+def test_group_titles_name_only_knobs_that_tell_groups_of_one_endpoint_apart():
+    """A tune run mixes /io, /cpu and /db groups: db knobs do not apply off /db, and a knob that
+    only differs between scenarios says nothing the scenario does not."""
+    from harness.recommend import GroupResult, distinguishing_columns, group_title
+
+    def group(target, scenario, **key):
+        return GroupResult(key={"target": target, "scenario": scenario, **key}, cells=pd.DataFrame(),
+                           chosen=None, best=None, closest=None)
+
+    nan = float("nan")
+    groups = [group("correct-async", "db", loop="uvloop", db_ms=20.0, db_driver="asyncpg"),
+              group("correct-async", "io", loop="uvloop", db_ms=nan, db_driver=nan),
+              group("correct-async", "io", loop="asyncio", db_ms=nan, db_driver=nan)]
+    cols = distinguishing_columns(groups)
+    assert cols == ["loop"]
+    assert [group_title(g, cols) for g in groups] == ["correct-async · db · loop=uvloop",
+                                                      "correct-async · io · loop=uvloop",
+                                                      "correct-async · io · loop=asyncio"]
