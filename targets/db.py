@@ -38,38 +38,8 @@ MAX_DB_QUERIES = int(KNOBS["db_queries"].bounds[1])  # type: ignore[index]
 MAX_DB_MS = int(KNOBS["db_ms"].bounds[1])  # type: ignore[index]
 APPLICATION_NAME = "bench-target"  # how the harness finds the targets' backends in pg_stat_activity
 SQL = "SELECT pg_sleep({})"
-
-
-class _Knobs:
-    """The db knobs as /db reads them: targets.common.settings (the knob table's DB_* variables),
-    read at call time so a test can swap the settings."""
-
-    @property
-    def url(self) -> str | None:
-        return common.settings.db_url
-
-    @property
-    def queries(self) -> int:
-        return common.settings.db_queries
-
-    @property
-    def ms(self) -> int:
-        return common.settings.db_ms
-
-    @property
-    def pool(self) -> int | None:
-        return common.settings.db_pool
-
-    @property
-    def pool_timeout(self) -> float:
-        return common.settings.db_pool_timeout
-
-    @property
-    def driver(self) -> str:
-        return common.settings.db_driver
-
-
-db_settings = _Knobs()
+# The DB_* knobs are read from targets.common.settings where they are used, never copied at import,
+# so a test can swap the settings.
 
 
 # --- request parameters ---
@@ -84,8 +54,8 @@ async def _db_work(
     db_queries: Annotated[int | None, Query(ge=0, le=MAX_DB_QUERIES, description="queries")] = None,
     db_ms: Annotated[int | None, Query(ge=0, le=MAX_DB_MS, description="pg_sleep per query, ms")] = None,
 ) -> DbWork:
-    q = db_settings.queries if db_queries is None else db_queries
-    ms = db_settings.ms if db_ms is None else db_ms
+    q = common.settings.db_queries if db_queries is None else db_queries
+    ms = common.settings.db_ms if db_ms is None else db_ms
     return DbWork(q, ms / 1000.0)
 
 
@@ -150,7 +120,7 @@ async def _no_database(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _timeout_message(pool: int) -> str:
-    return f"no connection free within DB_POOL_TIMEOUT={db_settings.pool_timeout:g} s (pool of {pool})"
+    return f"no connection free within DB_POOL_TIMEOUT={common.settings.db_pool_timeout:g} s (pool of {pool})"
 
 
 def install(app: FastAPI) -> None:
@@ -196,17 +166,18 @@ class AsyncDb:
             from psycopg_pool import AsyncConnectionPool
 
             self._pool = AsyncConnectionPool(
-                url, min_size=self.size, max_size=self.size, timeout=db_settings.pool_timeout,
+                url, min_size=self.size, max_size=self.size, timeout=common.settings.db_pool_timeout,
                 kwargs={"application_name": APPLICATION_NAME}, open=False)
             await self._pool.open(wait=True)
         else:  # sqlalchemy: its QueuePool, with its own defaults unless DB_POOL is set
             from sqlalchemy.engine import make_url
             from sqlalchemy.ext.asyncio import create_async_engine
 
-            size, overflow = (db_settings.pool, 0) if db_settings.pool else SQLALCHEMY_POOL_DEFAULT
+            pool = common.settings.db_pool
+            size, overflow = (pool, 0) if pool else SQLALCHEMY_POOL_DEFAULT
             self._pool = create_async_engine(
                 make_url(url).set(drivername="postgresql+asyncpg"), pool_size=size, max_overflow=overflow,
-                pool_timeout=db_settings.pool_timeout,
+                pool_timeout=common.settings.db_pool_timeout,
                 connect_args={"server_settings": {"application_name": APPLICATION_NAME}})
 
     async def close(self) -> None:
@@ -224,7 +195,7 @@ class AsyncDb:
         t0 = time.perf_counter()
         if self.driver == "asyncpg":
             try:
-                conn = await self._pool.acquire(timeout=db_settings.pool_timeout)
+                conn = await self._pool.acquire(timeout=common.settings.db_pool_timeout)
             except TimeoutError:
                 raise PoolTimeout(_timeout_message(self.size)) from None
             self.use.acquired((time.perf_counter() - t0) * 1000)
@@ -282,7 +253,7 @@ class SyncDb:
         from psycopg_pool import ConnectionPool
 
         self._pool = ConnectionPool(url, min_size=self.size, max_size=self.size,
-                                    timeout=db_settings.pool_timeout,
+                                    timeout=common.settings.db_pool_timeout,
                                     kwargs={"application_name": APPLICATION_NAME}, open=False)
         self._pool.open(wait=True)
 
@@ -317,12 +288,13 @@ def _wrap_errors(exc: Exception) -> None:
 @asynccontextmanager
 async def async_pool(target: str) -> AsyncIterator[AsyncDb | NoDb]:
     """The worker's async pool for /db (DB_DRIVER), opened before the worker reports ready."""
-    if not db_settings.url:
+    settings = common.settings
+    if not settings.db_url:
         yield NoDb()
         return
     use = PoolUse()
-    db = AsyncDb(db_settings.driver, db_pool_max(target, db_settings.driver, db_settings.pool), use)
-    await db.open(db_settings.url)
+    db = AsyncDb(settings.db_driver, db_pool_max(target, settings.db_driver, settings.db_pool), use)
+    await db.open(settings.db_url)
     probe.extra = use.take
     try:
         yield db
@@ -334,12 +306,12 @@ async def async_pool(target: str) -> AsyncIterator[AsyncDb | NoDb]:
 @contextmanager
 def sync_pool(target: str) -> Iterator[SyncDb | NoDb]:
     """The worker's synchronous psycopg pool for /db."""
-    if not db_settings.url:
+    if not common.settings.db_url:
         yield NoDb()
         return
     use = PoolUse()
-    db = SyncDb(db_pool_max(target, "psycopg", db_settings.pool), use)
-    db.open(db_settings.url)
+    db = SyncDb(db_pool_max(target, "psycopg", common.settings.db_pool), use)
+    db.open(common.settings.db_url)
     probe.extra = use.take
     try:
         yield db
