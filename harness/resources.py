@@ -6,20 +6,17 @@ included with their parent's tree.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import psutil
+
+T = TypeVar("T")
 
 
 def tree_cpu_seconds(pid: int) -> dict[int, float]:
     """user + system CPU seconds of `pid` and every descendant, by pid."""
-    out: dict[int, float] = {}
-    for proc in _family(pid):
-        try:
-            t = proc.cpu_times()
-            out[proc.pid] = t.user + t.system
-        except psutil.NoSuchProcess:
-            continue
-    return out
+    return _per_process(pid, lambda p: (t := p.cpu_times()).user + t.system)
 
 
 def cpu_pct(before: dict[int, float], after: dict[int, float], seconds: float) -> float:
@@ -40,11 +37,15 @@ def _family(pid: int) -> list[psutil.Process]:
 
 def tree_ctx_switches(pid: int) -> dict[int, int]:
     """Voluntary + involuntary context switches of `pid` and every descendant, by pid."""
-    out: dict[int, int] = {}
+    return _per_process(pid, lambda p: (c := p.num_ctx_switches()).voluntary + c.involuntary)
+
+
+def _per_process(pid: int, read: Callable[[psutil.Process], T]) -> dict[int, T]:
+    """`read` of `pid` and every descendant, by pid; a process that ends meanwhile is left out."""
+    out: dict[int, T] = {}
     for proc in _family(pid):
         try:
-            c = proc.num_ctx_switches()
-            out[proc.pid] = c.voluntary + c.involuntary
+            out[proc.pid] = read(proc)
         except psutil.NoSuchProcess:
             continue
     return out
