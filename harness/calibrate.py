@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness import store
-from harness.matrix import Cell, ConfigError, build_cells, make_config
-from harness.sweep import new_meta, run_cells, say
+from harness.data import store
+from harness.data.matrix import Cell, ConfigError, build_cells, make_config
+from harness.run.sweep import new_meta, run_cells, say
 
 LOW, HIGH = 0.90, 1.05
 MIN_CPU_SPEED = 0.85  # the CPU time a request costs may exceed its calibrated CPU_MS by at most 1/0.85

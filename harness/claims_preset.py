@@ -1,6 +1,6 @@
 """`bench.py claims`: run exactly the cells the claims registry needs, then decide every claim.
 
-Each claim lists the sweeps it needs (harness.claims.Claim.runs, as Config overrides: loop, CPU kind,
+Each claim lists the sweeps it needs (harness.answer.claims.Claim.runs, as Config overrides: loop, CPU kind,
 pool sizes and connections are comma-list sweeps like workers). Their cells are pooled, a cell two
 claims share is run once, and all of them go through the ordinary sweep machinery (`run_cells`) into
 one run folder.
@@ -12,9 +12,11 @@ import dataclasses
 import time
 from pathlib import Path
 
-from harness import claims, knobs, procs, store
-from harness.matrix import Cell, Config, build_cells, make_config
-from harness.sweep import estimate_s, fmt_s, new_meta, run_cells, say
+from harness.answer import claims
+from harness.data import knobs, store
+from harness.data.matrix import Cell, Config, build_cells, make_config
+from harness.run.sweep import estimate_s, fmt_s, new_meta, run_cells, say
+from harness.system import procs
 
 # Shared by every claims cell unless a claim asks otherwise: short windows, one worker, 32 users.
 # 5 s: the probe (25 req/s per worker) then gets the 100 samples a healthy cell's /health p99 needs.
@@ -51,7 +53,7 @@ def plan(cores: int) -> list[Cell]:
 
 def run_claims(run_dir: Path) -> int:
     """Run the claims cells into `run_dir`, decide the claims, write claims.csv and report.html."""
-    from harness import report
+    from harness.present import report
 
     procs.set_placement(False)
     cores = procs.target_cores()

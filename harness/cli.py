@@ -11,10 +11,11 @@ import signal
 import sys
 from pathlib import Path
 
-from harness import knobs, procs, store
-from harness.launch import LaunchError
-from harness.matrix import ALL, PRESETS, ConfigError, make_plan
-from harness.scenarios import SCENARIOS
+from harness.data import knobs, store
+from harness.data.matrix import ALL, PRESETS, ConfigError, make_plan
+from harness.data.scenarios import SCENARIOS
+from harness.run.launch import LaunchError
+from harness.system import procs
 from targets import TARGETS
 
 EXIT_BAD_INPUT = 2
@@ -223,8 +224,8 @@ def cmd_run(args) -> int:
         _preflight(plan)
         run_dir = args.out or store.ROOT / "results" / store.new_run_id(preset)
         store.prepare_run_dir(run_dir, resume=False)
-    from harness import report  # heavy imports only once the input is known to be good
-    from harness.sweep import run_sweep
+    from harness.present import report  # heavy imports only once the input is known to be good
+    from harness.run.sweep import run_sweep
 
     profile = args.profile_cells or ("*" if args.profile else None)
     _stop_leftovers()
@@ -247,8 +248,8 @@ def cmd_run(args) -> int:
 
 def _preflight(plan) -> None:
     """Refuse (ConfigError) a sweep whose largest cell cannot fit this machine; warn if it crowds it."""
-    from harness import preflight
-    from harness.matrix import plan_cells
+    from harness.data.matrix import plan_cells
+    from harness.system import preflight
 
     cells = plan_cells(plan if isinstance(plan, list) else [plan])
     warning = preflight.check(preflight.sweep_needs(cells), preflight.Machine.here())
@@ -257,7 +258,7 @@ def _preflight(plan) -> None:
 
 
 def _stop_leftovers() -> None:
-    from harness import leftovers
+    from harness.system import leftovers
 
     note = leftovers.stop()
     if note:
@@ -288,7 +289,7 @@ def _pool_sizes(knob: knobs.Knob, given: list[tuple[str, list]]) -> dict[str, li
 
 
 def cmd_plot(args) -> int:
-    from harness import report
+    from harness.present import report
 
     if args.x is not None and args.x not in X_KNOBS:
         raise ConfigError(f"--x {args.x!r} cannot be an x axis{knobs.closest(args.x, X_KNOBS)}; "
@@ -300,7 +301,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness import claims, html_report
+    from harness.answer import claims
+    from harness.present import html_report
 
     if not (args.dir / "results.csv").is_file():
         raise ConfigError(f"{args.dir}/results.csv not found")
@@ -320,7 +322,7 @@ def cmd_claims(args) -> int:
 
 def cmd_read_runs(args) -> int:
     """recommend and compare: they read run folders only; unusable folders are bad input (exit 2)."""
-    from harness import aggregate, compare, recommend
+    from harness.answer import aggregate, compare, recommend
 
     try:
         if args.command == "compare":
@@ -336,8 +338,8 @@ def cmd_read_runs(args) -> int:
 
 def cmd_load_worker(args) -> int:
     """Bad input (exit 2) before anything starts; then join cells until the run is over."""
-    from harness import load_worker
-    from harness.remote import AddressError, parse_address
+    from harness.data.address import AddressError, parse_address
+    from harness.run import load_worker
 
     try:
         parse_address(args.master, "--master")
@@ -383,7 +385,7 @@ def _dispatch(args) -> int:
         if args.command == "claims":
             return cmd_claims(args)
         if args.command == "serve":
-            from harness.serve import serve
+            from harness.run.serve import serve
 
             return serve(args)
         if args.command in ("overhead", "calibrate", "claims"):

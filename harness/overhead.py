@@ -11,9 +11,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from harness import store
-from harness.matrix import ConfigError, build_cells, make_config
-from harness.sweep import new_meta, run_cells, say
+from harness.data import store
+from harness.data.matrix import ConfigError, build_cells, make_config
+from harness.run.sweep import new_meta, run_cells, say
 
 GOAL = 0.02
 

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import resources
-from harness.drive import start_locust
-from harness.launch import launch_target, start_upstream
-from harness.matrix import ConfigError
+from harness.data.matrix import ConfigError
+from harness.judge import resources
+from harness.run.drive import start_locust
+from harness.run.launch import launch_target, start_upstream
 from targets import import_string
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 PoolKind = Literal["threads", "processes", "none"]
-# How a request waits on upstream I/O, for the ceiling model (harness/model.py):
+# How a request waits on upstream I/O, for the ceiling model (harness/data/model.py):
 #   blocking        the call blocks the event loop: one request at a time per worker
 #   threads         each request holds a thread token (sync routes in anyio's pool)
 #   async           awaited; calls of one request overlap (asyncio.gather)

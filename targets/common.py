@@ -3,7 +3,7 @@ URL, HTTP clients, calibrated CPU work, /health, and the one lifespan helper (`i
 
 Knobs are read once, at import, in every uvicorn worker, from the environment variables the
 harness sets (which workers inherit). Their names, defaults and bounds are the knob table's
-(harness/knobs.py: IO_MS, FANOUT, CPU_MS, CPU_KIND, POOL_SIZE, HTTP_CONNECTIONS, HTTP_CLIENT, PROBE,
+(harness/data/knobs.py: IO_MS, FANOUT, CPU_MS, CPU_KIND, POOL_SIZE, HTTP_CONNECTIONS, HTTP_CLIENT, PROBE,
 and the harness's own UPSTREAM_URL, METRICS_DIR, CPU_UNITS_PER_MS).
 """
 
@@ -24,11 +24,11 @@ import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from harness.knobs import ENV_KNOBS, KNOBS
+from harness.data.knobs import ENV_KNOBS, KNOBS
 from targets import cpu_work
 from targets.probe import CountRequests, WorkerProbe
 
-# Bounds on request-controlled work, the same as the knobs' (harness/knobs.py): a query can never
+# Bounds on request-controlled work, the same as the knobs' (harness/data/knobs.py): a query can never
 # ask for minutes of waiting or CPU.
 MAX_IO_MS = int(KNOBS["io_ms"].bounds[1])  # type: ignore[index]
 MAX_FANOUT = int(KNOBS["fanout"].bounds[1])  # type: ignore[index]

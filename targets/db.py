@@ -29,11 +29,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from harness.knobs import KNOBS
+from harness.data.knobs import KNOBS
 from targets import SQLALCHEMY_POOL_DEFAULT, common, db_pool_max
 from targets.common import probe
 
-# Bounds on request-controlled work, the same as the knobs' (harness/knobs.py).
+# Bounds on request-controlled work, the same as the knobs' (harness/data/knobs.py).
 MAX_DB_QUERIES = int(KNOBS["db_queries"].bounds[1])  # type: ignore[index]
 MAX_DB_MS = int(KNOBS["db_ms"].bounds[1])  # type: ignore[index]
 APPLICATION_NAME = "bench-target"  # how the harness finds the targets' backends in pg_stat_activity

@@ -7,7 +7,7 @@ import dataclasses
 import psutil
 import pytest
 
-from harness.launch import start_upstream
+from harness.run.launch import start_upstream
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,8 @@ def leftover_children(exclude: set[int] = frozenset()) -> list[psutil.Process]:
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
-    """A real throwaway PostgreSQL, started by the harness's own code (harness.database), once."""
-    from harness import database
+    """A real throwaway PostgreSQL, started by the harness's own code (harness.run.database), once."""
+    from harness.run import database
 
     db = database.start_cluster(tmp_path_factory.mktemp("postgres") / "postgres.log", max_connections=100)
     yield db

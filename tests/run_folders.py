@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import schema
+from harness.data import schema
 
 DEFAULTS: dict[str, object] = dict(
     target="thread-pool", scenario="io", workers=1, users=32, loop="uvloop", pool_size=40, io_ms=100,

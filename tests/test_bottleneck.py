@@ -9,10 +9,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness import aggregate, bottleneck, flamegraph, profile, resources
-from harness.bottleneck import Context, attribute
-from harness.matrix import build_cells, make_config
-from harness.sweep import describe, profiled
+from harness.answer import aggregate
+from harness.data.matrix import build_cells, make_config
+from harness.judge import bottleneck, resources
+from harness.judge.bottleneck import Context, attribute
+from harness.present import flamegraph
+from harness.run import profile
+from harness.run.sweep import describe, profiled
 
 CTX = Context(target_cores=2, machine_cores=2, upstream_capacity_rps=19000.0)
 
@@ -26,7 +29,7 @@ def row(target="correct-async", scenario="io", workers=1, users=32, pool_size=No
          "worker_cpu_max_pct": 40.0, "worker_cpu_min_pct": 35.0, "worker_share_max": 1 / workers,
          "worker_thread_cpu_pct": 0.5, "worker_busy_threads": 0.0, "target_cpu_pct": 40.0 * workers,
          "locust_cpu_pct": 30.0, "upstream_cpu_pct": 10.0}
-    from harness import model
+    from harness.data import model
 
     r["ceiling_rps"] = model.ceiling_rps(target, scenario, workers=workers, users=users, io_ms=50, cpu_ms=20,
                                          fanout=3, pool_size=pool_size, cpu_kind=cpu_kind, cores=2)
@@ -245,7 +248,7 @@ def test_terminal_line_and_summary_carry_the_bound():
 def test_summary_takes_the_most_common_bound(tmp_path):
     import pandas as pd
 
-    from harness.schema import COLUMNS
+    from harness.data.schema import COLUMNS
 
     base = {c: "" for c in COLUMNS}
     base.update(target="fake-async", scenario="io", workers=1, users=32, loop="uvloop", pool_size=40,
@@ -266,7 +269,7 @@ def test_profile_cells_glob_selects_cells():
 
 
 def test_bound_columns_are_in_the_schema():
-    from harness.schema import COLUMNS
+    from harness.data.schema import COLUMNS
 
     assert {"bound_by", "bound_detail", "worker_cpu_max_pct", "profile_svg", "profiled"} <= set(COLUMNS)
     assert bottleneck.RULES[0][0] == "accept imbalance"
@@ -275,8 +278,8 @@ def test_bound_columns_are_in_the_schema():
 def test_chart_footnote_names_the_bound_of_cells_below_80_percent():
     import pandas as pd
 
-    from harness import plot
-    from harness.schema import COLUMNS
+    from harness.data.schema import COLUMNS
+    from harness.present import plot
 
     base = {c: "" for c in COLUMNS}
     base.update(target="correct-async", scenario="io", users=32, loop="uvloop", pool_size="", io_ms=50,
@@ -292,7 +295,7 @@ def test_chart_footnote_names_the_bound_of_cells_below_80_percent():
 def test_html_report_lists_bounds_and_links_flame_graphs():
     import pandas as pd
 
-    from harness import html_report
+    from harness.present import html_report
 
     rows = pd.DataFrame([
         {"target": "correct-async", "scenario": "io", "workers": 1, "users": 64, "repeat": 1, "status": "ok",

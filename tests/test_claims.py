@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import aggregate, claims, claims_preset, schema
-from harness.sweep import estimate_s
+from harness import claims_preset
+from harness.answer import aggregate, claims, evidence
+from harness.data import schema
+from harness.run.sweep import estimate_s
 
 CORES = 2
 
@@ -37,14 +39,14 @@ def repeats(target: str, scenario: str, values: list[float], **over: object) -> 
     return out
 
 
-def run_of(rows: list[dict], cores: int | None = CORES) -> claims.Run:
+def run_of(rows: list[dict], cores: int | None = CORES) -> evidence.Run:
     df = aggregate.coerce(pd.DataFrame(rows, columns=schema.COLUMNS + [c for c in rows[0] if c not in
                                                                          schema.COLUMNS]))
     meta = {"cores_available": cores} if cores else {}
-    return claims.Run(aggregate.summarize(df), df, meta)
+    return evidence.Run(aggregate.summarize(df), df, meta)
 
 
-def verdict(claim_id: str, rows: list[dict], cores: int | None = CORES) -> claims.Verdict:
+def verdict(claim_id: str, rows: list[dict], cores: int | None = CORES) -> evidence.Verdict:
     return claims.BY_ID[claim_id].decide(run_of(rows, cores))
 
 
@@ -58,14 +60,14 @@ def test_compare_uses_repeat_intervals_and_a_margin_for_single_repeats():
                repeats("correct-async", "io", [100, 102, 104], users=64)).summary
     a, b = s[(s["loop"] == "uvloop") & (s["users"] == 32)].iloc[0], s[(s["loop"] == "asyncio") &
                                                                        (s["users"] == 32)].iloc[0]
-    assert claims.compare(a, b, "rps") == 0  # ranges 100–108 and 106–114 overlap
+    assert evidence.compare(a, b, "rps") == 0  # ranges 100–108 and 106–114 overlap
     c, d = s[(s["loop"] == "asyncio") & (s["users"] == 64)].iloc[0], s[(s["loop"] == "uvloop") &
                                                                         (s["users"] == 64)].iloc[0]
-    assert claims.compare(c, d, "rps") == 1 and claims.compare(d, c, "rps") == -1
+    assert evidence.compare(c, d, "rps") == 1 and evidence.compare(d, c, "rps") == -1
     one = run_of([row("correct-async", "io", 100), row("fake-async", "io", 108),
                   row("thread-pool", "io", 120)]).summary.set_index("target")
-    assert claims.compare(one.loc["fake-async"], one.loc["correct-async"], "rps") == 0  # 8% < 10%
-    assert claims.compare(one.loc["thread-pool"], one.loc["correct-async"], "rps") == 1
+    assert evidence.compare(one.loc["fake-async"], one.loc["correct-async"], "rps") == 0  # 8% < 10%
+    assert evidence.compare(one.loc["thread-pool"], one.loc["correct-async"], "rps") == 1
 
 
 def test_every_claim_is_not_measured_on_an_empty_kind_of_run():
@@ -74,7 +76,7 @@ def test_every_claim_is_not_measured_on_an_empty_kind_of_run():
     assert [v.claim for v in verdicts] == ["1", "1b", "2", "3", "4", "4b", "5", "6", "7", "8", "9", "9b",
                                            "10"]
     for v in verdicts:
-        assert v.verdict == claims.NOT_MEASURED and v.condition, v
+        assert v.verdict == evidence.NOT_MEASURED and v.condition, v
     assert "asyncio" in claims.BY_ID["7"].decide(run_of(rows)).condition
 
 
@@ -91,11 +93,11 @@ def test_claim_1_async_io_against_fake_async():
     rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0)
             + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=1500.0))
     v = verdict("1", rows)
-    assert v.verdict == claims.HOLDS
+    assert v.verdict == evidence.HOLDS
     assert "30" in v.evidence[0] and "1500 ms" in v.evidence[0]  # the ratio and the stall are printed
     # Same rps but no stall: only half the claim.
     rows = repeats("correct-async", "io", [180, 185, 190]) + repeats("fake-async", "io", [6.0, 6.1, 6.2])
-    assert verdict("1", rows).verdict == claims.PARTLY
+    assert verdict("1", rows).verdict == evidence.PARTLY
 
 
 def test_claim_1_reads_a_stalled_workers_max_when_its_p99_is_empty():
@@ -104,7 +106,7 @@ def test_claim_1_reads_a_stalled_workers_max_when_its_p99_is_empty():
     rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0, health_max_ms=30.0)
             + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=None, health_max_ms=2100.0))
     v = verdict("1", rows)
-    assert v.verdict == claims.HOLDS
+    assert v.verdict == evidence.HOLDS
     assert "2100 ms (max: too few probe samples for a p99)" in v.evidence[0]
 
 
@@ -117,19 +119,19 @@ def test_claim_1b_sync_database_driver_in_async_def():
             + repeats("fake-async", "db", [23.5, 23.6, 24.0], health_p99_ms=720.0,
                       **{**DB, "db_driver": None}))
     v = verdict("1b", rows)
-    assert v.verdict == claims.HOLDS, v
+    assert v.verdict == evidence.HOLDS, v
     assert "synchronous database driver" in v.evidence[0] and "720 ms" in v.evidence[0]
-    assert verdict("1", rows).verdict == claims.NOT_MEASURED  # /io's claim does not read /db cells
+    assert verdict("1", rows).verdict == evidence.NOT_MEASURED  # /io's claim does not read /db cells
     # no /health stall on the sync side: only the throughput half
     rows = (repeats("correct-async", "db", [230, 236, 240], **DB)
             + repeats("fake-async", "db", [23.5, 24], **DB))
-    assert verdict("1b", rows).verdict == claims.PARTLY
+    assert verdict("1b", rows).verdict == evidence.PARTLY
 
 
 @pytest.mark.parametrize("wait, lag, expected", [
-    (270.0, 2.0, claims.HOLDS),     # the queue is at the pool, the loop is free
-    (20.0, 2.0, claims.PARTLY),     # slower, but not from waiting for a connection
-    (270.0, 150.0, claims.PARTLY),  # slower, and the loop is lagging too: not the pool alone
+    (270.0, 2.0, evidence.HOLDS),     # the queue is at the pool, the loop is free
+    (20.0, 2.0, evidence.PARTLY),     # slower, but not from waiting for a connection
+    (270.0, 150.0, evidence.PARTLY),  # slower, and the loop is lagging too: not the pool alone
 ])
 def test_claim_9b_database_pool_exhaustion(wait, lag, expected):
     rows = [row("correct-async", "db", 49, users=16, p50_ms=320.0, db_pool_wait_p50_ms=wait,
@@ -138,116 +140,117 @@ def test_claim_9b_database_pool_exhaustion(wait, lag, expected):
                 loop_lag_p99_ms=1.5, **{**DB, "db_pool": 8})]
     v = verdict("9b", rows)
     assert v.verdict == expected, v
-    assert f"of which {claims.fmt(wait, 'ms')} (median) waiting for a connection" in v.evidence[0]
+    assert f"of which {evidence.fmt(wait, 'ms')} (median) waiting for a connection" in v.evidence[0]
 
 
 def test_claim_9b_needs_two_pool_sizes_and_not_a_slowdown_alone():
-    assert verdict("9b", [row("correct-async", "db", 49, **DB)]).verdict == claims.NOT_MEASURED
+    assert verdict("9b", [row("correct-async", "db", 49, **DB)]).verdict == evidence.NOT_MEASURED
     same = [row("correct-async", "db", 190, p50_ms=80.0, db_pool_wait_p50_ms=1.0, loop_lag_p99_ms=1.0,
                 **{**DB, "db_pool": p}) for p in (8, 16)]
-    assert verdict("9b", same).verdict == claims.FAILS  # a bigger pool did not help: nothing queued
+    assert verdict("9b", same).verdict == evidence.FAILS  # a bigger pool did not help: nothing queued
 
 
 def test_claim_2_needs_an_unsaturated_cell():
     calm = [row("correct-async", "io", 70, users=4, p50_ms=55.0, efficiency=0.88)]
-    assert verdict("2", calm).verdict == claims.HOLDS
+    assert verdict("2", calm).verdict == evidence.HOLDS
     serial = [row("correct-async", "io", 30, users=4, p50_ms=140.0, efficiency=0.8)]
-    assert verdict("2", serial).verdict == claims.FAILS
+    assert verdict("2", serial).verdict == evidence.FAILS
     short_of_connections = [row("correct-async", "io", 36, http_connections=6, p50_ms=870.0, efficiency=0.9)]
-    assert verdict("2", short_of_connections).verdict == claims.NOT_MEASURED
+    assert verdict("2", short_of_connections).verdict == evidence.NOT_MEASURED
     saturated = [row("correct-async", "io", 150, p50_ms=210.0, efficiency=0.23)]
     v = verdict("2", saturated)
-    assert v.verdict == claims.NOT_MEASURED and "queueing" in v.condition
+    assert v.verdict == evidence.NOT_MEASURED and "queueing" in v.condition
 
 
 def test_claim_3_health_waits_with_the_cpu_work():
     stalled = [row("correct-async", "cpu", 45, p50_ms=700.0, health_p99_ms=650.0)]
-    assert verdict("3", stalled).verdict == claims.HOLDS
+    assert verdict("3", stalled).verdict == evidence.HOLDS
     free = [row("correct-async", "cpu", 45, p50_ms=700.0, health_p99_ms=20.0)]
-    assert verdict("3", free).verdict == claims.FAILS
+    assert verdict("3", free).verdict == evidence.FAILS
 
 
 def test_claim_4_process_pool_against_thread_pool_needs_two_cores():
     rows = (repeats("process-pool", "cpu", [80, 82, 85], pool_size=2)
             + repeats("thread-pool", "cpu", [44, 45, 46], pool_size=40))
-    assert verdict("4", rows).verdict == claims.HOLDS
+    assert verdict("4", rows).verdict == evidence.HOLDS
     v = verdict("4", rows, cores=1)
-    assert v.verdict == claims.NOT_MEASURED and "≥ 2 cores" in v.condition
+    assert v.verdict == evidence.NOT_MEASURED and "≥ 2 cores" in v.condition
     same = (repeats("process-pool", "cpu", [44, 46, 48], pool_size=2)
             + repeats("thread-pool", "cpu", [45, 46, 47], pool_size=40))
-    assert verdict("4", same).verdict == claims.NO_DIFF
+    assert verdict("4", same).verdict == evidence.NO_DIFF
 
 
 def test_claim_4b_native_work_runs_threads_in_parallel():
     rows = (repeats("mixed", "cpu", [45, 46], pool_size=4)
             + repeats("mixed", "cpu", [70, 72], pool_size=4, cpu_kind="native"))
     v = verdict("4b", rows)
-    assert v.verdict == claims.HOLDS and "1.42 cores" in v.evidence[0]
+    assert v.verdict == evidence.HOLDS and "1.42 cores" in v.evidence[0]
     slow = (repeats("mixed", "cpu", [45, 46], pool_size=4)
             + repeats("mixed", "cpu", [44, 47], pool_size=4, cpu_kind="native"))
-    assert verdict("4b", slow).verdict == claims.FAILS
+    assert verdict("4b", slow).verdict == evidence.FAILS
 
 
 def test_claim_5_blocking_future_blocks_the_loop():
     rows = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=650.0)
             + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
     v = verdict("5", rows)
-    assert v.verdict == claims.HOLDS and "650 ms" in v.evidence[0]
+    assert v.verdict == evidence.HOLDS and "650 ms" in v.evidence[0]
     no_stall = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=9.5)
                 + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
-    assert verdict("5", no_stall).verdict == claims.FAILS
+    assert verdict("5", no_stall).verdict == evidence.FAILS
 
 
 def test_claim_6_workers_beyond_cores_add_nothing():
     rows = (repeats("correct-async", "cpu", [45, 46, 47])
             + repeats("correct-async", "cpu", [80, 82, 84], workers=2)
             + repeats("correct-async", "cpu", [79, 81, 85], workers=4))
-    assert verdict("6", rows).verdict == claims.HOLDS
+    assert verdict("6", rows).verdict == evidence.HOLDS
     rising = rows[:6] + repeats("correct-async", "cpu", [120, 122, 125], workers=4)
-    assert verdict("6", rising).verdict == claims.FAILS
+    assert verdict("6", rising).verdict == evidence.FAILS
     # Measurably more, but by less than the stated 10%: still "adds nothing".
     a_little = rows[:6] + repeats("correct-async", "cpu", [86, 87, 88], workers=4)
     v = verdict("6", a_little)
-    assert v.verdict == claims.HOLDS and "W=4 ÷ W=2 = 1.06×" in v.evidence[0]
+    assert v.verdict == evidence.HOLDS and "W=4 ÷ W=2 = 1.06×" in v.evidence[0]
     v = verdict("6", rows[:6])
-    assert v.verdict == claims.NOT_MEASURED and "W = 1, 2 and 4" in v.condition
+    assert v.verdict == evidence.NOT_MEASURED and "W = 1, 2 and 4" in v.condition
 
 
 def test_claim_7_loop_inside_the_noise_is_no_measurable_difference():
     rows = (repeats("correct-async", "io", [150, 160, 170])
             + repeats("correct-async", "io", [155, 165, 175], loop="asyncio"))
-    assert verdict("7", rows).verdict == claims.NO_DIFF
+    assert verdict("7", rows).verdict == evidence.NO_DIFF
     rows = (repeats("correct-async", "io", [200, 205, 210])
             + repeats("correct-async", "io", [150, 155, 160], loop="asyncio"))
-    assert verdict("7", rows).verdict == claims.HOLDS
+    assert verdict("7", rows).verdict == evidence.HOLDS
 
 
 def test_claim_8_knee_with_and_without_memory():
     sizes = {1: 45, 2: 82, 4: 83, 8: 81}
     rows = [row("process-pool", "cpu", rps, pool_size=p) for p, rps in sizes.items()]
     v = verdict("8", rows)
-    assert v.verdict == claims.PARTLY and "target_rss_mb" in v.condition and "knee at pool 2" in v.evidence[0]
+    assert v.verdict == evidence.PARTLY and "target_rss_mb" in v.condition
+    assert "knee at pool 2" in v.evidence[0]
     with_memory = [{**r, "target_rss_mb": 60.0 + 30 * r["pool_size"]} for r in rows]
-    assert verdict("8", with_memory).verdict == claims.HOLDS
+    assert verdict("8", with_memory).verdict == evidence.HOLDS
     rising = [row("process-pool", "cpu", 40 * p, pool_size=p) for p in (1, 2, 4)]
-    assert verdict("8", rising).verdict == claims.FAILS
+    assert verdict("8", rising).verdict == evidence.FAILS
 
 
 def test_claim_9_small_connection_pool_queues():
     rows = [row("correct-async", "io", 38, http_connections=6, p50_ms=820.0),
             row("correct-async", "io", 180, http_connections=100, p50_ms=170.0)]
     v = verdict("9", rows)
-    assert v.verdict == claims.HOLDS and "770 ms waiting" in v.evidence[0]
+    assert v.verdict == evidence.HOLDS and "770 ms waiting" in v.evidence[0]
 
 
 def test_claim_10_two_stage_only_keeps_neighbours_fast_for_native_work():
     rows = (repeats("mixed", "cpu", [45, 46], pool_size=4, health_p99_ms=300.0)
             + repeats("mixed", "cpu", [70, 72], pool_size=4, cpu_kind="native", health_p99_ms=12.0))
     v = verdict("10", rows)
-    assert v.verdict == claims.PARTLY and "native" in v.condition
+    assert v.verdict == evidence.PARTLY and "native" in v.condition
     only_python = repeats("mixed", "cpu", [45, 46], pool_size=4, health_p99_ms=300.0)
     v = verdict("10", only_python)
-    assert v.verdict == claims.FAILS and "native" in v.condition
+    assert v.verdict == evidence.FAILS and "native" in v.condition
 
 
 def test_untrusted_cells_are_named_in_the_evidence():
@@ -268,9 +271,9 @@ def test_write_csv_and_terminal_table(tmp_path: Path):
     df = pd.read_csv(tmp_path / "claims.csv", dtype=str).fillna("")
     assert list(df.columns) == claims.CSV_COLUMNS
     assert list(df["claim"]) == [c.id for c in claims.REGISTRY]
-    assert set(df["verdict"]) <= set(claims.VERDICTS)
+    assert set(df["verdict"]) <= set(evidence.VERDICTS)
     five = df.set_index("claim").loc["5"]
-    assert five["verdict"] == claims.HOLDS and "blocking-future /cpu W=1 U=32" in five["cells"]
+    assert five["verdict"] == evidence.HOLDS and "blocking-future /cpu W=1 U=32" in five["cells"]
     table = claims.format_table(verdicts)
     assert table.splitlines()[0].split() == ["claim", "verdict", "statement"]
     assert "5     holds" in table
@@ -278,7 +281,7 @@ def test_write_csv_and_terminal_table(tmp_path: Path):
 
 def test_decide_run_reads_an_old_run_folder():
     verdicts = claims.decide_run(Path(__file__).parent / "data" / "run_v1")
-    assert {v.verdict for v in verdicts} <= set(claims.VERDICTS)
+    assert {v.verdict for v in verdicts} <= set(evidence.VERDICTS)
     meta = json.loads((Path(__file__).parent / "data" / "run_v1" / "meta.json").read_text())
     assert meta["schema_version"] == 1
 
@@ -318,7 +321,7 @@ def test_a_run_built_from_the_plan_is_decided_for_every_claim(tmp_path: Path):
             rows[-1].update(db_pool_wait_p50_ms=0.8 * rows[-1]["p50_ms"] if c.knobs["db_pool"] == 2 else 1.0,
                             loop_lag_p99_ms=1.0)
     verdicts = claims.decide(run_of(rows))
-    unmeasured = [v for v in verdicts if v.verdict == claims.NOT_MEASURED]
+    unmeasured = [v for v in verdicts if v.verdict == evidence.NOT_MEASURED]
     assert unmeasured == []
 
 
@@ -343,7 +346,7 @@ def test_claims_refuses_a_used_folder_before_launching_anything(tmp_path: Path, 
 
 def test_progress_line_names_only_the_knobs_that_apply_to_the_cell():
     """The claims plan varies pool and db knobs; a correct-async /cpu cell has neither."""
-    from harness.sweep import cell_label
+    from harness.run.sweep import cell_label
 
     cells = claims_preset.plan(CORES)
     cpu = next(c for c in cells if c.target == "correct-async" and c.scenario == "cpu")

@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import store
-from harness.cell import base_row, failed_row
-from harness.matrix import ConfigError, build_cells, make_config
+from harness.data import store
+from harness.data.matrix import ConfigError, build_cells, make_config
+from harness.run.cell import base_row, failed_row
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_S = 15.0  # generous: a bad command should take well under a second, but the box is shared
@@ -105,7 +105,8 @@ class LaunchAttempted(AssertionError):
 def run_main(monkeypatch, capsys):
     """harness.cli.main(argv) in this process with every subprocess.Popen turned into a failure, so
     "nothing launched" is certain; same result tuple as run_bench. Cheap: no interpreter start-up."""
-    from harness import cli, procs
+    from harness import cli
+    from harness.system import procs
 
     def no_popen(*args, **kwargs):
         raise LaunchAttempted(f"bad input launched a process: {args[0] if args else kwargs}")

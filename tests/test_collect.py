@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import aggregate, collect, store
-from harness.cell import base_row, failed_row, finish_row
-from harness.matrix import build_cells, make_config
-from harness.schema import COLUMNS
+from harness.answer import aggregate
+from harness.data import store
+from harness.data.matrix import build_cells, make_config
+from harness.data.schema import COLUMNS
+from harness.judge import collect
+from harness.run.cell import base_row, failed_row, finish_row
 
 GOLDEN = Path(__file__).parent / "data" / "golden_cell"
 # The recorded cell: correct-async, /io, 2 workers, 32 users, warm-up 2 s, window 5 s.
@@ -121,7 +123,7 @@ def test_tidy_row_has_every_schema_column_and_round_trips(tmp_path):
     raw.mkdir(parents=True)
     row = base_row(cell, raw, tmp_path)
     row.update(collect.collect_cell(GOLDEN, t0, t1))
-    # what run_cell measures from outside with psutil (harness.resources)
+    # what run_cell measures from outside with psutil (harness.judge.resources)
     row.update(target_cpu_pct=150.0, locust_cpu_pct=20.0, locust_cpu_max_pct=20.0, upstream_cpu_pct=5.0,
                worker_cpu_max_pct=80.0,
                worker_cpu_min_pct=60.0, pool_cpu_pct=0.0, worker_thread_cpu_pct=0.5, worker_busy_threads=0,

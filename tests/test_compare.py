@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import compare
+from harness.answer import compare
 from harness.cli import main
 from tests.run_folders import row, write_run
 

@@ -1,4 +1,4 @@
-"""The db scenario on a real PostgreSQL (started by harness.database, as a run does): the /db
+"""The db scenario on a real PostgreSQL (started by harness.run.database, as a run does): the /db
 contract on every target and driver, pool exhaustion measured in the worker and from
 pg_stat_activity, pool timeouts as 503s counted as failures, and no postgres process left behind,
 even after Ctrl-C in the middle of a db cell.
@@ -25,9 +25,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 import targets
-from harness import database, procs
-from harness.cell import Upstream, run_cell
-from harness.matrix import build_cells, make_config
+from harness.data.matrix import build_cells, make_config
+from harness.run import database
+from harness.run.cell import Upstream, run_cell
+from harness.system import procs
 from targets import DB_DRIVERS, TARGETS
 from targets import db as target_db
 from tests.test_reliability import CLI_KNOBS, Bench, Family, read_rows, wait_for
@@ -226,7 +227,7 @@ def test_ctrl_c_in_a_db_cell_leaves_no_postgres(tmp_path):
 
 
 def test_sigkill_of_the_harness_in_a_db_cell_leaves_no_postgres(tmp_path):
-    """The reaper (harness/reaper.py) stops the postmaster it was told about and, through it, its
+    """The reaper (harness/system/reaper.py) stops the postmaster it was told about and, through it, its
     children: each runs in its own session with its ps title written over the run marker."""
     from tests.test_hard_endings import kill_mid_cell
 

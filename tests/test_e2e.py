@@ -8,10 +8,11 @@ import time
 
 import pandas as pd
 
-from harness import aggregate, claims, report
-from harness.matrix import make_config
-from harness.schema import COLUMNS, SCHEMA_VERSION
-from harness.sweep import run_sweep
+from harness.answer import aggregate, claims, evidence
+from harness.data.matrix import make_config
+from harness.data.schema import COLUMNS, SCHEMA_VERSION
+from harness.present import report
+from harness.run.sweep import run_sweep
 from tests.conftest import leftover_children
 from tests.test_report import parse
 
@@ -65,7 +66,7 @@ def test_one_real_cell_through_uvicorn_and_locust(tmp_path, capsys):
 def test_reuseport_launch_starts_every_worker_and_stops_them_all(tmp_path, upstream):
     import httpx
 
-    from harness.launch import launch_target
+    from harness.run.launch import launch_target
 
     already = {p.pid for p in leftover_children()}
     server = launch_target("targets.fake_async:app", workers=2, loop="uvloop", launch="reuseport",
@@ -108,8 +109,8 @@ def test_claims_preset_end_to_end_on_one_of_its_cells(tmp_path, capsys, monkeypa
     assert "claim verdict" in " ".join(out.split()) and "report.html" in out
     verdicts = pd.read_csv(run_dir / "claims.csv", dtype=str).fillna("").set_index("claim")
     assert len(verdicts) == len(claims.REGISTRY)
-    assert verdicts.loc["2", "verdict"] in (claims.HOLDS, claims.FAILS)  # its cell was measured
-    assert verdicts.loc["5", "verdict"] == claims.NOT_MEASURED  # its cells were not
+    assert verdicts.loc["2", "verdict"] in (evidence.HOLDS, evidence.FAILS)  # its cell was measured
+    assert verdicts.loc["5", "verdict"] == evidence.NOT_MEASURED  # its cells were not
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["preset"] == "claims" and {r["claim"] for r in meta["claims_runs"]} >= {"1", "10"}
     page = parse(run_dir / "report.html")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import aggregate
-from harness.cell import Upstream, run_cell
-from harness.matrix import ConfigError, build_cells, make_config
-from harness.sweep import run_sweep
+from harness.answer import aggregate
+from harness.data.matrix import ConfigError, build_cells, make_config
+from harness.run.cell import Upstream, run_cell
+from harness.run.sweep import run_sweep
 from tests.conftest import leftover_children
 
 FIXTURE_DIR = str(Path(__file__).parent / "fixture_app")
@@ -81,7 +81,7 @@ def test_fixture_app_three_routes_told_apart(tmp_path):
 def test_url_mode_with_own_locustfile(tmp_path, upstream):
     """--url against a server started here (as `bench.py serve` would): it is loaded, not stopped;
     the user's own Locust file runs with the harness's probe user and recorder added."""
-    from harness.launch import launch_target
+    from harness.run.launch import launch_target
 
     server = launch_target("targets.foreign:app", workers=1, loop="uvloop",
                            env={"BENCH_APP": "items:app", "BENCH_APP_DIR": FIXTURE_DIR},

@@ -20,11 +20,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import cell as cell_mod
-from harness import preflight, procs, store, sweep
-from harness.cell import Upstream, run_cell
-from harness.matrix import build_cells
-from harness.reaper import MARKER_VAR, make_marker, marked_processes, parse_marker
+from harness.data import store
+from harness.data.matrix import build_cells
+from harness.run import cell as cell_mod
+from harness.run import sweep
+from harness.run.cell import Upstream, run_cell
+from harness.system import preflight, procs
+from harness.system.reaper import MARKER_VAR, make_marker, marked_processes, parse_marker
 from tests.test_reliability import (
     CLI_KNOBS,
     Bench,

@@ -9,9 +9,11 @@ import math
 
 import pytest
 
-from harness import cli, knobs, launch, store
-from harness.cell import base_row, failed_row
-from harness.matrix import ConfigError, build_cells, make_config
+from harness import cli
+from harness.data import knobs, store
+from harness.data.matrix import ConfigError, build_cells, make_config
+from harness.run import launch
+from harness.run.cell import base_row, failed_row
 from targets import TARGETS
 
 ONE = dict(targets=["thread-pool"], scenarios=["io"], workers=[1], users=[8])
@@ -58,7 +60,7 @@ def test_issue_list_of_sweepable_knobs():
 
 
 def test_db_knobs_multiply_only_db_cells():
-    from harness.matrix import build_cells, make_config
+    from harness.data.matrix import build_cells, make_config
 
     cfg = make_config("default", targets=["correct-async", "fake-async"], scenarios=["io", "db"], workers=[1],
                       db_pool=[2, 5], db_driver=["asyncpg", "sqlalchemy"])
@@ -82,7 +84,7 @@ def test_db_knobs_multiply_only_db_cells():
 
 
 def test_param_columns_come_from_the_table():
-    from harness import schema
+    from harness.data import schema
 
     assert schema.PARAM_COLUMNS == knobs.PARAM_COLUMNS
     assert knobs.PARAM_COLUMNS[:2] == ["target", "scenario"] and knobs.PARAM_COLUMNS[-1] == "repeat"
@@ -268,8 +270,8 @@ def test_product_order_groups_a_target():
 
 
 def test_tune_preset_asks_the_articles_pool_questions():
-    from harness.matrix import cores_available, make_plan, plan_cells
-    from harness.sweep import estimate_s
+    from harness.data.matrix import cores_available, make_plan, plan_cells
+    from harness.run.sweep import estimate_s
 
     plan = make_plan("tune")
     cells = plan_cells(plan, cores=2)
@@ -295,7 +297,7 @@ def test_tune_preset_asks_the_articles_pool_questions():
 
 
 def test_tune_overrides_apply_to_every_part_and_one_part_presets_refuse_plans():
-    from harness.matrix import make_plan
+    from harness.data.matrix import make_plan
 
     plan = make_plan("tune", duration=3.0, repeat=2)
     assert all(cfg.duration == 3.0 and cfg.repeat == 2 for cfg in plan)
@@ -305,7 +307,7 @@ def test_tune_overrides_apply_to_every_part_and_one_part_presets_refuse_plans():
 
 def test_resume_rebuilds_a_plan_from_meta_parts():
     from harness.cli import _saved_plan
-    from harness.matrix import make_plan
+    from harness.data.matrix import make_plan
 
     plan = make_plan("tune")
     meta = {"knobs": plan[0].knobs(), "parts": [cfg.knobs() for cfg in plan]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from harness import aggregate
-from harness.matrix import make_config
-from harness.sweep import run_sweep
+from harness.answer import aggregate
+from harness.data.matrix import make_config
+from harness.run.sweep import run_sweep
 from tests.conftest import leftover_children
 
 

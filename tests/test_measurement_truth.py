@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import collect, store, sweep, validity
 from harness.calibrate import judge
-from harness.cell import finish_row
-from harness.matrix import build_cells, make_config
+from harness.data import store
+from harness.data.matrix import build_cells, make_config
+from harness.judge import collect, validity
+from harness.run import sweep
+from harness.run.cell import finish_row
 from targets.probe import HEARTBEAT_S, WorkerProbe
 
 T0, T1 = 1_000.0, 1_010.0  # a 10 s window
@@ -234,8 +236,9 @@ def test_calibrate_cpu_cell_checks_the_cpu_instead_of_dividing_it_out(cost, rps,
 
 
 def test_chart_footnote_counts_the_samples_of_a_health_max():
-    from harness import aggregate, plot
-    from harness.schema import COLUMNS
+    from harness.answer import aggregate
+    from harness.data.schema import COLUMNS
+    from harness.present import plot
 
     base = {c: "" for c in COLUMNS}
     base.update(target="fake-async", scenario="io", users=8, loop="uvloop", io_ms=50, cpu_ms=20, fanout=3,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from harness.matrix import window
-from harness.model import ceiling_rps, upstream_calls
+from harness.data.matrix import window
+from harness.data.model import ceiling_rps, upstream_calls
 
 BASE = dict(io_ms=50, cpu_ms=20, fanout=3, cpu_kind="python", cores=2, http_connections=100)
 

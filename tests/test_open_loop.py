@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import collect
-from harness.cell import Upstream, run_cell
-from harness.matrix import ConfigError, build_cells, make_config
+from harness.data.matrix import ConfigError, build_cells, make_config
+from harness.judge import collect
+from harness.run.cell import Upstream, run_cell
 from tests.conftest import leftover_children
 
 

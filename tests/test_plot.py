@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import schema
-from harness.aggregate import (
+from harness.answer.aggregate import (
     ResultsFormatError,
     coerce,
     failures,
@@ -20,7 +19,8 @@ from harness.aggregate import (
     noisy_cells,
     summarize,
 )
-from harness.plot import plot_run
+from harness.data import schema
+from harness.present.plot import plot_run
 
 DATA = Path(__file__).parent / "data"
 SMALL_CSV = DATA / "results_small.csv"
@@ -276,7 +276,7 @@ def test_plot_run_single_worker_value_and_nan_measures(tmp_path: Path):
 
 
 def _texts(df: pd.DataFrame, scenario: str, x: str | None = None):
-    from harness.plot import chart_texts
+    from harness.present.plot import chart_texts
 
     rows = coerce(df[df["scenario"] == scenario])
     return chart_texts(rows, summarize(rows), x)
@@ -301,7 +301,7 @@ def test_chart_texts_of_the_small_run():
 
 def _sweep_rows(**knobs) -> pd.DataFrame:
     """Rows of a constructed sweep: rps at 90% of each cell's ceiling, memory growing with the pool."""
-    from harness.matrix import build_cells, make_config
+    from harness.data.matrix import build_cells, make_config
 
     rows = []
     for cell in build_cells(make_config("default", **knobs), cores=2):

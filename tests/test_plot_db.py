@@ -6,9 +6,9 @@ import math
 
 import pandas as pd
 
-from harness.aggregate import coerce
-from harness.plot_db import db_points, plot_db
-from harness.schema import COLUMNS
+from harness.answer.aggregate import coerce
+from harness.data.schema import COLUMNS
+from harness.present.plot_db import db_points, plot_db
 
 
 def rows() -> pd.DataFrame:
@@ -43,7 +43,7 @@ def test_plot_db_draws_a_png_or_nothing(tmp_path):
 
 
 def test_db_validity_and_bound_by_name_the_database():
-    from harness import bottleneck, validity
+    from harness.judge import bottleneck, validity
 
     row = dict(target="correct-async", scenario="db", workers=1, users=40, fanout=3, rps=240.0, requests=1200,
                db_queries=2, db_ms=20, db_pool=None, db_driver="sqlalchemy", io_ms=50, cpu_ms=20,

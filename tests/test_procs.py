@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from harness import procs
+from harness.system import procs
 
 # A parent that ignores SIGTERM and forks a grandchild that also ignores it, then starts a new
 # process group for the grandchild's child: the worst case stop_tree must still clean up.
@@ -74,7 +74,7 @@ def test_pin_places_target_and_load_generator_on_disjoint_cores():
 
 
 def test_target_environment_ignores_the_users_knobs_and_uvicorn_settings(monkeypatch):
-    from harness.launch import target_base_env
+    from harness.run.launch import target_base_env
 
     monkeypatch.setenv("POOL_SIZE", "abc")
     monkeypatch.setenv("UVICORN_LIMIT_CONCURRENCY", "1")

@@ -8,10 +8,10 @@ import xml.etree.ElementTree as ET
 
 import pandas as pd
 
-from harness import aggregate
-from harness.matrix import make_config
-from harness.profile import Profiler
-from harness.sweep import run_sweep
+from harness.answer import aggregate
+from harness.data.matrix import make_config
+from harness.run.profile import Profiler
+from harness.run.sweep import run_sweep
 from tests.conftest import leftover_children
 
 

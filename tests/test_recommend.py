@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import aggregate, recommend
+from harness.answer import aggregate, recommend
 from harness.cli import main
 from tests.run_folders import pool_sweep_rows, row, write_run
 
@@ -199,7 +199,7 @@ def test_old_format_results_still_recommend(tmp_path: Path, capsys):
 
 
 def test_end_of_run_summary_states_the_default_slo(tmp_path: Path, capsys):
-    from harness import report
+    from harness.present import report
 
     run = write_run(tmp_path / "run", pool_sweep_rows([16, 32, 64]))
     report.finish(run, plot_charts=False, html=False)
@@ -222,7 +222,7 @@ def test_rate_sweep_finds_the_highest_rate_within_the_slo():
 def test_group_titles_name_only_knobs_that_tell_groups_of_one_endpoint_apart():
     """A tune run mixes /io, /cpu and /db groups: db knobs do not apply off /db, and a knob that
     only differs between scenarios says nothing the scenario does not."""
-    from harness.recommend import GroupResult, distinguishing_columns, group_title
+    from harness.answer.recommend import GroupResult, distinguishing_columns, group_title
 
     def group(target, scenario, **key):
         return GroupResult(key={"target": target, "scenario": scenario, **key}, cells=pd.DataFrame(),

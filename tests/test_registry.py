@@ -11,10 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 import targets
-from harness import aggregate, model, plot, store
-from harness.cell import base_row
-from harness.matrix import build_cells, make_config
-from harness.scenarios import SCENARIOS
+from harness.answer import aggregate
+from harness.data import model, store
+from harness.data.matrix import build_cells, make_config
+from harness.data.scenarios import SCENARIOS
+from harness.present import plot
+from harness.run.cell import base_row
 
 NAME = "to-thread"
 RECORD = targets.Target("tests.extra_target:app", "async def + asyncio.to_thread(blocking client)",

@@ -28,11 +28,13 @@ import psutil
 import pytest
 
 import targets
-from harness import drive, knobs, launch, procs, sweep
-from harness.cell import Upstream, run_cell
-from harness.launch import LOOPBACK, launch_target, start_upstream
-from harness.matrix import build_cells, make_config
-from harness.sweep import run_sweep
+from harness.data import knobs
+from harness.data.matrix import build_cells, make_config
+from harness.run import drive, launch, sweep
+from harness.run.cell import Upstream, run_cell
+from harness.run.launch import LOOPBACK, launch_target, start_upstream
+from harness.run.sweep import run_sweep
+from harness.system import procs
 from tests import broken_targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -541,7 +543,7 @@ def test_sigterm_mid_run_then_resume(tmp_path):
 
 
 @pytest.mark.parametrize("sig,expect_code,phase,needle", [
-    (signal.SIGINT, 130, "upstream capacity burst", "harness.burst"),
+    (signal.SIGINT, 130, "upstream capacity burst", "harness.system.burst"),
     (signal.SIGTERM, 143, "first target launch", "uvicorn"),
 ], ids=["sigint-during-burst", "sigterm-during-launch"])
 def test_signal_before_any_row(tmp_path, sig, expect_code, phase, needle):

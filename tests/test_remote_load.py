@@ -18,10 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness import aggregate, collect, load_worker, remote, resources
-from harness.launch import free_port
-from harness.matrix import ConfigError, make_config
-from harness.sweep import run_sweep
+from harness.answer import aggregate
+from harness.data import address
+from harness.data.matrix import ConfigError, make_config
+from harness.judge import collect, resources
+from harness.run import load_worker, remote
+from harness.run.launch import free_port
+from harness.run.sweep import run_sweep
 from tests.test_reliability import Family
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,15 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("text", ["nonsense", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":5600",
                                   "127.0.0.1:56x", "h:1/path", "user@h:1"])
 def test_bad_addresses_are_refused(text):
-    with pytest.raises(remote.AddressError):
-        remote.parse_address(text, "--master")
+    with pytest.raises(address.AddressError):
+        address.parse_address(text, "--master")
 
 
 def test_addresses():
-    assert remote.parse_address("loadhost:5600", "--master") == ("loadhost", 5600)
-    assert remote.parse_address("localhost:5600", "--master-bind", bind=True) == ("127.0.0.1", 5600)
-    with pytest.raises(remote.AddressError, match="IPv4"):  # ZeroMQ binds addresses, not names
-        remote.parse_address("loadhost:5600", "--master-bind", bind=True)
+    assert address.parse_address("loadhost:5600", "--master") == ("loadhost", 5600)
+    assert address.parse_address("localhost:5600", "--master-bind", bind=True) == ("127.0.0.1", 5600)
+    with pytest.raises(address.AddressError, match="IPv4"):  # ZeroMQ binds addresses, not names
+        address.parse_address("loadhost:5600", "--master-bind", bind=True)
 
 
 @pytest.mark.parametrize(("settings", "message"), [
@@ -59,7 +62,7 @@ def test_bad_remote_settings(settings, message):
 
 
 def test_remote_settings_reach_every_cell():
-    from harness.matrix import build_cells
+    from harness.data.matrix import build_cells
 
     cfg = make_config("default", targets=["correct-async"], scenarios=["health"], workers=[1],
                       remote_load_workers=2, master_bind="127.0.0.1:5600", remote_wait=7.0)

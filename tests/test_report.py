@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import claims, cli, html_report, report
+from harness import cli
+from harness.answer import claims, evidence
+from harness.present import html_report, report
 
 RUN_V1 = Path(__file__).parent / "data" / "run_v1"  # a folder written before report.html existed
 SECTIONS = ["run", "verdicts-h", "charts", "recommendations", "untrusted", "bounds", "results-h"]
@@ -93,7 +95,7 @@ def test_report_on_a_run_folder_from_before_reports_existed(old_run: Path, capsy
     # Tables: one verdict row per claim, one results row per results.csv row.
     verdicts = page.rows["verdicts"]
     assert [r[0] for r in verdicts] == [c.id for c in claims.REGISTRY]
-    assert all(r[2] in claims.VERDICTS for r in verdicts)
+    assert all(r[2] in evidence.VERDICTS for r in verdicts)
     assert len(page.rows["results"]) == len(pd.read_csv(old_run / "results.csv"))
     assert len(page.rows["failed"]) == 2 and len(page.rows["invalid"]) == 1
     assert "target did not become ready" in " ".join(" ".join(r) for r in page.rows["failed"])
@@ -116,7 +118,7 @@ def test_report_is_self_contained(old_run: Path):
 
 
 def test_report_shows_recommend_csv_and_marks_missing_meta(old_run: Path):
-    from harness import recommend
+    from harness.answer import recommend
 
     recommend.run(old_run, slo_p99_ms=600.0, say=lambda _: None)  # writes recommend.csv
     (old_run / "meta.json").unlink()
@@ -130,7 +132,7 @@ def test_report_shows_recommend_csv_and_marks_missing_meta(old_run: Path):
     assert "meta.json is missing or unreadable" in text
     # Without meta.json the core count is unknown: claims that need it say why.
     four = next(r for r in page.rows["verdicts"] if r[0] == "4")
-    assert four[2] == claims.NOT_MEASURED and "cores" in four[3]
+    assert four[2] == evidence.NOT_MEASURED and "cores" in four[3]
 
 
 def test_report_needs_results(tmp_path: Path, capsys):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import claims, html_report
+from harness.answer import claims
+from harness.present import html_report
 from tests.conftest import leftover_children
 from tests.test_report import RUN_V1
 

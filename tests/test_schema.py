@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import aggregate, compare, plot, recommend, schema
+from harness.answer import aggregate, compare, recommend
+from harness.data import schema
+from harness.present import plot
 
 DATA = Path(__file__).parent / "data"
 OLD_CSV = DATA / "results_small.csv"  # written by the harness's schema 1, before this format change

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from harness import knobs
+from harness.data import knobs
 from targets import TARGETS, default_pool_size
 from tests.conftest import leftover_children
 

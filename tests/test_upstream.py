@@ -1,4 +1,4 @@
-"""Tests for the upstream simulator (upstream/server.py) and the capacity client (harness/burst.py)."""
+"""Tests for the upstream simulator (upstream/server.py) and the capacity client (harness/system/burst.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from harness.burst import measure_capacity
+from harness.system.burst import measure_capacity
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 15.0
@@ -280,7 +280,8 @@ def test_measure_capacity_shape(upstream):
     assert result["errors"] == 0
     assert 20 <= result["p50_ms"] <= result["p99_ms"]
     leftover = [
-        p for p in psutil.Process().children(recursive=True) if "harness.burst" in " ".join(p.cmdline())
+        p for p in psutil.Process().children(recursive=True)
+        if "harness.system.burst" in " ".join(p.cmdline())
     ]
     assert leftover == []
 

@@ -1,5 +1,5 @@
 """Helpers shared by the upstream simulator and the harness's raw-asyncio capacity client
-(harness/burst.py): which hosts count as loopback, and the fastest event loop available.
+(harness/system/burst.py): which hosts count as loopback, and the fastest event loop available.
 
 Kept free of imports beyond the standard library: the upstream runs as its own small process.
 """

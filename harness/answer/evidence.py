@@ -1,0 +1,220 @@
+"""What every claim's decider shares: the run folder's cells (`Run`), the verdict words and
+`Verdict`, the thresholds the rules state, the noise rule that says whether two cells differ
+(`compare`), and the helpers that turn cells into evidence text.
+
+Noise: with ≥ 2 repeats on both sides two cells differ only when their intervals from
+harness.answer.aggregate (95% for ≥ 6 repeats, else min–max) do not overlap; with one repeat on a
+side there is no interval, and a difference under NOISE_MARGIN counts as noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.answer import aggregate
+
+HOLDS = "holds"
+FAILS = "does not hold"
+PARTLY = "holds only partly"
+NO_DIFF = "no measurable difference"
+NOT_MEASURED = "not measured"
+VERDICTS = (HOLDS, FAILS, PARTLY, NO_DIFF, NOT_MEASURED)
+
+NOISE_MARGIN = 0.10  # single-repeat cells: the validity check's own ±10% tolerance
+CLEAR_RATIO = 2.0    # "clearly faster/slower": a factor of 2
+STALL_SHARE = 0.5    # /health p99 ≥ half the work endpoint's p50 → the cheap endpoint waits with it
+UNSATURATED = 0.7    # a cell at ≥ 70% of its ceiling is not queueing behind its own CPU
+FAST_HEALTH_MIN_MS = 20.0  # /health is "fast" below max(this, 2 × CPU_MS)
+WORTHWHILE_GAIN = 0.10  # claim 6: more workers "add nothing" unless they add more than 10%
+UNEVEN_SHARE = 0.15  # a worker share this far above 1/W means uvicorn's accept left a core idle
+MEMORY_GROWTH = 1.10  # memory "grows" when the largest pool uses ≥ 10% more than the knee
+POOL_SHARE = 0.5  # claim 9b: the queue is at the pool when the median wait for it is ≥ half the p50
+LOOP_SHARE = 0.1  # ... and not on the event loop when its worst lag p99 is under a tenth of the p50
+
+
+# ------------------------------------------------------------------------------------- the data
+
+
+@dataclass
+class Run:
+    """What a run folder holds: the per-cell summary, the raw rows and meta.json."""
+
+    summary: pd.DataFrame
+    rows: pd.DataFrame
+    meta: dict
+
+    def __post_init__(self) -> None:
+        # `health_ms`: the /health p99 of the worst probed worker, or its max where a stalled worker
+        # answered too few probes for a p99 (the harness leaves that p99 empty; the max is then the
+        # honest evidence of the stall, and the evidence text says which it is).
+        s = self.summary.copy()
+        for suffix in ("", "_lo", "_hi"):
+            p99 = s.get(f"health_p99_ms{suffix}", pd.Series(math.nan, index=s.index))
+            top = s.get(f"health_max_ms{suffix}", pd.Series(math.nan, index=s.index))
+            s[f"health_ms{suffix}"] = p99.where(p99.notna(), top)
+        s["health_is_max"] = s["health_ms"].notna() & s.get(
+            "health_p99_ms", pd.Series(math.nan, index=s.index)).isna()
+        self.summary = s
+
+    @property
+    def cores(self) -> int | None:
+        value = self.meta.get("cores_available") or self.meta.get("cpu_count")
+        return int(value) if value else None
+
+    def cells(self, **params: object) -> pd.DataFrame:
+        """Cells with at least one measured repeat whose parameters equal `params`."""
+        s = self.summary[self.summary["repeats"] > 0]
+        for key, value in params.items():
+            s = s[s[key] == value]
+        return s
+
+    def extra_median(self, cell: pd.Series, column: str) -> float:
+        """Median over the ok repeats of `cell` of a measure the summary does not carry."""
+        if column not in self.rows.columns:
+            return math.nan
+        r = self.rows[self.rows["status"] == "ok"]
+        for key in aggregate.CELL_COLUMNS:
+            value = cell[key]
+            r = r[r[key].isna()] if pd.isna(value) else r[r[key] == value]
+        vals = pd.to_numeric(r[column], errors="coerce").dropna()
+        return float(vals.median()) if len(vals) else math.nan
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    verdict: str
+    condition: str = ""  # the limiting condition (partly), the reason (not measured), or a summary
+    evidence: list[str] = field(default_factory=list)
+    cells: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------- comparisons
+
+
+def fmt(v: float, unit: str = "") -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    text = f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    return f"{text} {unit}".rstrip()
+
+
+def label(cell: pd.Series, *extra: str) -> str:
+    """`correct-async /io W=1 U=32` plus any named knobs (`loop=asyncio`)."""
+    parts = [f"{cell['target']} /{cell['scenario']} W={cell['workers']} U={cell['users']}"]
+    parts += [f"{k}={plain(cell[k])}" for k in extra]
+    return " ".join(parts)
+
+
+def plain(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def health_text(cell: pd.Series) -> str:
+    """The cell's /health figure, saying when it is a max for lack of samples for a p99."""
+    text = fmt(cell["health_ms"], "ms")
+    return text + " (max: too few probe samples for a p99)" if bool(cell.get("health_is_max")) else text
+
+
+def measure(cell: pd.Series, col: str, unit: str = "") -> str:
+    """`187 rps [180–195, 3 repeats]` or `187 rps (1 repeat)`, flagged when the cell is untrusted."""
+    n = int(cell["repeats"])
+    text = health_text(cell) if col == "health_ms" else fmt(cell[col], unit)
+    lo, hi = cell.get(f"{col}_lo", math.nan), cell.get(f"{col}_hi", math.nan)
+    if n >= 2 and math.isfinite(lo) and math.isfinite(hi):
+        text += f" [{fmt(lo)}–{fmt(hi)}, {n} repeats]"
+    else:
+        text += f" ({n} repeat{'s' if n != 1 else ''})"
+    if not bool(cell["valid"]):
+        text += f" (untrusted: {cell['invalid_reason']})"
+    return text
+
+
+def compare(a: pd.Series, b: pd.Series, col: str) -> int:
+    """+1 if a's `col` is measurably above b's, -1 if below, 0 if the difference is inside the noise."""
+    va, vb = float(a[col]), float(b[col])
+    if not (math.isfinite(va) and math.isfinite(vb)):
+        return 0
+    if int(a["repeats"]) >= 2 and int(b["repeats"]) >= 2:
+        if a[f"{col}_lo"] > b[f"{col}_hi"]:
+            return 1
+        if a[f"{col}_hi"] < b[f"{col}_lo"]:
+            return -1
+        return 0
+    if vb <= 0:
+        return 1 if va > 0 else 0
+    ratio = va / vb
+    if ratio > 1 + NOISE_MARGIN:
+        return 1
+    if ratio < 1 / (1 + NOISE_MARGIN):
+        return -1
+    return 0
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b and math.isfinite(a) and math.isfinite(b) else math.nan
+
+
+def pairs(run: Run, a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[tuple[pd.Series, pd.Series]]:
+    """Cells matching `a` paired with cells matching `b` that agree on every other parameter
+    (except those in `ignore`, e.g. each target's own pool size)."""
+    left, right = run.cells(**a), run.cells(**b)
+    keys = [c for c in aggregate.CELL_COLUMNS if c not in set(a) | set(b) | set(ignore)]
+    out = []
+    for _, x in left.iterrows():
+        for _, y in right.iterrows():
+            if all(_same(x[k], y[k]) for k in keys):
+                out.append((x, y))
+    return out
+
+
+def _same(x: object, y: object) -> bool:
+    if pd.isna(x) and pd.isna(y):
+        return True
+    return x == y
+
+
+def rps_duel(claim: str, found: list[tuple[pd.Series, pd.Series]], case_of: Callable[[Any, Any], str],
+             name_a: Callable[[Any], str], name_b: Callable[[Any], str],
+             extra: tuple[str, ...] = ()) -> Verdict:
+    """A claim that the first cell of each pair serves more rps than the second: per pair, holds /
+    fails / inside the noise, with both figures and their ratio as evidence."""
+    cases, evidence, cells = [], [], []
+    for a, b in found:
+        d = compare(a, b, "rps")
+        case = case_of(a, b)
+        cases.append((HOLDS if d > 0 else FAILS if d < 0 else NO_DIFF, case))
+        evidence.append(f"{case}: {name_a(a)} {measure(a, 'rps', 'rps')} vs {name_b(b)} "
+                        f"{measure(b, 'rps', 'rps')} ({fmt(ratio(a['rps'], b['rps']))}×)")
+        cells += [label(a, *extra), label(b, *extra)]
+    return combine(claim, cases, evidence, cells)
+
+
+def combine(claim: str, cases: list[tuple[str, str]], evidence: list[str], cells: list[str],
+            what: str = "") -> Verdict:
+    """One verdict from per-case outcomes [(outcome, case label)]: all hold → holds; none hold and
+    every case is inside the noise → no measurable difference; none hold → does not hold; else
+    holds only partly, naming the cases where it holds."""
+    outcomes = [o for o, _ in cases]
+    if all(o == HOLDS for o in outcomes):
+        return Verdict(claim, HOLDS, what, evidence, cells)
+    if all(o == NO_DIFF for o in outcomes):
+        return Verdict(claim, NO_DIFF, what, evidence, cells)
+    if not any(o in (HOLDS, PARTLY) for o in outcomes):
+        return Verdict(claim, FAILS, what, evidence, cells)
+    held = [c for o, c in cases if o == HOLDS]
+    other = [f"{c} ({o})" for o, c in cases if o != HOLDS]
+    cond = (f"holds for {', '.join(held)}; not for {', '.join(other)}" if held
+            else "; ".join(c for _, c in cases))
+    return Verdict(claim, PARTLY, cond, evidence, cells)
+
+
+def not_measured(claim: str, why: str) -> Verdict:
+    return Verdict(claim, NOT_MEASURED, why)

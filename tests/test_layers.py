@@ -1,0 +1,81 @@
+"""The layout's import rules (harness/__init__.py), checked by walking every import in harness/.
+
+Data flows one way: data/ imports nothing else from harness; answer/ and present/ work from a run
+folder alone, so they never import run/ (or system/, which starts processes); no subpackage imports
+the commands on top (cli, calibrate, overhead, recorder_cost, claims_preset).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+HARNESS = Path(__file__).resolve().parent.parent / "harness"
+
+# package → the harness packages its modules may import (besides itself and `harness` for ROOT)
+ALLOWED: dict[str, set[str]] = {
+    "data": set(),
+    "system": {"data"},
+    "judge": {"data", "system"},
+    "answer": {"data", "judge"},
+    "present": {"data", "judge", "answer"},
+    "run": {"data", "system", "judge", "present"},
+}
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every harness module a source imports, lazily or not (`from harness.x import y` → harness.x.y
+    too, since y may be a module)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("harness")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def violations(package: str, module: str, source: str) -> list[str]:
+    """The imports of `source` (harness/<package>/<module>.py) that break the layer rules."""
+    top_commands = {p.stem for p in HARNESS.glob("*.py")} - {"__init__"}
+    bad = []
+    for name in sorted(imported_modules(source)):
+        parts = name.split(".")
+        if len(parts) < 2:
+            continue  # `harness` itself: ROOT
+        other = parts[1]
+        if other in top_commands:
+            bad.append(f"{package}/{module} imports the command {name}")
+        elif other in ALLOWED and other != package and other not in ALLOWED[package]:
+            bad.append(f"{package}/{module} imports {name} ({package}/ may import only "
+                       f"{', '.join(sorted(ALLOWED[package])) or 'itself'})")
+    return bad
+
+
+def test_every_subpackage_is_in_the_rules():
+    packages = {p.name for p in HARNESS.iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(ALLOWED)
+
+
+def test_no_import_breaks_the_layers():
+    bad = []
+    for package in ALLOWED:
+        for path in sorted((HARNESS / package).glob("*.py")):
+            bad += violations(package, path.stem, path.read_text())
+    assert bad == []
+
+
+def test_the_rule_catches_an_upward_import():
+    # the checker itself: the imports it must refuse, and one it must let through
+    assert violations("answer", "x", "from harness.run import sweep\n")
+    assert violations("present", "x", "def f():\n    from harness.run.launch import free_port\n")
+    assert violations("data", "x", "from harness.judge import validity\n")
+    assert violations("judge", "x", "import harness.cli\n")
+    assert violations("run", "x", "from harness.answer.claims import REGISTRY\n")
+    assert not violations("run", "x", "from harness.data import knobs\nfrom harness import ROOT\n")
+
+
+def test_no_module_is_left_flat_but_the_commands():
+    flat = {p.stem for p in HARNESS.glob("*.py")} - {"__init__"}
+    assert flat == {"cli", "calibrate", "overhead", "recorder_cost", "claims_preset"}
