@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from harness.data import knobs, store
@@ -92,53 +93,125 @@ def _help(knob: knobs.Knob) -> str:
     return knob.help + (" — comma list" if knob.sweep else "") + shown
 
 
-def add_knob_flags(parser: argparse.ArgumentParser) -> None:
-    """Every knob of the table that has a flag, as the table says (dest = the knob's name)."""
-    for knob in knobs.CONFIG_KNOBS:
-        if knob.flag is None:
+def _group_defaults(names: tuple[str, ...]) -> str:
+    """The group's defaults, as `bench.py run` with no flags (the default preset) uses them."""
+    shown = []
+    for knob in (knobs.KNOBS[n] for n in names):
+        if knob.switch is not None or knob.default is None:
             continue
-        if knob.switch is not None:
-            parser.add_argument(knob.flag, dest=knob.name, action="store_const", const=knob.switch,
-                                default=None, help=_help(knob))
-        elif knob.per_target:
-            parser.add_argument(knob.flag, dest=knob.name, action="append", type=_per_target_list(knob.type),
-                                metavar="[TARGET=]LIST", help=_help(knob))
-        elif knob.sweep:
-            parser.add_argument(knob.flag, dest=knob.name, type=_csv_list(knob.type), metavar="LIST",
-                                help=_help(knob))
-        else:
-            parser.add_argument(knob.flag, dest=knob.name, type=knob.type, help=_help(knob))
+        value = ",".join(map(str, knob.default)) if isinstance(knob.default, list) else knob.default
+        shown.append(f"{knob.flag} {value}")
+    text = "defaults: " + (", ".join(shown) if shown else "none (each is off unless given)")
+    return textwrap.fill(text, width=96, subsequent_indent="  ")
 
 
-def build_parser() -> Parser:
-    p = Parser(prog="bench.py", description="FastAPI concurrency benchmark harness")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    sub.add_parser("list", help="targets and scenarios")
+def _add_knob_flag(parser: argparse._ActionsContainer, knob: knobs.Knob) -> None:
+    assert knob.flag is not None, knob.name
+    if knob.switch is not None:
+        parser.add_argument(knob.flag, dest=knob.name, action="store_const", const=knob.switch,
+                            default=None, help=_help(knob))
+    elif knob.per_target:
+        parser.add_argument(knob.flag, dest=knob.name, action="append", type=_per_target_list(knob.type),
+                            metavar="[TARGET=]LIST", help=_help(knob))
+    elif knob.sweep:
+        parser.add_argument(knob.flag, dest=knob.name, type=_csv_list(knob.type), metavar="LIST",
+                            help=_help(knob))
+    else:
+        parser.add_argument(knob.flag, dest=knob.name, type=knob.type, help=_help(knob))
 
-    run = sub.add_parser("run", help="run a sweep")
-    run.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default: default)")
-    add_knob_flags(run)
-    run.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
-    run.add_argument("--resume", type=Path, metavar="DIR", help="re-run only the cells missing from DIR")
-    run.add_argument("--no-plot", action="store_true", help="skip drawing charts at the end")
-    run.add_argument("--profile", action="store_true",
-                     help="sample one worker of every cell with py-spy: a flame graph in its raw folder, "
-                     "the top functions in bound_detail")
-    run.add_argument("--profile-cells", metavar="GLOB",
-                     help="profile only the cells whose raw folder name matches, e.g. 'correct-async_io_*'")
 
+def knob_groups(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """The help groups of `knobs.HELP_GROUPS`, each described by its defaults, in their order."""
+    return {title: parser.add_argument_group(title, _group_defaults(names))
+            for title, names in knobs.HELP_GROUPS.items()}
+
+
+def add_knob_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
+    """Every knob of the table that has a flag, as the table says (dest = the knob's name), in its group."""
+    for title, names in knobs.HELP_GROUPS.items():
+        for knob in (knobs.KNOBS[n] for n in names):
+            if knob.flag is not None:
+                _add_knob_flag(groups[title], knob)
+
+
+class _RunHelp(argparse.RawDescriptionHelpFormatter):
+    """The examples and group defaults as written (not re-wrapped), flags in a wider column."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+
+RUN_USAGE = "bench.py run [--preset NAME] [--targets LIST] [--scenarios LIST] [--workers LIST] [options]"
+RUN_DESCRIPTION = """\
+Run a sweep: one fresh server per cell (target × scenario × every swept knob), load from Locust,
+one row per cell in DIR/results.csv, charts and report.html at the end. Every LIST flag takes a
+comma list and sweeps it.
+
+start here:
+  bench.py run --preset smoke                    every target, 1 worker, under 90 s: does it work?
+  bench.py run                                   the default sweep (what `make bench` runs)
+  bench.py run --targets fake-async,correct-async --scenarios io --workers 1,2
+  bench.py run --app myapp.main:app --path /items/1 --workers 1,2     your own app
+  bench.py run --resume results/<run-id>         finish an interrupted run
+then: bench.py report DIR, bench.py recommend DIR, bench.py compare A B (docs/tuning.md)."""
+
+
+def _add_run(sub) -> None:
+    run = sub.add_parser("run", help="run a sweep", usage=RUN_USAGE, description=RUN_DESCRIPTION,
+                         formatter_class=_RunHelp)
+    run.set_defaults(func=cmd_run)
+    groups = knob_groups(run)
+    groups["what to run"].add_argument("--preset", help=f"one of {', '.join(PRESETS)}: a preset sets "
+                                       "other defaults than these (default: default)")
+    add_knob_flags(groups)
+    measure = groups["measurement"]
+    measure.add_argument("--profile", action="store_true",
+                         help="sample one worker of every cell with py-spy: a flame graph in its raw folder, "
+                         "the top functions in bound_detail")
+    measure.add_argument("--profile-cells", metavar="GLOB",
+                         help="profile only the cells whose raw folder name matches, "
+                         "e.g. 'correct-async_io_*'")
+    out = run.add_argument_group("output", "defaults: a new folder results/<run-id>, charts drawn")
+    out.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    out.add_argument("--resume", type=Path, metavar="DIR", help="re-run only the cells missing from DIR")
+    out.add_argument("--no-plot", action="store_true", help="skip drawing charts at the end")
+
+
+def _add_folder_commands(sub) -> None:
+    """The commands that read a finished run folder and start nothing."""
     plot = sub.add_parser("plot", help="re-draw charts from DIR/results.csv")
+    plot.set_defaults(func=cmd_plot)
     plot.add_argument("dir", type=Path)
     plot.add_argument("--x", help=f"the x axis: one of {', '.join(X_KNOBS)} (default: the numeric knob "
                       "with the most values in the run)")
 
     rep = sub.add_parser("report", help="write DIR/report.html (and claims.csv) from the run folder alone")
+    rep.set_defaults(func=cmd_report)
     rep.add_argument("dir", type=Path)
 
+    rec = sub.add_parser("recommend", help="cheapest configuration meeting a p99 SLO (from DIR only)")
+    rec.set_defaults(func=cmd_read_runs)
+    rec.add_argument("dir", type=Path)
+    rec.add_argument("--slo-p99", type=float, default=None, metavar="MS",
+                     help="p99 bound in ms (default 1000)")
+    rec.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
+                     help="largest acceptable failure ratio (default 0.01)")
+
+    cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
+    cmp.set_defaults(func=cmd_read_runs)
+    cmp.add_argument("a", type=Path)
+    cmp.add_argument("b", type=Path)
+    cmp.add_argument("--out", type=Path, help="where compare.csv and compare.png go (default B/compare-vs-A)")
+
+
+def _add_machine_commands(sub) -> None:
+    """The commands that start servers for something else than a sweep."""
     cl = sub.add_parser("claims", help="run the cells the article's claims need; print the verdict table")
+    cl.set_defaults(func=cmd_claims, stop_leftovers=True)
     cl.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
 
     serve = sub.add_parser("serve", help="start upstream + one target for manual poking")
+    serve.set_defaults(func=cmd_serve)
     serve.add_argument("target")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--port", type=int, default=8000)
@@ -148,6 +221,7 @@ def build_parser() -> Parser:
                        help="permit --host other than 127.0.0.1 (exposes the target to the network)")
 
     over = sub.add_parser("overhead", help="what the in-worker probe costs (/health rps, probe on vs off)")
+    over.set_defaults(func=cmd_overhead, stop_leftovers=True)
     over.add_argument("--repeat", type=int, default=3, help="pairs of (on, off) cells")
     over.add_argument("--users", type=int, default=16)
     over.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
@@ -155,18 +229,13 @@ def build_parser() -> Parser:
                       help="measure the exact per-request recorder's cost to Locust instead of the probe's")
 
     cal = sub.add_parser("calibrate", help="can I trust this machine? cells with exact ceilings")
+    cal.set_defaults(func=cmd_calibrate, stop_leftovers=True)
     cal.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     cal.add_argument("--duration", type=float, default=6.0, help="measured seconds per cell")
 
-    rec = sub.add_parser("recommend", help="cheapest configuration meeting a p99 SLO (from DIR only)")
-    rec.add_argument("dir", type=Path)
-    rec.add_argument("--slo-p99", type=float, default=None, metavar="MS",
-                     help="p99 bound in ms (default 1000)")
-    rec.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
-                     help="largest acceptable failure ratio (default 0.01)")
-
     lw = sub.add_parser("load-worker", help="a load process on this machine that joins every cell of a run "
                         "started elsewhere with --remote-load-workers K --master-bind HOST:PORT")
+    lw.set_defaults(func=cmd_load_worker)
     lw.add_argument("--master", required=True, metavar="HOST:PORT", help="the run's --master-bind address")
     lw.add_argument("--wait", type=float, default=300.0, metavar="S",
                     help="give up when no run has answered there for S seconds (default 300)")
@@ -175,10 +244,14 @@ def build_parser() -> Parser:
     lw.add_argument("--log-dir", type=Path, metavar="DIR", help="where each cell's Locust log goes "
                     "(default: a new temporary folder)")
 
-    cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
-    cmp.add_argument("a", type=Path)
-    cmp.add_argument("b", type=Path)
-    cmp.add_argument("--out", type=Path, help="where compare.csv and compare.png go (default B/compare-vs-A)")
+
+def build_parser() -> Parser:
+    p = Parser(prog="bench.py", description="FastAPI concurrency benchmark harness")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("list", help="targets and scenarios").set_defaults(func=lambda args: cmd_list())
+    _add_run(sub)
+    _add_folder_commands(sub)
+    _add_machine_commands(sub)
     return p
 
 
@@ -372,40 +445,33 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
 
 
+def cmd_serve(args) -> int:
+    from harness.run.serve import serve
+
+    return serve(args)
+
+
+def cmd_overhead(args) -> int:
+    if args.recorder:
+        from harness.recorder_cost import measure_recorder
+
+        return measure_recorder(args.out, repeat=args.repeat, users=args.users)
+    from harness.overhead import measure_overhead
+
+    return measure_overhead(args.out, repeat=args.repeat, users=args.users)
+
+
+def cmd_calibrate(args) -> int:
+    from harness.calibrate import calibrate
+
+    return calibrate(args.out, duration=args.duration)
+
+
 def _dispatch(args) -> int:
     try:
-        if args.command == "list":
-            return cmd_list()
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "plot":
-            return cmd_plot(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "claims":
-            return cmd_claims(args)
-        if args.command == "serve":
-            from harness.run.serve import serve
-
-            return serve(args)
-        if args.command in ("overhead", "calibrate", "claims"):
+        if getattr(args, "stop_leftovers", False):
             _stop_leftovers()
-        if args.command == "overhead":
-            if args.recorder:
-                from harness.recorder_cost import measure_recorder
-
-                return measure_recorder(args.out, repeat=args.repeat, users=args.users)
-            from harness.overhead import measure_overhead
-
-            return measure_overhead(args.out, repeat=args.repeat, users=args.users)
-        if args.command == "calibrate":
-            from harness.calibrate import calibrate
-
-            return calibrate(args.out, duration=args.duration)
-        if args.command in ("recommend", "compare"):
-            return cmd_read_runs(args)
-        if args.command == "load-worker":
-            return cmd_load_worker(args)
+        return args.func(args)
     except (ConfigError, store.RunFolderError) as exc:
         print(f"bench.py: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -433,4 +499,3 @@ def _dispatch(args) -> int:
         print("\ninterrupted: children stopped; finished cells are in results.csv "
               "(complete the run with --resume DIR)", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0

@@ -313,3 +313,24 @@ def test_resume_rebuilds_a_plan_from_meta_parts():
     meta = {"knobs": plan[0].knobs(), "parts": [cfg.knobs() for cfg in plan]}
     assert _saved_plan(meta) == plan
     assert _saved_plan({"knobs": plan[0].knobs()}) == plan[:1]
+
+
+def test_every_flagged_knob_has_exactly_one_help_group():
+    grouped = [name for names in knobs.HELP_GROUPS.values() for name in names]
+    assert len(grouped) == len(set(grouped)), "a knob in two help groups"
+    flagged = {k.name for k in knobs.CONFIG_KNOBS if k.flag is not None}
+    assert set(grouped) == flagged
+
+
+def test_run_help_shows_groups_in_order_and_starts_with_examples():
+    from harness.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    text = sub.choices["run"].format_help()
+    head = text.splitlines()[:30]
+    assert any("bench.py run --preset smoke" in line for line in head)
+    places = [text.index(f"\n{title}:\n") for title in [*knobs.HELP_GROUPS, "output"]]
+    assert places == sorted(places)
+    for knob in knobs.CONFIG_KNOBS:
+        if knob.flag:
+            assert knob.flag in text

@@ -253,6 +253,19 @@ TABLE: list[Knob] = [
 ]
 
 KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
+
+# `bench.py run --help` in groups, in this order (tests/test_knobs.py: every flagged knob in exactly one).
+HELP_GROUPS: dict[str, tuple[str, ...]] = {
+    "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "health_path",
+                    "url", "allow_non_loopback"),
+    "sizes": ("workers", "users", "pool_size", "http_connections", "db_pool", "rate", "arrivals",
+              "max_in_flight", "load_processes"),
+    "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",
+                 "db_pool_timeout", "db_driver", "db_url"),
+    "server": ("launch", "loop"),
+    "measurement": ("duration", "warmup", "repeat", "adapt_window", "pin", "probe"),
+    "load from other machines": ("remote_load_workers", "master_bind", "remote_wait"),
+}
 CONFIG_KNOBS = [k for k in TABLE if k.scope in ("axis", "cell", "run")]
 CELL_KNOBS = [k for k in TABLE if k.scope == "cell"]  # Cell fields besides target and scenario
 SWEEP_KNOBS = [k for k in CELL_KNOBS if k.sweep]
