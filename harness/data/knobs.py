@@ -208,7 +208,7 @@ TABLE: list[Knob] = [
     Knob("warmup", float, 2.0, "seconds excluded before the window", scope="run", bounds=(0, 600),
          flag="--warmup"),
     Knob("repeat", int, 1, "repetitions of every cell", scope="run", bounds=(1, 100), flag="--repeat"),
-    Knob("adapt_window", bool, True, "never stretch a slow cell's warm-up/duration (see README)",
+    Knob("adapt_window", bool, True, "never stretch a slow cell's warm-up/duration (docs/how-it-measures.md)",
          scope="run", flag="--fixed-window", switch=False),
     Knob("pin", bool, False, "put the target and the load generator on disjoint cores (needs ≥ 2 cores)",
          scope="run", flag="--pin", switch=True),

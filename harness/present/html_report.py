@@ -22,7 +22,7 @@ from harness.data import schema
 REPORT_NAME = "report.html"
 SPREAD_WARNING = 1.2  # harness.run.sweep warns above this CPU-speed spread too
 
-# The README's "Reading a chart", in two lines.
+# docs/reading-results.md, "Reading a chart", in two lines.
 READING_GUIDE = (
     "Throughput: a point near its dashed ceiling means the concurrency pattern is the limit; far "
     "below it, something else is (framework CPU, the HTTP client, the load generator on the same cores).",
@@ -298,7 +298,8 @@ def section_bounds(df: pd.DataFrame) -> str:
                     f"<td>{esc(r['bound_by'])}</td><td>{esc(r['bound_detail'])}</td><td>{link}</td></tr>")
     cols = "".join(f"<th>{c}</th>" for c in ("target", "scenario", "workers", "users", "repeat",
                                               "efficiency", "bound by", "figures", "profile"))
-    return (head + '<p class="sub">The rules are in the README ("What limited a cell"): the first that holds '
+    return (head + '<p class="sub">The rules are in docs/reading-results.md ("What limited a cell"): '
+            "the first that holds "
             "names the bound. Flame graphs are in the run folder (run with --profile).</p>"
             f'<div class="scroll"><table id="bounds-table"><thead><tr>{cols}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>")
@@ -315,7 +316,7 @@ def section_results(df: pd.DataFrame) -> str:
     same = ", ".join(f"{k}={_num(v)}" for k, v in fixed)
     return ('<h2 id="results-h">Results: one row per cell and repeat</h2>'
             f'<p class="sub">Same in every row: {esc(same) or "nothing"}. All columns are in results.csv '
-            "(see README, Results format).</p>" + _frame_table(table.reset_index(drop=True), "results", bad))
+            "(see docs/results-format.md).</p>" + _frame_table(table.reset_index(drop=True), "results", bad))
 
 
 # ------------------------------------------------------------------------------------ the page
