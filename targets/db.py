@@ -15,6 +15,9 @@ Two pool styles:
 
 Both measure, in the worker, how long each request waited for a connection and the most
 connections checked out at once; the probe writes both (`db_wait_ms`, `db_busy`).
+
+Why one module over 300 lines: the two pool styles and three drivers implement one endpoint
+contract side by side, so that a reader compares them in one place (as the targets compare patterns).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ It is a raw :class:`asyncio.Protocol` on uvloop (stdlib loop if uvloop is missin
 so that one process can keep ten thousands of requests per second in flight on one core. Connections are
 HTTP/1.1 keep-alive; requests may be pipelined: responses are queued per connection and written strictly
 in request order, whatever their delays.
+
+Why one module over 300 lines: a stand-alone server (`python -m upstream.server`) with no harness
+import; its HTTP parsing, pipelining and timers are one protocol class and its tests read it so.
 """
 
 from __future__ import annotations

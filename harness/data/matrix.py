@@ -1,6 +1,9 @@
 """The sweep as data: presets and flags → a validated Config → a list of Cells.
 
 Validation happens here, before anything is launched, so bad input costs nothing.
+
+Why one module over 300 lines: the Config's checks, the presets and the cell product are one
+validation pass (a preset is checked like flags); each check is a short function of its own.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """One measurement: fresh target → Locust → window → tidy row. Never raises for a failed cell:
 a failure becomes a row with status=failed and the reason in `error`.
+
+Why one module over 300 lines: a cell's steps (launch, load, window, sample, collect, stop) share
+one try/finally, so that every child the cell started is stopped on every way out of it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ harness.system.procs, so Ctrl-C, SIGTERM and crashes stop it like any other chil
 `postgres` system user (initdb and postgres refuse root).
 
 With `--db-url` an existing server is used instead: it is never started or stopped here.
+
+Why one module over 300 lines: start, capacity check, watcher and stop are one cluster's life and
+share its folder, port and process; split, each part would need the others' private state.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Rows are appended as cells finish; the upstream is checked between cells and restarted if it died
 (the restart is recorded in meta.json and printed); Ctrl-C / SIGTERM stop every child and keep
 every finished row.
+
+Why one module over 300 lines: it owns the run's lifetime (upstream, stopper, database, hub) and
+its progress line; the cell itself is harness.run.cell, the plan harness.data.matrix.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Measured quantities:
 
 CLI: ``python -m harness.system.burst URL --connections N --delay-ms M --seconds S --warmup W`` prints one
 JSON line with the fields returned by :func:`measure_capacity`.
+
+Why one module over 300 lines: it runs as its own subprocess (`python -m`), so the client, its
+parser of responses and its command line travel together with no harness import.
 """
 
 from __future__ import annotations
