@@ -1,7 +1,11 @@
 """Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | compare |
 load-worker.
 
-Bad input → one line on stderr, exit 2."""
+Bad input → one line on stderr, exit 2.
+
+Why one module over 300 lines: the parser of every subcommand (with `run`'s help groups) and the one
+place that turns signals and errors into exit codes; each command's work lives in its own module.
+"""
 
 from __future__ import annotations
 

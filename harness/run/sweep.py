@@ -251,7 +251,6 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
     """Run `cells` in order, appending each row to results.csv as it ends; returns the rows.
     Cells whose id matches the glob `profile` are sampled with py-spy (harness/run/profile.py).
     With db cells, a PostgreSQL is started first (or `db_url` used) and stopped at the end."""
-    results = run_dir / "results.csv"
     meta_path = run_dir / "meta.json"
     store.write_meta(meta_path, meta)
     rates = cpu_rates(meta, cpu_kind, {c.cpu_kind for c in cells})
@@ -277,18 +276,9 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
             say(f"[{i}/{len(cells)}] {cell.target} · {cell.scenario} · {cell_label(cell)} "
                 f"repeat={cell.repeat} (window {cell.warmup_s:g}+{cell.duration_s:g} s)")
             run_env = {"CPU_UNITS_PER_MS": str(rates[cell.cpu_kind])}
-            try:
-                store.check_room(run_dir, f"writing to the run folder before cell {cell.cell_id}")
-                row = run_cell(cell, run_dir, upstream, extra_env=run_env, stopper=stopper,
-                               profile=profiled(cell, profile), session=session["session"],
-                               database=db, hub=hub)
-                check_stored(row, run_dir / "raw" / cell.cell_id)
-                store.append_row(results, row)
-            except store.DiskError:
-                # The cell's raw files may be cut short: it is not recorded (no row, not even a
-                # failed one) and --resume measures it again; its folder goes, to free space.
-                shutil.rmtree(run_dir / "raw" / cell.cell_id, ignore_errors=True)
-                raise
+            row = _measure_and_store(cell, run_dir, upstream, dict(
+                extra_env=run_env, stopper=stopper, profile=profiled(cell, profile),
+                session=session["session"], database=db, hub=hub))
             rows.append(row)
             spent_overhead.append(time.monotonic() - t_cell - cell.warmup_s - cell.duration_s)
             overhead = sum(spent_overhead) / len(spent_overhead)
@@ -309,6 +299,21 @@ def run_cells(cells: Sequence[Cell], run_dir: Path, meta: dict, *, cpu_kind: str
             if completed:  # otherwise the error (or interrupt) already on its way up says enough
                 raise
     return rows
+
+
+def _measure_and_store(cell: Cell, run_dir: Path, upstream: Upstream, options: dict) -> dict:
+    """One cell's row, measured and appended to results.csv (room for it checked first)."""
+    try:
+        store.check_room(run_dir, f"writing to the run folder before cell {cell.cell_id}")
+        row = run_cell(cell, run_dir, upstream, **options)
+        check_stored(row, run_dir / "raw" / cell.cell_id)
+        store.append_row(run_dir / "results.csv", row)
+    except store.DiskError:
+        # The cell's raw files may be cut short: it is not recorded (no row, not even a
+        # failed one) and --resume measures it again; its folder goes, to free space.
+        shutil.rmtree(run_dir / "raw" / cell.cell_id, ignore_errors=True)
+        raise
+    return row
 
 
 def start_hub(cells: Sequence[Cell]) -> Hub | None:
