@@ -138,3 +138,26 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, capsys, args: list[str
 def test_cli_missing_folder_exit_2(tmp_path: Path, capsys):
     assert cli.main(["answer", str(tmp_path / "nope")]) == 2
     assert "results.csv not found" in capsys.readouterr().err
+
+
+def test_a_censored_p99_is_infeasible_with_its_bound(tmp_path: Path):
+    """Failures reached the p99: recommend (and so the answer) rejects the cell, saying the bound."""
+    rows = [_cell("fake-async", 30.0, rate=30.0, users=0, p99_ms=None, p99_lower_ms=10_000.0,
+                  fail_ratio=0.06),
+            _cell("fake-async", 10.0, rate=10.0, users=0, p99_ms=80.0)]
+    [work] = _answer(rows, tmp_path, max_fail_ratio=0.1)  # allowed failures: the bound alone decides
+    [entry] = work.entries
+    assert entry.feasible and entry.cell is not None and entry.cell["rate"] == 10.0
+    from harness.answer import recommend
+
+    cells = recommend.recommend(pd.read_csv(tmp_path / "run" / "results.csv"), max_fail_ratio=0.1)[0].cells
+    censored = cells[cells["rate"] == 30.0].iloc[0]
+    assert censored["reason"] == "p99 > 10000 ms (failures reach the p99, 6.0% failed)"
+
+
+def test_terminal_line_prints_the_bound_of_a_censored_p99():
+    from harness.run.sweep import p99_text
+
+    assert p99_text({"p99_ms": float("nan"), "p99_lower_ms": 10_012.0, "fail_ratio": 0.06}) == \
+        "p99 > 10.0 s (6% failed or timed out)"
+    assert p99_text({"p99_ms": 412.0, "p99_lower_ms": float("nan")}) == "p99 412.0 ms"
