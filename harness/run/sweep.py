@@ -113,7 +113,8 @@ def describe(row: dict) -> str:
         (" (no ceiling known for this app)" if row["ceiling_rps"] != row["ceiling_rps"] else "")
     # A blank percentile (too few samples, or failures reaching it) shows as a dash, never as a number.
     health = (f"/health p99 {_ms(row['health_p99_ms'])}" if math.isfinite(row.get("health_p99_ms", math.nan))
-              else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)})")
+              else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)}, "
+              "too few for a p99)")
     out = (f"{row['rps']:.1f} rps{eff_s}; p50 {_ms(row['p50_ms'])}; {p99_text(row)}; {health}; "
            f"loop lag p99 {_ms(row['loop_lag_p99_ms'])} (worst worker)")
     if row.get("scenario") == "db":
