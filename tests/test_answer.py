@@ -100,10 +100,15 @@ def test_workloads_are_compared_apart_and_sizes_come_from_recommend(tmp_path: Pa
 
 
 def test_a_max_is_called_a_max():
-    cell = pd.Series({"health_p99_ms": 711.0, "health_max_ms": 711.0, "health_min_samples": 9.0})
+    cell = pd.Series({"health_p99_ms": float("nan"), "health_max_ms": 711.0, "health_min_samples": 9.0})
     assert answer.health_text(cell) == "max 711 ms (n=9, too few for a p99)"
-    cell["health_min_samples"] = 200.0
-    assert answer.health_text(cell) == "711 ms"
+    cell = pd.Series({"health_p99_ms": 650.0, "health_max_ms": 711.0, "health_min_samples": 200.0})
+    assert answer.health_text(cell) == "650 ms"
+    # No p99 and no sample count (an older row): the figure shown is still the max, and says so; the
+    # stall test reads that same figure, so a loser is never "stalling" beside a /health of "–".
+    cell = pd.Series({"health_p99_ms": float("nan"), "health_max_ms": 900.0, "health_min_samples": None,
+                      "p50_ms": 1000.0})
+    assert answer.health_text(cell) == "max 900 ms (too few for a p99)" and answer.stalls_neighbours(cell)
 
 
 def test_a_winner_that_stalls_its_loop_says_so(tmp_path: Path):

@@ -26,7 +26,6 @@ from harness.answer import aggregate, recommend
 CSV_NAME = "answer.csv"
 STALL_MS = 50.0  # /health slower than this (and than half the work p50) means the loop stalls neighbours
 STALL_FRACTION = 0.5
-TOO_FEW_HEALTH = 20  # below this many /health samples per worker a p99 is not a p99: call it a max
 
 
 @dataclass
@@ -80,9 +79,12 @@ def ms_text(ms: object) -> str:
 def health_text(cell: pd.Series) -> str:
     """/health p99, or its max when too few samples stand behind a p99 (a max is called a max)."""
     samples = cell.get("health_min_samples")
-    if _is_num(samples) and float(samples) < TOO_FEW_HEALTH and _is_num(cell.get("health_max_ms")):
-        return f"max {ms_text(cell['health_max_ms'])} (n={_f(samples)}, too few for a p99)"
-    return ms_text(cell.get("health_p99_ms"))
+    if _is_num(cell.get("health_p99_ms")):  # collect leaves it empty below 100 samples
+        return ms_text(cell["health_p99_ms"])
+    if _is_num(cell.get("health_max_ms")):  # no p99 (too few probes, or failed ones): say it is a max
+        count = f"n={_f(samples)}, " if _is_num(samples) else ""
+        return f"max {ms_text(cell['health_max_ms'])} ({count}too few for a p99)"
+    return "–"
 
 
 def health_ms(cell: pd.Series) -> float:
