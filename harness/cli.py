@@ -1,5 +1,5 @@
-"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | compare |
-load-worker.
+"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | answer |
+compare | load-worker.
 
 Bad input → one line on stderr, exit 2.
 
@@ -201,6 +201,15 @@ def _add_folder_commands(sub) -> None:
     rec.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
                      help="largest acceptable failure ratio (default 0.01)")
 
+    ans = sub.add_parser("answer", help="per workload: the winning pattern and its sizes under a p99 SLO "
+                         "(from DIR only)")
+    ans.set_defaults(func=cmd_read_runs)
+    ans.add_argument("dir", type=Path)
+    ans.add_argument("--slo-p99", type=float, default=None, metavar="MS",
+                     help="p99 bound in ms (default 1000)")
+    ans.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
+                     help="largest acceptable failure ratio (default 0.01)")
+
     cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
     cmp.set_defaults(func=cmd_read_runs)
     cmp.add_argument("a", type=Path)
@@ -398,16 +407,18 @@ def cmd_claims(args) -> int:
 
 
 def cmd_read_runs(args) -> int:
-    """recommend and compare: they read run folders only; unusable folders are bad input (exit 2)."""
+    """recommend, answer and compare: they read run folders only; unusable folders are bad input (exit 2)."""
     from harness.answer import aggregate, compare, recommend
 
     try:
         if args.command == "compare":
             compare.run(args.a, args.b, out=args.out, warn=lambda m: print(m, file=sys.stderr))
         else:
-            recommend.run(args.dir, recommend.DEFAULT_SLO_P99_MS if args.slo_p99 is None else args.slo_p99,
-                          recommend.DEFAULT_MAX_FAIL_RATIO if args.max_fail_ratio is None
-                          else args.max_fail_ratio)
+            from harness.answer import answer
+
+            rule = answer.run if args.command == "answer" else recommend.run
+            rule(args.dir, recommend.DEFAULT_SLO_P99_MS if args.slo_p99 is None else args.slo_p99,
+                 recommend.DEFAULT_MAX_FAIL_RATIO if args.max_fail_ratio is None else args.max_fail_ratio)
     except (compare.CompareError, recommend.RecommendError, aggregate.ResultsFormatError) as exc:
         raise ConfigError(str(exc)) from None
     return 0

@@ -104,10 +104,11 @@ def test_claim_1_reads_a_stalled_workers_max_when_its_p99_is_empty():
     """A stalled worker answers too few probes for a p99 (the harness leaves it empty): its max is
     the evidence, and the text says it is a max."""
     rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0, health_max_ms=30.0)
-            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=None, health_max_ms=2100.0))
+            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=None, health_max_ms=2100.0,
+                       health_min_samples=9))
     v = verdict("1", rows)
     assert v.verdict == evidence.HOLDS
-    assert "2100 ms (max: too few probe samples for a p99)" in v.evidence[0]
+    assert "/health p99 12.0 ms vs max 2100 ms (n=9, too few for a p99)" in v.evidence[0]
 
 
 DB = dict(db_queries=2, db_ms=20, db_pool=10, db_driver="asyncpg", db_pool_timeout=30)

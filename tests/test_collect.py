@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.answer import aggregate
@@ -158,3 +159,33 @@ def test_validity_reasons():
     few = finish_row({**cell.params(), "rps": 10.0, "requests": 50, "workers_seen": 1,
                       "locust_cpu_pct": 10.0}, cell, None)
     assert "only 50 requests" in few["invalid_reason"] and "1 of 2 workers" in few["invalid_reason"]
+
+
+def test_a_censored_p99_is_recorded_as_the_bound_it_exceeds():
+    """Failures reaching the p99 leave it empty; p99_lower_ms is what it is known to exceed: the
+    failures' recorded times (a timeout's is the client timeout) or the largest success."""
+    ok = np.linspace(100.0, 900.0, 94)
+    timeouts = np.full(6, 10_000.0)  # 6% timed out at a 10 s client timeout
+    assert math.isnan(collect.latency_stats(ok, failed=6)["p99_ms"])
+    assert collect.p99_lower(ok, timeouts) == pytest.approx(10_000.0)
+    # A fast failure (a 500 after 2 ms) still sorts above every success: the bound is the largest one.
+    assert collect.p99_lower(ok, np.full(6, 2.0)) == pytest.approx(900.0)
+    # Not censored: no failure, or too few to reach the p99 (it is a number then, not a bound).
+    assert math.isnan(collect.p99_lower(ok, np.array([])))
+    many = np.linspace(1.0, 500.0, 1000)
+    assert math.isfinite(collect.latency_stats(many, failed=2)["p99_ms"])
+    assert math.isnan(collect.p99_lower(many, np.full(2, 10_000.0)))
+
+
+def test_open_loop_window_bounds_a_censored_p99_from_the_intended_send_time():
+    """Open loop at overload: the queue is in the bound too (failures late to be sent count their wait)."""
+    n_ok, n_bad = 90, 10
+    start = np.arange(n_ok + n_bad) * 0.05
+    records = pd.DataFrame({
+        "start": start + 2.0,  # every request was sent 2 s after its intended time
+        "ms": [200.0] * n_ok + [10_000.0] * n_bad, "name": "io", "ok": [1] * n_ok + [0] * n_bad,
+        "worker": np.nan, "intended": start})
+    records["end"] = records["start"] + records["ms"] / 1000
+    row = collect.window_stats(records, 0.0, 1000.0)
+    assert math.isnan(row["p99_ms"]) and row["fail_ratio"] == pytest.approx(0.1)
+    assert row["p99_lower_ms"] == pytest.approx(12_000.0)  # 10 s timeout + 2 s in the queue

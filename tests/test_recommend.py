@@ -204,8 +204,10 @@ def test_end_of_run_summary_states_the_default_slo(tmp_path: Path, capsys):
     run = write_run(tmp_path / "run", pool_sweep_rows([16, 32, 64]))
     report.finish(run, plot_charts=False, html=False)
     out = capsys.readouterr().out
-    assert "Recommendations (SLO: p99 ≤ 1000 ms and failures ≤ 1.0%" in out
-    assert "use pool_size=32" in out
+    # The per-target lines are condensed into the answer: one verdict per workload, the SLO stated.
+    assert "The answer, per workload (SLO: p99 ≤ 1000 ms and failures ≤ 1.0%" in out
+    assert "- io: winner: thread-pool with workers=1 pool=32, 320 rps" in out
+    assert (run / "recommend.csv").is_file() and (run / "answer.csv").is_file()
 
 
 def test_rate_sweep_finds_the_highest_rate_within_the_slo():

@@ -15,7 +15,8 @@ from harness.answer import claims, evidence
 from harness.present import html_report, report
 
 RUN_V1 = Path(__file__).parent / "data" / "run_v1"  # a folder written before report.html existed
-SECTIONS = ["run", "verdicts-h", "charts", "recommendations", "untrusted", "bounds", "results-h"]
+# Issue 18's order: the answer first, "what was run" collapsed near the end.
+SECTIONS = ["answer-h", "verdicts-h", "charts", "recommendations", "untrusted", "bounds", "run", "results-h"]
 
 
 class Page(HTMLParser):
@@ -100,6 +101,15 @@ def test_report_on_a_run_folder_from_before_reports_existed(old_run: Path, capsy
     assert len(page.rows["failed"]) == 2 and len(page.rows["invalid"]) == 1
     assert "target did not become ready" in " ".join(" ".join(r) for r in page.rows["failed"])
     assert (old_run / "claims.csv").is_file()
+    # The answer, from the old folder: one table per workload, every target ranked or told why not.
+    answers = {k: v for k, v in page.rows.items() if k.startswith("answer-")}
+    targets = set(pd.read_csv(old_run / "results.csv")["target"])
+    assert answers and all({r[1] for r in rows} == targets for rows in answers.values())
+    assert "winner: " in text or "cannot decide" in text
+    # "What was run" is collapsed, its values plain text (no Python or JSON reprs).
+    assert any(t == "details" and a.get("id") == "run-details" for t, a in page.tags)
+    knob_values = [r[0] for r in page.rows["knobs"]]  # (the name is a th)
+    assert knob_values and not any(v.startswith(("[", "{")) or v in ("None", "null") for v in knob_values)
 
 
 def test_report_is_self_contained(old_run: Path):

@@ -51,6 +51,10 @@ addEventListener("load", () => {
     images: images.length,
     loaded: images.filter(i => i.complete && i.naturalWidth > 0).length,
     verdict_rows: document.querySelectorAll("#verdicts tbody tr").length,
+    first_section: (document.querySelector("h2") || {}).id,
+    answer_rows: document.querySelectorAll("#answer table.answer tbody tr").length,
+    answer_first: !!document.querySelector("body > h1 + p + section#answer"),
+    run_collapsed: !!document.querySelector("details#run-details:not([open])"),
     result_rows: document.querySelectorAll("#results tbody tr").length,
     problems: __problems,
   });
@@ -100,6 +104,10 @@ def test_report_in_headless_chromium(tmp_path: Path):
     assert seen["images"] == 2 and seen["loaded"] == seen["images"], seen
     assert seen["verdict_rows"] == len(claims.REGISTRY) and seen["result_rows"] == 36, seen
     assert seen["problems"] == [], seen
+    # The answer is the first section, right under the title; one row per target in each workload;
+    # "what was run" is collapsed.
+    assert seen["first_section"] == "answer-h" and seen["answer_first"], seen
+    assert seen["answer_rows"] >= 3 and seen["run_collapsed"], seen
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console
 
@@ -108,6 +116,9 @@ def test_report_in_headless_chromium(tmp_path: Path):
                           report.as_uri()], tmp_path, "shot")
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    keep = os.environ.get("REPORT_SCREENSHOT")  # a path to keep the screenshot at, to look at it
+    if keep:
+        shutil.copy(shot, keep)
     # No Chromium process outlives the test (its helpers may take a moment to follow the browser out).
     deadline = time.monotonic() + 10
     while leftover_children(exclude=already) and time.monotonic() < deadline:

@@ -17,8 +17,8 @@ from scipy.stats import binom
 from harness.data import knobs, schema
 
 CELL_COLUMNS = [c for c in schema.PARAM_COLUMNS if c != "repeat"]
-SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "health_p99_ms", "health_max_ms", "loop_lag_p99_ms",
-                    "efficiency", "target_rss_mb", "ctx_switches_per_req"]
+SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "p99_lower_ms", "health_p99_ms", "health_max_ms",
+                    "loop_lag_p99_ms", "efficiency", "target_rss_mb", "ctx_switches_per_req"]
 
 # Column types follow the knob table: text knobs, switches, numbers.
 TEXT_PARAMS = ["target", "scenario", *(k.col for k in knobs.CELL_KNOBS if k.type is str)]

@@ -68,7 +68,7 @@ def blocking_io(claim: str, run: Run, scenario: str, what: str, ignore: tuple[st
         case = f"W={good['workers']} U={good['users']}"
         cases.append((outcome, case))
         evidence.append(f"{case}: correct-async {measure(good, 'rps', 'rps')} vs fake-async ({what}) "
-                        f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health p99 "
+                        f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health "
                         f"{health_text(good)} vs {health_text(bad)} "
                         f"({fmt(h)}×)")
         cells += [label(good), label(bad)]
@@ -114,7 +114,7 @@ def decide_3(run: Run) -> Verdict:
         outcome = HOLDS if share >= STALL_SHARE else FAILS
         case = label(c, "cpu_kind")
         cases.append((outcome, f"W={c['workers']} {c['cpu_kind']}"))
-        evidence.append(f"{case}: /health p99 {measure(c, 'health_ms', 'ms')} vs /cpu p50 "
+        evidence.append(f"{case}: /health {measure(c, 'health_ms', 'ms')} vs /cpu p50 "
                         f"{fmt(c['p50_ms'], 'ms')} ({fmt(100 * share)}%)")
         cells.append(case)
     contrast = _one_per_right(pairs(run, dict(target="process-pool", scenario="cpu"),
@@ -122,7 +122,7 @@ def decide_3(run: Run) -> Verdict:
                               run.cores)
     for pp, _ in contrast:
         evidence.append(f"for contrast, process-pool (pool {plain(pp['pool_size'])}) /cpu "
-                        f"W={pp['workers']}: /health p99 {health_text(pp)}")
+                        f"W={pp['workers']}: /health {health_text(pp)}")
     return combine("3", cases, evidence, cells)
 
 
@@ -205,7 +205,7 @@ def decide_5(run: Run) -> Verdict:
         outcome = HOLDS if stalled and not_faster else PARTLY if stalled else FAILS
         case = f"W={bf['workers']} {bf['cpu_kind']}"
         cases.append((outcome, case))
-        evidence.append(f"{case}: /health p99 {measure(bf, 'health_ms', 'ms')} (blocking-future) vs "
+        evidence.append(f"{case}: /health {measure(bf, 'health_ms', 'ms')} (blocking-future) vs "
                         f"{measure(pp, 'health_ms', 'ms')} (process-pool), {fmt(h)}×; rps "
                         f"{fmt(bf['rps'])} vs {fmt(pp['rps'])}")
         cells += [label(bf), label(pp)]
@@ -329,7 +329,7 @@ def decide_9(run: Run) -> Verdict:
             f"{name}: {plain(small['http_connections'])} connections: {measure(small, 'rps', 'rps')}, p50 "
             f"{fmt(small['p50_ms'], 'ms')} (≈ {fmt(small['p50_ms'] - wire, 'ms')} waiting for a connection); "
             f"{plain(large['http_connections'])} connections: {fmt(large['rps'], 'rps')}, p50 "
-            f"{fmt(large['p50_ms'], 'ms')}; /health p99 {health_text(small)} vs "
+            f"{fmt(large['p50_ms'], 'ms')}; /health {health_text(small)} vs "
             f"{health_text(large)}")
         cells += [label(small, "http_connections"), label(large, "http_connections")]
     return combine("9", cases, evidence, cells)
@@ -377,7 +377,7 @@ def decide_10(run: Run) -> Verdict:
         limit = fast_health_ms(c)
         fast = float(c["health_ms"]) <= limit
         by_kind.setdefault(str(c["cpu_kind"]), []).append(fast)
-        evidence.append(f"{label(c, 'cpu_kind')}: /health p99 {measure(c, 'health_ms', 'ms')} "
+        evidence.append(f"{label(c, 'cpu_kind')}: /health {measure(c, 'health_ms', 'ms')} "
                         f"({'fast' if fast else 'slow'}: limit {fmt(limit, 'ms')})")
         cells.append(label(c, "cpu_kind"))
     kinds = {k: all(v) for k, v in by_kind.items()}

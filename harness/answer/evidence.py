@@ -118,9 +118,14 @@ def plain(v: object) -> str:
 
 
 def health_text(cell: pd.Series) -> str:
-    """The cell's /health figure, saying when it is a max for lack of samples for a p99."""
+    """'p99 12 ms', or, where a worker answered too few probes for a p99, 'max 711 ms (n=9, too few for
+    a p99)': a max is called a max."""
     text = fmt(cell["health_ms"], "ms")
-    return text + " (max: too few probe samples for a p99)" if bool(cell.get("health_is_max")) else text
+    if not bool(cell.get("health_is_max")):
+        return f"p99 {text}"
+    n = cell.get("health_min_samples", math.nan)
+    count = f"n={plain(n)}, " if isinstance(n, int | float) and not math.isnan(n) else ""
+    return f"max {text} ({count}too few for a p99)"
 
 
 def measure(cell: pd.Series, col: str, unit: str = "") -> str:

@@ -106,6 +106,10 @@ def infeasible_reason(cell: pd.Series, slo_p99_ms: float, max_fail_ratio: float)
         return f"{cell['failed_repeats']} of {cell['failed_repeats'] + cell['repeats']} repeats failed"
     if not cell["valid"]:
         return f"invalid: {cell['invalid_reason']}"
+    bound = cell.get("p99_lower_ms")
+    if bound is not None and pd.notna(bound):  # a repeat's failures reached its p99: it is only a bound
+        fail = f", {cell['fail_ratio']:.1%} failed" if pd.notna(cell["fail_ratio"]) else ""
+        return f"p99 > {_fmt(bound)} ms (failures reach the p99{fail})"
     if pd.isna(cell["p99_ms"]):
         return "p99 unknown (too few requests)"
     if cell["p99_ms"] > slo_p99_ms:

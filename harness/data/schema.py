@@ -18,6 +18,8 @@ Versions (columns are only ever added, so an older file reads with the newer col
   5  the db scenario: its knobs (db_queries, db_ms, db_pool, db_pool_timeout, db_driver) and
      DB_COLUMNS (pool wait p50/p99 and busy connections measured in the workers, busy backends in
      pg_stat_activity, the server's CPU)
+  6  p99_lower_ms: when failures reach the p99 (left empty), the bound it is known to exceed (the
+     p99 with each failure at its recorded time, i.e. the client timeout, or the largest success)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -32,7 +34,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -42,7 +44,7 @@ LATENCY_STATS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms"]
 MEASURE_COLUMNS = [
     "status", "error",
     "requests", "failures", "fail_ratio", "rps",
-    *LATENCY_STATS,
+    *LATENCY_STATS, "p99_lower_ms",
     "health_requests", "health_min_samples", *(f"health_{s}" for s in LATENCY_STATS),
     "loop_lag_p50_ms", "loop_lag_p99_ms", "loop_lag_max_ms", "loop_blocked_pct_max",
     "workers_seen", "worker_share_max", "pool_busy_max", "cpu_stage_ms", "cpu_cost_ms",
@@ -87,6 +89,7 @@ HISTORY: dict[int, list[str]] = {
     4: ["rate", "arrivals", "load_processes", "dropped", "service_p50_ms", "service_p99_ms",
         "locust_cpu_max_pct"],
     5: ["db_queries", "db_ms", "db_pool", "db_pool_timeout", "db_driver", *DB_COLUMNS],
+    6: ["p99_lower_ms"],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

@@ -55,6 +55,25 @@ def latency_stats(ok_ms: np.ndarray, failed: int = 0, prefix: str = "") -> dict:
     return out
 
 
+def p99_lower(ok_ms: np.ndarray, failed_ms: np.ndarray) -> float:
+    """The bound a censored p99 is known to exceed (NaN when the p99 is not censored by failures).
+
+    A failed request's true latency is at least the time it was recorded failing (a timeout: the
+    client's timeout), and, since failures sort above every success, at least the largest success.
+    The p99 with every failure at its recorded time is therefore a lower bound, and so is the largest
+    success; the larger of the two is reported.
+    """
+    n = len(ok_ms) + len(failed_ms)
+    if len(failed_ms) == 0 or n < min_samples(99):
+        return NAN
+    ranked = np.concatenate([np.sort(ok_ms), np.full(len(failed_ms), np.inf)])
+    with np.errstate(invalid="ignore"):
+        if math.isfinite(float(np.percentile(ranked, 99))):
+            return NAN  # the failures do not reach the p99: it is a number, not a bound
+    recorded = float(np.percentile(np.concatenate([ok_ms, failed_ms]), 99))
+    return max(recorded, float(ok_ms.max()) if len(ok_ms) else 0.0)
+
+
 DROPPED = "dropped"  # open loop: a send that could not start (the in-flight bound was reached)
 
 
@@ -113,12 +132,17 @@ def window_stats(records: pd.DataFrame, t0: float, t1: float) -> dict:
         # Open loop: latency counts from the intended send time, so time spent waiting to be sent
         # (a stalled server, a busy generator) is in the percentiles: no coordinated omission.
         late = (work.loc[work["ok"] == 1, "start"].to_numpy() - intended) * 1000
-        row.update(latency_stats(ok_ms + np.clip(np.nan_to_num(late), 0, None), failed))
+        ok_from_intended = ok_ms + np.clip(np.nan_to_num(late), 0, None)
+        row.update(latency_stats(ok_from_intended, failed))
+        bad = work[work["ok"] == 0]
+        bad_late = np.clip(np.nan_to_num((bad["start"] - bad["intended"]).to_numpy() * 1000), 0, None)
+        row["p99_lower_ms"] = p99_lower(ok_from_intended, bad["ms"].to_numpy() + bad_late)
         service = latency_stats(ok_ms, failed)
         row.update(service_p50_ms=service["p50_ms"], service_p99_ms=service["p99_ms"])
         row["dropped"] = int(((dropped["start"] >= t0) & (dropped["start"] < t1)).sum())
     else:
         row.update(latency_stats(ok_ms, failed))
+        row["p99_lower_ms"] = p99_lower(ok_ms, work.loc[work["ok"] == 0, "ms"].to_numpy())
         row.update(service_p50_ms=NAN, service_p99_ms=NAN, dropped=NAN)
     per_worker = health_by_worker(health)
     if per_worker:

@@ -1,7 +1,8 @@
 """One self-contained report.html per run folder, built from the folder alone (never re-runs).
 
-Order: what was run, the claims' verdicts, the charts with their reading guide, the tuning
-recommendations, the cells the harness does not trust and the failed ones, the tidy table.
+Order (issue 18): the answer per workload, the claims' verdicts, the charts with their reading guide,
+the tuning recommendations, the cells the harness does not trust and the failed ones, what limited
+each cell, what was run (collapsed), the tidy table.
 Images are inlined as base64 and a Content-Security-Policy forbids every fetch, so the file reads
 the same offline, attached to a ticket. A section the folder cannot fill says so.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from pathlib import Path
 
@@ -73,13 +73,24 @@ def _num(v: object) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
+def plain(v: object) -> str:
+    """A knob's value as a reader writes it: `fake-async, thread-pool`, `–` for none (no Python reprs)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, list | tuple):
+        return ", ".join(plain(x) for x in v) if v else "–"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {plain(x)}" for k, x in v.items()) if v else "–"
+    return _num(v)
+
+
 def _na(text: str) -> str:
     return f'<p class="na">{esc(text)}</p>'
 
 
 def _kv_table(pairs: list[tuple[str, object]], table_id: str = "") -> str:
     ident = f' id="{table_id}"' if table_id else ""
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_num(v))}</td></tr>" for k, v in pairs)
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(plain(v))}</td></tr>" for k, v in pairs)
     return f"<table{ident}><tbody>{rows}</tbody></table>"
 
 
@@ -100,6 +111,12 @@ def _frame_table(df: pd.DataFrame, table_id: str, bad: pd.Series | None = None) 
 
 
 def section_run(meta: dict, run_dir: Path) -> str:
+    """What was run, collapsed: the reader comes for the answer; the machine and knobs are the record."""
+    return ('<details id="run-details"><summary><b>What was run</b>: machine, versions, knobs</summary>'
+            f"{_section_run(meta, run_dir)}</details>")
+
+
+def _section_run(meta: dict, run_dir: Path) -> str:
     if not meta:
         return '<h2 id="run">What was run</h2>' + _na(
             "meta.json is missing or unreadable: the machine, versions and calibration are not recorded.")
@@ -160,10 +177,11 @@ def section_run(meta: dict, run_dir: Path) -> str:
     if isinstance(knobs, dict):
         heading = "Knobs (each claim's sweep below overrides them)" if runs else "Knobs"
         parts.append(f"</div><div><h3>{esc(heading)}</h3>" + _kv_table(
-            [(k, json.dumps(v) if isinstance(v, list) else v) for k, v in knobs.items()], "knobs"))
+            list(knobs.items()), "knobs"))
     parts.append("</div></div>")
     if isinstance(runs, list) and runs:
-        table = pd.DataFrame([{k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()}
+        table = pd.DataFrame([{k: plain(v) if isinstance(v, list | dict) or v is None else v
+                               for k, v in r.items()}
                               for r in runs if isinstance(r, dict)])
         parts.append("<h3>The sweeps <code>bench.py claims</code> ran, per claim</h3>"
                      + _frame_table(table, "claims-runs"))
@@ -260,6 +278,51 @@ def section_recommend(run_dir: Path, rows: pd.DataFrame) -> str:
     return "".join(out)
 
 
+def _slo_of_run(run_dir: Path) -> tuple[float, float, str]:
+    """The SLO recommend.csv was written with (bench.py recommend/answer --slo-p99), else the default."""
+    from harness.answer import recommend
+
+    slo, fail = recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO
+    try:
+        frame = pd.read_csv(run_dir / recommend.CSV_NAME, usecols=["slo_p99_ms", "max_fail_ratio"])
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return slo, fail, "the default SLO"
+    if len(frame) and frame.notna().all(axis=None):
+        return float(frame["slo_p99_ms"].iloc[0]), float(frame["max_fail_ratio"].iloc[0]), recommend.CSV_NAME
+    return slo, fail, "the default SLO"
+
+
+def section_answer(run_dir: Path, rows: pd.DataFrame) -> str:
+    """The answer first: per workload, every pattern's pick ranked under the SLO, and the verdict."""
+    from harness.answer import answer, recommend
+
+    head = ('<section id="answer"><h2 id="answer-h">The answer: which pattern and which sizes, '
+            "per workload</h2>")
+    slo, fail, source = _slo_of_run(run_dir)
+    try:
+        workloads = answer.answer(rows, slo, fail)
+    except (KeyError, ValueError) as exc:
+        why = f"not available: the rule could not be applied to these results ({exc})"
+        return head + _na(why) + "</section>"
+    if not workloads:
+        return head + _na("not available: no measured cell") + "</section>"
+    out = [head, f'<p class="sub">{esc(recommend.slo_text(slo, fail))} (from {esc(source)}). Each pattern at '
+           "its recommended configuration: the cheapest within 5% of its best feasible throughput. "
+           "<code>bench.py answer DIR --slo-p99 MS</code> for another SLO.</p>"]
+    named = answer.distinguishing(workloads)
+    for i, w in enumerate(workloads):
+        cls = "v-holds" if w.decided else "v-holds-only-partly"
+        losses = "".join(f"<li>{esc(loss)}</li>" for loss in w.losses)
+        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in answer.rows(w))
+        heads = "".join(f"<th>{esc(h)}</th>" for h in answer.TABLE_HEADER)
+        out.append(f"<h3>{esc(answer.workload_title(w, named))}</h3>"
+                   f'<p><span class="v {cls}">{esc(w.verdict)}</span></p>'
+                   f"{f'<ul class=ev>{losses}</ul>' if losses else ''}"
+                   f'<table id="answer-{i}" class="answer"><thead><tr>{heads}</tr></thead>'
+                   f"<tbody>{body}</tbody></table>")
+    return "".join(out) + "</section>"
+
+
 def section_untrusted(df: pd.DataFrame, summary: pd.DataFrame) -> str:
     parts = ['<h2 id="untrusted">Cells the harness does not trust, and failed cells</h2>']
     invalid = summary[~summary["valid"] & (summary["repeats"] > 0)]
@@ -332,12 +395,13 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(run.rows)} rows, {len(run.summary)} cells. Generated from the run folder '
         "alone: results.csv, meta.json and charts/.</p>",
-        section_run(run.meta, run_dir),
+        section_answer(run_dir, run.rows),
         section_verdicts(verdicts),
         section_charts(run_dir),
         section_recommend(run_dir, run.rows),
         section_untrusted(run.rows, run.summary),
         section_bounds(run.rows),
+        section_run(run.meta, run_dir),
         section_results(run.rows),
     ]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -263,6 +263,7 @@ def _footnotes(summary: pd.DataFrame, x: str, variant_cols: list[str]) -> list[s
     if len(notes) > MAX_FOOTNOTES:
         notes = notes[:MAX_FOOTNOTES - 1] + [f"… and {len(notes) - MAX_FOOTNOTES + 1} more (see summary.csv)"]
     notes += _health_note(summary, x, variant_cols)
+    notes += _p99_bound_note(summary, x, variant_cols)
     lines: list[str] = []
     for n in notes:
         lines += textwrap.wrap(n, WRAP, subsequent_indent="      ") or [""]
@@ -475,6 +476,30 @@ def _draw_health_max(ax: plt.Axes, s: pd.DataFrame, color: tuple) -> list[float]
     return list(pts["health_max_ms"].astype("float64"))
 
 
+def _draw_p99_bound(ax: plt.Axes, s: pd.DataFrame, color: tuple) -> list[float]:
+    """Where failures reached the p99 (left empty), the bound it is known to exceed: ▲, never joined."""
+    if "p99_lower_ms" not in s:
+        return []
+    pts = s[np.isfinite(s["p99_lower_ms"].astype("float64")) & np.isfinite(s["_x"])]
+    if pts.empty:
+        return []
+    ax.plot(pts["_x"].to_numpy(dtype="float64"), pts["p99_lower_ms"].to_numpy(dtype="float64"),
+            linestyle="none", marker="^", color=color, markersize=7, zorder=3)
+    return list(pts["p99_lower_ms"].astype("float64"))
+
+
+def _p99_bound_note(summary: pd.DataFrame, x: str, variant_cols: list[str]) -> list[str]:
+    if "p99_lower_ms" not in summary:
+        return []
+    censored = summary[np.isfinite(summary["p99_lower_ms"].astype("float64"))]
+    if censored.empty:
+        return []
+    cells = "; ".join(f"{_cells_label(rows, x, variant_cols)} p99 > {_fmt_num(rows['p99_lower_ms'].min())} ms"
+                      for _, rows in censored.groupby(["target", *variant_cols], dropna=False, sort=False))
+    return [f"▲ latency: failures reach the p99, so it is only known to exceed the bound drawn "
+            f"(the timeout, or the largest success): {cells}"]
+
+
 def _draw_row(axes: dict[str, plt.Axes], cells: pd.DataFrame, texts: ChartTexts, colors: dict[str, tuple],
               axis: _XAxis, seen: dict[str, list[float]]) -> None:
     """One row of panels: every line (target + line knobs) of the cells of this row."""
@@ -500,6 +525,7 @@ def _draw_row(axes: dict[str, plt.Axes], cells: pd.DataFrame, texts: ChartTexts,
         _mark_failed(axes["rps"], s, color)
         seen["lat"] += _draw_series(axes["lat"], s, "p50_ms", color, marker, "-")
         seen["lat"] += _draw_series(axes["lat"], s, "p99_ms", color, marker, ":", msize=4.5)
+        seen["lat"] += _draw_p99_bound(axes["lat"], s, color)
         seen["health"] += _draw_series(axes["health"], s, "health_p99_ms", color, marker)
         seen["health"] += _draw_health_max(axes["health"], s, color)
         if "mem" in axes:

@@ -97,6 +97,17 @@ def _ms(value: float | None) -> str:
     return f"{value:.1f} ms" if value is not None and math.isfinite(value) else "— ms"
 
 
+def p99_text(row: dict) -> str:
+    """'p99 412.0 ms', or, when failures reach it, the bound it exceeds: 'p99 > 10.0 s (6% failed)'."""
+    bound = row.get("p99_lower_ms", math.nan)
+    if bound is not None and math.isfinite(bound):
+        fail = row.get("fail_ratio", math.nan)
+        failed = f" ({fail:.0%} failed or timed out)" if fail is not None and math.isfinite(fail) else ""
+        shown = f"{bound / 1000:.1f} s" if bound >= 1000 else _ms(bound)
+        return f"p99 > {shown}{failed}"
+    return f"p99 {_ms(row.get('p99_ms'))}"
+
+
 def describe(row: dict) -> str:
     if row["status"] != "ok":
         return f"FAILED: {row['error']}"
@@ -105,8 +116,9 @@ def describe(row: dict) -> str:
         (" (no ceiling known for this app)" if row["ceiling_rps"] != row["ceiling_rps"] else "")
     # A blank percentile (too few samples, or failures reaching it) shows as a dash, never as a number.
     health = (f"/health p99 {_ms(row['health_p99_ms'])}" if math.isfinite(row.get("health_p99_ms", math.nan))
-              else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)})")
-    out = (f"{row['rps']:.1f} rps{eff_s}; p50 {_ms(row['p50_ms'])}; {health}; "
+              else f"/health max {_ms(row.get('health_max_ms'))} (n={row.get('health_min_samples', 0)}, "
+              "too few for a p99)")
+    out = (f"{row['rps']:.1f} rps{eff_s}; p50 {_ms(row['p50_ms'])}; {p99_text(row)}; {health}; "
            f"loop lag p99 {_ms(row['loop_lag_p99_ms'])} (worst worker)")
     if row.get("scenario") == "db":
         out += (f"; pool wait p99 {_ms(row['db_pool_wait_p99_ms'])}, busy max {row['db_pool_busy_max']:g}"
