@@ -1,5 +1,5 @@
-"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | compare |
-load-worker.
+"""Command line: list | run | audit | plot | report | claims | serve | calibrate | overhead | recommend |
+compare | load-worker.
 
 Bad input → one line on stderr, exit 2."""
 
@@ -95,19 +95,30 @@ def _help(knob: knobs.Knob) -> str:
 def add_knob_flags(parser: argparse.ArgumentParser) -> None:
     """Every knob of the table that has a flag, as the table says (dest = the knob's name)."""
     for knob in knobs.CONFIG_KNOBS:
-        if knob.flag is None:
-            continue
-        if knob.switch is not None:
-            parser.add_argument(knob.flag, dest=knob.name, action="store_const", const=knob.switch,
-                                default=None, help=_help(knob))
-        elif knob.per_target:
-            parser.add_argument(knob.flag, dest=knob.name, action="append", type=_per_target_list(knob.type),
-                                metavar="[TARGET=]LIST", help=_help(knob))
-        elif knob.sweep:
-            parser.add_argument(knob.flag, dest=knob.name, type=_csv_list(knob.type), metavar="LIST",
-                                help=_help(knob))
-        else:
-            parser.add_argument(knob.flag, dest=knob.name, type=knob.type, help=_help(knob))
+        if knob.flag is not None:
+            add_knob_flag(parser, knob)
+
+
+def add_knob_flag(parser: argparse.ArgumentParser, knob: knobs.Knob | str) -> None:
+    """One knob's flag, as the table says; a name the table does not (yet) hold adds nothing."""
+    if isinstance(knob, str):
+        found = knobs.KNOBS.get(knob)
+        if found is None or found.flag is None:
+            return
+        knob = found
+    if knob.flag is None:
+        return
+    if knob.switch is not None:
+        parser.add_argument(knob.flag, dest=knob.name, action="store_const", const=knob.switch,
+                            default=None, help=_help(knob))
+    elif knob.per_target:
+        parser.add_argument(knob.flag, dest=knob.name, action="append", type=_per_target_list(knob.type),
+                            metavar="[TARGET=]LIST", help=_help(knob))
+    elif knob.sweep:
+        parser.add_argument(knob.flag, dest=knob.name, type=_csv_list(knob.type), metavar="LIST",
+                            help=_help(knob))
+    else:
+        parser.add_argument(knob.flag, dest=knob.name, type=knob.type, help=_help(knob))
 
 
 def build_parser() -> Parser:
@@ -174,6 +185,10 @@ def build_parser() -> Parser:
                     help="this machine's copy of the run's --locustfile (checked against the master's)")
     lw.add_argument("--log-dir", type=Path, metavar="DIR", help="where each cell's Locust log goes "
                     "(default: a new temporary folder)")
+
+    from harness import audit_cmd
+
+    audit_cmd.add_parser(sub, add_knob_flag)
 
     cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
     cmp.add_argument("a", type=Path)
@@ -312,6 +327,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from harness import audit_cmd
+
+    _stop_leftovers()
+    return audit_cmd.run_audit(args, audit_cmd.audit_overrides(args))
+
+
 def cmd_claims(args) -> int:
     from harness import claims_preset
 
@@ -384,6 +406,8 @@ def _dispatch(args) -> int:
             return cmd_report(args)
         if args.command == "claims":
             return cmd_claims(args)
+        if args.command == "audit":
+            return cmd_audit(args)
         if args.command == "serve":
             from harness.run.serve import serve
 

@@ -239,6 +239,8 @@ TABLE: list[Knob] = [
          flag="--health-path"),
     Knob("locustfile", str, None, "your own Locust users instead of --path (the harness adds its "
          "/health probe user and its recorder)", scope="run", flag="--locustfile"),
+    Knob("setup", str, None, "a Python file defining setup(base_url): run before each cell's load to seed "
+         "your app's data (see docs/audit.md)", scope="run", flag="--setup"),
     # db cells get it from the harness: the throwaway server's, or this one
     Knob("db_url", str, None, "an existing PostgreSQL (postgresql://...) instead of a throwaway one the "
          "harness starts; never started or stopped by the harness", scope="run", env="DB_URL",
