@@ -71,6 +71,9 @@ HEALTHY = {"status": "ok", "fail_ratio": 0.0, "loop_blocked_pct_max": 3.0, "work
     ({}, "fine at this load"),
     ({"fail_ratio": 1.0, "fail_top": "404 Not Found 100%"}, "failing: 404 Not Found 100%"),
     ({"fail_ratio": 0.6}, "failing: 60% of requests failed"),
+    ({"fail_ratio": 0.05, "fail_top": "500 Internal Server Error 5%"},
+     "failing: 500 Internal Server Error 5%"),
+    ({"fail_ratio": 0.005}, "fine at this load"),  # a few failures are data, as in validity
     ({"status": "failed", "error": "LaunchError: boom"}, "failing: the cell did not run (LaunchError: boom)"),
     ({"loop_blocked_pct_max": 95.0}, "blocks the event loop"),
     ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40},

@@ -2,7 +2,7 @@
 (route × workers × thread tokens), plus the routes skipped, in audit.csv and a terminal table.
 
 The verdict is the first of these that the row's own figures show:
-  failing               half or more of the requests failed (the most frequent failure: fail_top)
+  failing               over 1% of the requests failed (FAIL_RATIO_LIMIT; the most frequent: fail_top)
   blocks the event loop the worst worker's loop was blocked ≥ BLOCKED_PCT of the window
   limited by the thread pool   anyio's default limiter had every token borrowed
   limited by workers' CPU      the busiest worker used ≥ CORE_BUSY_PCT of a core
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from harness.data.schema import read_results
 from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT
+from harness.judge.validity import FAIL_RATIO_LIMIT
 
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
 AUDIT_CSV = "audit.csv"
-FAILING_RATIO = 0.5
 COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
            "health_max_ms", "loop_lag_p99_ms", "stall_site", "advice", "valid", "invalid_reason"]
 
@@ -53,7 +53,7 @@ def verdict(row: dict) -> str:
     """The route's verdict from its row (see the module's docstring)."""
     if _text(row, "status") == "failed":
         return "failing: the cell did not run (" + (_text(row, "error") or "no error recorded") + ")"
-    if _num(row, "fail_ratio") >= FAILING_RATIO:
+    if _num(row, "fail_ratio") > FAIL_RATIO_LIMIT:  # the share beyond which the row is not valid either
         top = _text(row, "fail_top")
         return f"failing: {top}" if top else f"failing: {_num(row, 'fail_ratio'):.0%} of requests failed"
     if _num(row, "loop_blocked_pct_max") >= BLOCKED_PCT:
