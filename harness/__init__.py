@@ -7,7 +7,7 @@
 - `answer/`  reads only finished run folders: aggregate, recommend, compare, claims
 - `present/` draws and writes: plots, the HTML report, flame graphs
 
-`cli` and the small commands (calibrate, overhead, recorder_cost, claims_preset) sit on top.
+`cli` and the small commands (calibrate, overhead, recorder_cost, claims_preset, audit_cmd) sit on top.
 tests/test_layers.py fails when an import breaks these rules.
 """
 

@@ -1,5 +1,5 @@
-"""Command line: list | run | plot | report | claims | serve | calibrate | overhead | recommend | answer |
-compare | load-worker.
+"""Command line: list | run | audit | plot | report | claims | serve | calibrate | overhead | recommend |
+answer | compare | load-worker.
 
 Bad input → one line on stderr, exit 2.
 
@@ -107,6 +107,13 @@ def _group_defaults(names: tuple[str, ...]) -> str:
         shown.append(f"{knob.flag} {value}")
     text = "defaults: " + (", ".join(shown) if shown else "none (each is off unless given)")
     return textwrap.fill(text, width=96, subsequent_indent="  ")
+
+
+def add_knob_flag(parser: argparse._ActionsContainer, knob: knobs.Knob | str) -> None:
+    """One knob's flag, as the table says; a name the table does not hold adds nothing (audit)."""
+    found = knobs.KNOBS.get(knob) if isinstance(knob, str) else knob
+    if found is not None and found.flag is not None:
+        _add_knob_flag(parser, found)
 
 
 def _add_knob_flag(parser: argparse._ActionsContainer, knob: knobs.Knob) -> None:
@@ -265,6 +272,10 @@ def build_parser() -> Parser:
     _add_run(sub)
     _add_folder_commands(sub)
     _add_machine_commands(sub)
+    from harness import audit_cmd
+
+    audit_cmd.add_parser(sub, add_knob_flag)
+    sub.choices["audit"].set_defaults(func=cmd_audit)
     return p
 
 
@@ -396,6 +407,13 @@ def cmd_report(args) -> int:
     print(claims.format_table(claims.decide_run(args.dir)))
     print(f"report: {path}")
     return 0
+
+
+def cmd_audit(args) -> int:
+    from harness import audit_cmd
+
+    _stop_leftovers()
+    return audit_cmd.run_audit(args, audit_cmd.audit_overrides(args))
 
 
 def cmd_claims(args) -> int:

@@ -239,6 +239,8 @@ TABLE: list[Knob] = [
          flag="--health-path"),
     Knob("locustfile", str, None, "your own Locust users instead of --path (the harness adds its "
          "/health probe user and its recorder)", scope="run", flag="--locustfile"),
+    Knob("setup", str, None, "a Python file defining setup(base_url): run before each cell's load to seed "
+         "your app's data (see docs/audit.md)", scope="run", flag="--setup"),
     # db cells get it from the harness: the throwaway server's, or this one
     Knob("db_url", str, None, "an existing PostgreSQL (postgresql://...) instead of a throwaway one the "
          "harness starts; never started or stopped by the harness", scope="run", env="DB_URL",
@@ -256,7 +258,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
 
 # `bench.py run --help` in groups, in this order (tests/test_knobs.py: every flagged knob in exactly one).
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
-    "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "health_path",
+    "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "setup", "health_path",
                     "url", "allow_non_loopback"),
     "sizes": ("workers", "users", "pool_size", "http_connections", "db_pool", "rate", "arrivals",
               "max_in_flight", "load_processes"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.data import knobs, model
+from harness.data import knobs, model, setup_file
 from harness.data.address import AddressError, is_loopback, parse_address
 from harness.data.knobs import KNOBS, closest
 from targets import TARGETS, core_targets, db_pool_max
@@ -165,8 +165,8 @@ def validate(values: Mapping[str, Any]) -> Config:
             raise ConfigError("--app/--url replace --targets: give one or the other")
         out["targets"] = []
         _check_foreign(out)
-    elif any(out[k] is not None for k in ("paths", "locustfile", "app_dir", "health_path")):
-        raise ConfigError("--path, --locustfile, --app-dir and --health-path need --app or --url")
+    elif any(out[k] is not None for k in ("paths", "locustfile", "app_dir", "health_path", "setup")):
+        raise ConfigError("--path, --locustfile, --app-dir, --health-path and --setup need --app or --url")
     _check_remote(out)
     if out["locustfile"] and any(out["rate"]):
         raise ConfigError("--rate drives --path (or a built-in scenario); --locustfile is closed-loop only")
@@ -212,6 +212,11 @@ def _check_foreign(out: dict[str, Any]) -> None:
     for path in [*(out["paths"] or []), *([out["health_path"]] if out["health_path"] else [])]:
         if not path.startswith("/"):
             raise ConfigError(f"path {path!r} must start with '/'")
+    if out["setup"] is not None:
+        try:
+            out["setup"] = setup_file.check(out["setup"])
+        except setup_file.SetupError as exc:
+            raise ConfigError(str(exc)) from None
     if out["locustfile"] is not None:
         if not os.path.isfile(out["locustfile"]):
             raise ConfigError(f"--locustfile {out['locustfile']!r} is not a file")
@@ -418,7 +423,7 @@ def _work_items(cfg: Config) -> list[tuple[str, str, dict[str, Any]]]:
     if cfg.app is None and cfg.url is None:
         return [(t, s, {}) for t in cfg.targets for s in cfg.scenarios]
     target = cfg.app if cfg.app is not None else cfg.url
-    common = {"app_dir": cfg.app_dir, "url": cfg.url, "locustfile": cfg.locustfile,
+    common = {"app_dir": cfg.app_dir, "url": cfg.url, "locustfile": cfg.locustfile, "setup": cfg.setup,
               "health_path": cfg.health_path or ("/_bench/health" if cfg.app is not None else "/health")}
     if cfg.paths:
         return [(target, p, {**common, "path": p}) for p in cfg.paths]

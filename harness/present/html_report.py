@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness.answer import aggregate, claims, evidence
 from harness.data import schema
+from harness.present.audit_section import section_audit
 
 REPORT_NAME = "report.html"
 SPREAD_WARNING = 1.2  # harness.run.sweep warns above this CPU-speed spread too
@@ -395,6 +396,7 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(run.rows)} rows, {len(run.summary)} cells. Generated from the run folder '
         "alone: results.csv, meta.json and charts/.</p>",
+        section_audit(run_dir),  # bench.py audit's table (empty for other runs)
         section_answer(run_dir, run.rows),
         section_verdicts(verdicts),
         section_charts(run_dir),

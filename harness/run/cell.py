@@ -20,6 +20,7 @@ import psutil
 from harness.data import model, store
 from harness.data.matrix import Cell, cores_available
 from harness.judge import bottleneck, collect, resources, validity
+from harness.run import seed
 from harness.run.database import ActivityWatcher, Database
 from harness.run.drive import DriveError, scenario_file, start_locust
 from harness.run.launch import LaunchError, Server, launch_target
@@ -141,6 +142,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
                 timeout=LAUNCH_TIMEOUT_S, launch=cell.launch, health_path=health_path)
         if stopper is not None:
             stopper.wait()
+        if cell.knobs.get("setup"):  # --setup: seed the app's data before the load starts
+            seed.run(cell.knobs["setup"], target.url, raw_dir / "setup.log")
         files, locust_env = locust_files(cell)
         # Open loop: one scheduling user per load process instead of closed-loop users.
         users = load_processes(cell) if cell.rate else cell.users

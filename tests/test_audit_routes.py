@@ -1,0 +1,102 @@
+"""Route discovery from an OpenAPI schema (pure), and the audit's verdicts and advice from rows."""
+
+import pytest
+
+from harness.answer import audit
+from harness.run import routes
+
+SCHEMA = {"paths": {
+    "/heroes/": {"get": {"operationId": "read_heroes", "parameters": [
+        {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "default": 0}}]},
+        "post": {"operationId": "create_hero"}},
+    "/heroes/{hero_id}": {"get": {"parameters": [
+        {"name": "hero_id", "in": "path", "required": True, "schema": {"type": "integer"}}]}},
+    "/teams/{team}": {"get": {"parameters": [
+        {"name": "team", "in": "path", "required": True,
+         "schema": {"type": "string", "examples": ["red one"]}}]}},
+    "/search": {"get": {"parameters": [
+        {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "page", "in": "query", "required": True, "example": 2, "schema": {"type": "integer"}}]}},
+    "/private": {"get": {"parameters": [
+        {"name": "x-token", "in": "header", "required": True, "schema": {"type": "string"}}]}},
+    "/upload": {"post": {}},
+}}
+
+
+def _by_template(found):
+    return {r.template: r for r in found}
+
+
+def test_routes_filled_from_the_schema_and_params_and_skipped_with_reasons():
+    found, skipped = routes.discover(SCHEMA, {})
+    assert [r.url for r in found] == ["/heroes/", "/teams/red%20one"]  # optional query left to the app
+    reasons = {s.template: s.reason for s in skipped}
+    assert set(reasons) == {"/heroes/{hero_id}", "/search", "/private"}  # /upload has no GET
+    assert "--param hero_id=VALUE" in reasons["/heroes/{hero_id}"]
+    assert "'q'" in reasons["/search"]
+    assert "header" in reasons["/private"]
+
+
+def test_params_fill_path_and_required_query_and_name_optional_ones():
+    found, skipped = routes.discover(SCHEMA, {"hero_id": "7", "q": "a b", "offset": "5"})
+    urls = _by_template(found)
+    assert urls["/heroes/{hero_id}"].url == "/heroes/7"
+    assert urls["/search"].url == "/search?q=a+b&page=2"  # page from the parameter's own example
+    assert urls["/heroes/"].url == "/heroes/?offset=5"
+    assert [s.template for s in skipped] == ["/private"]
+
+
+def test_include_and_exclude_globs_match_the_schema_path():
+    found, skipped = routes.discover(SCHEMA, {"hero_id": "1"}, include=["/heroes/*"], exclude=["/heroes/"])
+    assert [r.template for r in found] == ["/heroes/{hero_id}"]
+    assert [(s.template, s.reason) for s in skipped] == [("/heroes/", "matched --exclude")]
+
+
+@pytest.mark.parametrize("bad", ["hero_id", "=1", "1x=2", "a b=1"])
+def test_malformed_param_is_refused(bad):
+    with pytest.raises(routes.RouteError, match="expected name=value"):
+        routes.parse_params([bad])
+
+
+def test_param_given_twice_is_refused():
+    with pytest.raises(routes.RouteError, match="twice"):
+        routes.parse_params(["a=1", "a=2"])
+
+
+HEALTHY = {"status": "ok", "fail_ratio": 0.0, "loop_blocked_pct_max": 3.0, "worker_cpu_max_pct": 40.0,
+           "users": 32}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, "fine at this load"),
+    ({"fail_ratio": 1.0, "fail_top": "404 Not Found 100%"}, "failing: 404 Not Found 100%"),
+    ({"fail_ratio": 0.6}, "failing: 60% of requests failed"),
+    ({"fail_ratio": 0.05, "fail_top": "500 Internal Server Error 5%"},
+     "failing: 500 Internal Server Error 5%"),
+    ({"fail_ratio": 0.005}, "fine at this load"),  # a few failures are data, as in validity
+    ({"status": "failed", "error": "LaunchError: boom"}, "failing: the cell did not run (LaunchError: boom)"),
+    ({"loop_blocked_pct_max": 95.0}, "blocks the event loop"),
+    ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40},
+     "limited by the thread pool (40 of 40 tokens busy)"),
+    ({"thread_tokens_busy_max": 39, "thread_tokens_total": 40}, "fine at this load"),
+    ({"worker_cpu_max_pct": 99.0}, "limited by workers' CPU"),
+    # failures come first: a loop blocked while every request fails is still a failing route
+    ({"fail_ratio": 1.0, "fail_top": "timeout 100%", "loop_blocked_pct_max": 99.0}, "failing: timeout 100%"),
+])
+def test_verdict(changes, expected):
+    assert audit.verdict({**HEALTHY, **changes}) == expected
+
+
+def test_advice_names_the_call_site():
+    row = {**HEALTHY, "loop_blocked_pct_max": 95.0, "stall_site": "items.py:31 in blocking → time.sleep"}
+    assert audit.advice(row, audit.verdict(row)) == (
+        "move `time.sleep` at items.py:31 out of `async def`: make the route `def`, or await an async client")
+    cpu = {**row, "stall_site": "views.py:88 in report → json.dumps (CPU)"}
+    assert "process pool" in audit.advice(cpu, audit.verdict(cpu))
+    assert "json.dumps" in audit.advice(cpu, audit.verdict(cpu))
+    assert "no call site recorded" in audit.advice(HEALTHY | {"loop_blocked_pct_max": 95.0},
+                                                   "blocks the event loop")
+    pool = {**HEALTHY, "thread_tokens_busy_max": 40, "thread_tokens_total": 40}
+    assert "current_default_thread_limiter().total_tokens" in audit.advice(pool, audit.verdict(pool))
+    missing = {**HEALTHY, "fail_ratio": 1.0, "fail_top": "404 Not Found 100%"}
+    assert "--setup" in audit.advice(missing, audit.verdict(missing))

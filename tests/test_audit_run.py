@@ -1,0 +1,91 @@
+"""`bench.py audit` for real: the fixture app's three routes told apart from its schema alone, the
+SQLModel hero app seeded by --setup, bad input refused before anything starts, and Ctrl-C mid-audit
+leaving no process behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_hard_endings import kill_mid_cell
+from tests.test_reliability import Bench
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = str(ROOT / "tests" / "fixture_app")
+HEROES = str(ROOT / "tests" / "sqlmodel_app")
+SEED = str(ROOT / "tests" / "sqlmodel_app" / "seed_heroes.py")
+SHORT = ["--workers", "1", "--users", "4", "--duration", "2", "--warmup", "0.5"]
+
+
+def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "bench.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def audit_rows(run_dir: Path) -> dict[str, dict]:
+    with open(run_dir / "audit.csv", newline="") as fh:
+        return {row["route"]: row for row in csv.DictReader(fh)}
+
+
+def test_fixture_app_routes_found_and_told_apart(tmp_path):
+    out = tmp_path / "audit"
+    done = bench("audit", "items:app", "--app-dir", FIXTURE, *SHORT, "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = audit_rows(out)
+    assert set(rows) == {"/items/sync", "/items/blocking", "/items/awaiting"}  # from the schema alone
+    assert rows["/items/blocking"]["verdict"] == "blocks the event loop", rows["/items/blocking"]
+    assert "async def" in rows["/items/blocking"]["advice"]
+    for route in ("/items/sync", "/items/awaiting"):
+        assert rows[route]["verdict"] == "fine at this load", rows[route]
+        assert float(rows[route]["rps"]) > float(rows["/items/blocking"]["rps"])
+    assert "wall time" in done.stdout and "route(s) to measure" in done.stdout
+    page = (out / "report.html").read_text()
+    assert page.index('id="audit"') < page.index('id="run"')  # the audit's table comes first
+    assert page.count("blocks the event loop") >= 1
+
+
+def test_heroes_app_seeded_by_setup(tmp_path):
+    out = tmp_path / "audit"
+    done = bench("audit", "heroes:app", "--app-dir", HEROES, *SHORT, "--param", "hero_id=2",
+                 "--setup", SEED, "--out", str(out), env={"HEROES_DB": str(tmp_path / "heroes.db")})
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = audit_rows(out)
+    assert set(rows) == {"/heroes/", "/heroes/{hero_id}"}
+    assert rows["/heroes/{hero_id}"]["url"] == "/heroes/2"
+    for row in rows.values():  # seeded: hero 2 exists, so nothing fails
+        assert not row["verdict"].startswith("failing"), row
+        assert float(row["rps"]) > 0
+    assert (next((out / "raw").iterdir()) / "setup.log").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nosuch:app", "--app-dir", FIXTURE], "no module 'nosuch'"),
+    (["items:app", "--app-dir", FIXTURE, "--param", "hero_id"], "expected name=value"),
+    (["items:app", "--app-dir", FIXTURE, "--include", "/nothing/*"], "nothing to audit"),
+    (["heroes:app", "--app-dir", HEROES, "--include", "/heroes/{*"], "nothing to audit"),
+    (["items:app", "--app-dir", FIXTURE, "--setup", FIXTURE + "/items.py"], "no top-level function setup"),
+    (["items:notthere", "--app-dir", FIXTURE], "reading its OpenAPI schema failed"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    done = bench("audit", *args, "--out", str(tmp_path / "audit"), timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "audit").exists()  # refused before a run folder was made
+
+
+def test_ctrl_c_mid_audit_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEROES_DB", str(tmp_path / "heroes.db"))  # Bench's child inherits it
+    b = Bench(tmp_path, "audit", "heroes:app", "--app-dir", HEROES, *SHORT, "--workers", "2",
+              "--param", "hero_id=1", "--setup", SEED, "--out", str(tmp_path / "audit"))
+    before, left = kill_mid_cell(b, lambda: b.family.running("locust") and b.family.running("uvicorn"),
+                                 "an audited route under load", signal.SIGINT)
+    assert b.proc.returncode == 130, b.output()
+    assert len(before) >= 4, before  # uvicorn + 2 workers, Locust, the reaper
+    assert left == [], f"still running after Ctrl-C: {left}"
