@@ -52,6 +52,7 @@ class Settings:
     probe: bool
     cpu_units_per_ms: float | None
     http_client: str
+    thread_tokens: int | None  # applied by the probe at start-up (targets/probe.py)
     # GET /db (targets/db.py); DB_URL is set by the harness for db cells only
     db_queries: int
     db_ms: int

@@ -2,7 +2,10 @@
 
 Each uvicorn worker appends JSON lines to METRICS_DIR/worker-<pid>.jsonl. The writer is a thread,
 not a coroutine, so a worker whose event loop is blocked still reports (and reports *that* it is
-blocked, via `stalled_ms`). The harness merges the files over its measured window.
+blocked, via `stalled_ms`). While the loop is stalled the writer also samples the loop thread's
+stack (targets/stall_sampler.py), so the harness can name the call that blocked it. The heartbeat
+also reads anyio's default thread limiter (the tokens `def` routes hold), and THREAD_TOKENS resizes
+it at start-up. The harness merges the files over its measured window.
 """
 
 from __future__ import annotations
@@ -15,8 +18,42 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from targets.stall_sampler import StallSampler
+
 HEARTBEAT_S = 0.01   # loop-lag sampling interval: 100 wake-ups/s, cheap next to any request
 FLUSH_S = 0.25       # how often the writer thread appends a line
+SAMPLE_S = 0.01      # how often the writer looks for a stall: a few stack samples per 20+ ms stall
+
+
+def thread_tokens() -> int | None:
+    """THREAD_TOKENS (None: anyio's own default of 40), checked as the knob table says."""
+    from harness.data.knobs import KNOBS
+
+    return KNOBS["thread_tokens"].from_env(os.environ)
+
+
+class _Tokens:
+    """anyio's default thread limiter as the heartbeat sees it: busy at most, and beats at the limit."""
+
+    def __init__(self, size: int | None) -> None:
+        import anyio.to_thread
+
+        self.limiter = anyio.to_thread.current_default_thread_limiter()
+        if size is not None:  # resized here, in the loop it belongs to
+            self.limiter.total_tokens = size
+        self.busy_max = self.full = self.beats = 0
+
+    def beat(self) -> None:
+        busy = int(self.limiter.borrowed_tokens)
+        self.busy_max = max(self.busy_max, busy)
+        self.full += busy >= self.limiter.total_tokens
+        self.beats += 1
+
+    def take(self) -> dict:
+        out = {"tokens_busy": self.busy_max, "tokens_total": int(self.limiter.total_tokens),
+               "tokens_full": self.full, "tokens_beats": self.beats}
+        self.busy_max = self.full = self.beats = 0
+        return out
 
 
 class CountRequests:
@@ -27,6 +64,7 @@ class CountRequests:
         self.probe = probe
 
     async def __call__(self, scope, receive, send):
+        # `scope` stays a local of this frame: the stall sampler reads the path from it.
         if scope["type"] == "http":
             if scope["path"] == "/health":
                 self.probe.health += 1
@@ -56,6 +94,8 @@ class WorkerProbe:
         self._stop = threading.Event()
         self._task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
+        self._tokens: _Tokens | None = None
+        self._sampler: StallSampler | None = None
         self.path = self.dir / f"worker-{os.getpid()}.jsonl" if self.dir else None
 
     def _append(self, record: dict) -> None:
@@ -77,6 +117,8 @@ class WorkerProbe:
             # Wall time of the wake-up, so the harness can place each lag in its window and
             # weight it by the time the loop was blocked (not by the number of samples).
             self._beats.append((time.time(), max(0.0, now - self._due) * 1000))
+            if self._tokens is not None:
+                self._tokens.beat()
             if self.pool_gauge is not None:
                 self._pool_max = max(self._pool_max, self.pool_gauge())
 
@@ -104,13 +146,23 @@ class WorkerProbe:
             "work": self.work, "health": self.health,
             "pool_busy": pool_max if self.pool_gauge is not None else None,
         }
+        if self._tokens is not None:
+            record.update(self._tokens.take())
+        if self._sampler is not None:
+            record["stalls"] = self._sampler.take()
         if self.extra is not None:
             record.update(self.extra())
         self._append(record)
 
     def _writer(self) -> None:
-        while not self._stop.wait(FLUSH_S):
-            self._flush()
+        flushed = time.perf_counter()
+        while not self._stop.wait(SAMPLE_S):
+            now = time.perf_counter()
+            if self._sampler is not None:
+                self._sampler.sample((now - self._due) * 1000)
+            if now - flushed >= FLUSH_S:
+                flushed = now
+                self._flush()
         self._flush()
 
     def start(self) -> None:
@@ -120,6 +172,8 @@ class WorkerProbe:
         self._stop.clear()
         self.work = self.health = 0
         self._beats, self._stages, self._pool_max = [], [], 0
+        self._tokens = _Tokens(thread_tokens())
+        self._sampler = StallSampler(threading.get_ident(), threading.get_native_id())
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()

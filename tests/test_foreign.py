@@ -76,6 +76,12 @@ def test_fixture_app_three_routes_told_apart(tmp_path):
     assert blocked["loop_lag_p99_ms"] > 3 * free["loop_lag_p99_ms"].max()
     # (a 2 s window holds too few probe samples per worker for a p99: the median says it too)
     assert blocked["health_p50_ms"] > 3 * free["health_p50_ms"].max()
+    # The probe's stack samples name the blocking call at its line (docs/diagnosis.md); not the others.
+    line = next(i for i, text in enumerate(Path(FIXTURE_DIR, "items.py").read_text().splitlines(), 1)
+                if "async def read_items_blocking" in text) + 1
+    assert blocked["stall_site"] == f"items.py:{line} in read_items_blocking → time.sleep"
+    assert blocked["stall_samples"] > 0
+    assert (free["stall_site"].fillna("") == "").all()
 
 
 def test_url_mode_with_own_locustfile(tmp_path, upstream):

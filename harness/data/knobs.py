@@ -178,6 +178,10 @@ TABLE: list[Knob] = [
     Knob("launch", str, ["uvicorn"], "uvicorn (--workers W, one shared socket) or reuseport (W "
          "single-worker uvicorns on SO_REUSEPORT sockets: even connection spread)",
          choices=("uvicorn", "reuseport"), flag="--launch", sweep=True, token="launch-"),
+    Knob("thread_tokens", int, None, "anyio's default thread limiter per worker (the tokens `def` "
+         "routes hold; THREAD_TOKENS), set at start-up; default: anyio's 40. The thread-pool target "
+         "sizes it with --pool-size", bounds=(1, 10_000), env="THREAD_TOKENS", flag="--thread-tokens",
+         sweep=True, token="tt"),
     Knob("probe", bool, True, "switch off the in-worker probe", env="PROBE", flag="--no-probe",
          switch=False),
     # load: closed loop (users) or open loop (rate), and how many Locust processes make it
@@ -260,7 +264,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "setup", "health_path",
                     "url", "allow_non_loopback"),
-    "sizes": ("workers", "users", "pool_size", "http_connections", "db_pool", "rate", "arrivals",
+    "sizes": ("workers", "users", "pool_size", "thread_tokens", "http_connections", "db_pool", "rate", "arrivals",
               "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",
                  "db_pool_timeout", "db_driver", "db_url"),

@@ -174,7 +174,16 @@ def validate(values: Mapping[str, Any]) -> Config:
         if knob.per_target:
             out[knob.name] = _check_pool_sizes(knob, values.get(knob.name), out["targets"])
     _check_db(out)
+    _check_thread_tokens(out)
     return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
+
+
+def _check_thread_tokens(out: dict[str, Any]) -> None:
+    """Workers the harness launches apply it (the thread-pool target's cells leave it out: it sizes the
+    same limiter with --pool-size, which its ceiling uses)."""
+    if out["thread_tokens"] != [None] and out["url"] is not None:
+        raise ConfigError("--thread-tokens is applied by the workers the harness launches; "
+                          "--url launches none")
 
 
 def _check_foreign(out: dict[str, Any]) -> None:
@@ -441,6 +450,11 @@ def db_model_args(target: str, values: Mapping[str, Any]) -> dict[str, Any]:
             "db_pool": db_pool_max(target, values["db_driver"], values["db_pool"])}
 
 
+def applies(knob: str, target: str) -> bool:
+    """Whether a cell knob applies to a target's cells (--thread-tokens is --pool-size on thread-pool)."""
+    return not (knob == "thread_tokens" and target == "thread-pool")
+
+
 def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | None = None) -> list[Cell]:
     """repeats × targets × scenarios × every sweepable knob's values (pool sizes per target), in an
     order that groups a target's cells. Targets without a pool are not multiplied by pool sizes.
@@ -453,7 +467,7 @@ def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | 
     for repeat, (target, scenario, extra) in itertools.product(range(1, cfg.repeat + 1), _work_items(cfg)):
         pools = cfg.pool_sizes(target) if target in TARGETS else [None]
         # A knob of other scenarios (DB_POOL for io cells) neither multiplies the cells nor is set.
-        lists = [[None] if k.scenarios and scenario not in k.scenarios
+        lists = [[None] if k.scenarios and scenario not in k.scenarios or not applies(k.name, target)
                  else pools if k.per_target else getattr(cfg, k.name)
                  for k in knobs.SWEEP_KNOBS]
         for combo in itertools.product(*lists):

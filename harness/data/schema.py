@@ -20,6 +20,9 @@ Versions (columns are only ever added, so an older file reads with the newer col
      pg_stat_activity, the server's CPU)
   6  p99_lower_ms: when failures reach the p99 (left empty), the bound it is known to exceed (the
      p99 with each failure at its recorded time, i.e. the client timeout, or the largest success)
+  7  diagnosis (docs/diagnosis.md): the thread_tokens knob; fail_top (the most frequent failure
+     and its share); STALL_COLUMNS (the call site that stalled the loop, from the probe's stack
+     samples) and the default thread limiter's tokens (busy at most, total, share of the window full)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -34,7 +37,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -68,6 +71,12 @@ MEASURE_COLUMNS += BOTTLENECK_COLUMNS
 DB_COLUMNS = ["db_pool_wait_p50_ms", "db_pool_wait_p99_ms", "db_pool_busy_max", "db_active_max", "db_cpu_pct"]
 MEASURE_COLUMNS += DB_COLUMNS
 
+# Diagnosis (harness/judge/failures.py, harness/judge/stalls.py): why requests failed, where the
+# loop stalled, and whether `def` routes waited for a thread token.
+STALL_COLUMNS = ["stall_site", "stall_samples", "thread_tokens_busy_max", "thread_tokens_total",
+                 "thread_tokens_full_pct"]
+MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS]
+
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
 # Columns each version added, in the order they appeared.
@@ -90,6 +99,7 @@ HISTORY: dict[int, list[str]] = {
         "locust_cpu_max_pct"],
     5: ["db_queries", "db_ms", "db_pool", "db_pool_timeout", "db_driver", *DB_COLUMNS],
     6: ["p99_lower_ms"],
+    7: ["thread_tokens", "fail_top", *STALL_COLUMNS],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

@@ -20,6 +20,12 @@ names the bound, and any later one that also holds is listed after it ("also: ..
                       busy counting every process (on a shared machine, others take CPU too).
 7. load generator     Locust at ≥ 90% of its one core.
 8. unexplained        none of the above: said plainly, with the figures, rather than guessed.
+   Between 80% and 90% of the ceiling, the closest rule (the pattern, or a resource nearest its
+   threshold) is named instead, with its figures and how far it is from firing.
+
+Before all of them: a cell whose every request failed is bound by "failing requests" (with the
+most frequent failure), never by a resource. Among the rules, "thread pool": anyio's default thread
+limiter had every token taken for most of the window (`def` routes waited for a thread).
 
 Without a model (your own app, --url) there is no pattern to name, but the loop says it: a worker
 whose event loop was late on its heartbeat for ≥ half the window is "blocked loop" (little CPU: a
@@ -51,6 +57,8 @@ GIL_THREAD_SHARE = 0.5        # most of that process's CPU in threads other than
 OTHERS_PCT = 20.0             # CPU of processes not ours worth naming (a shared machine)
 SLOW_STAGE = 1.1              # a CPU stage costing this much more than calibrated is worth saying
 BLOCKED_PCT = 50.0            # a loop late on its heartbeat this share of the window is blocked
+TOKENS_FULL_PCT = 50.0        # every thread token taken for this share of the window: the pool binds
+NEAR_EFFICIENCY = 0.8         # from here to PATTERN_EFFICIENCY, the closest rule rather than none
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,17 @@ def _rule_imbalance(row: dict, ctx: Context) -> str | None:
             f"CPU busiest {busiest:.0f}%, idlest {idlest:.0f}% of a core")
 
 
+def _rule_thread_pool(row: dict, ctx: Context) -> str | None:
+    full, busy, total = (_num(row, k) for k in ("thread_tokens_full_pct", "thread_tokens_busy_max",
+                                                "thread_tokens_total"))
+    if not full >= TOKENS_FULL_PCT:
+        return None
+    return (f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy, all of them {full:.0f}% "
+            "of the window): `def` routes waited for a thread; raise "
+            "anyio.to_thread.current_default_thread_limiter().total_tokens at start-up "
+            f"(try bench.py run --thread-tokens {total:.0f},{2 * total:.0f})")
+
+
 def _rule_gil(row: dict, ctx: Context) -> str | None:
     if row.get("cpu_kind") != "python":
         return None
@@ -214,6 +233,7 @@ def _rule_locust(row: dict, ctx: Context) -> str | None:
 
 RULES: list[tuple[str, Callable[[dict, Context], str | None]]] = [
     ("accept imbalance", _rule_imbalance),
+    ("thread pool", _rule_thread_pool),
     ("GIL", _rule_gil),
     ("worker CPU", _rule_worker_cpu),
     ("upstream", _rule_upstream),
@@ -261,14 +281,59 @@ def _cost(row: dict) -> str:
     return f" (it cost {cost:.1f} ms of CPU)" if cost > _num(row, "cpu_ms") else ""
 
 
+def _all_failed(row: dict) -> Verdict | None:
+    """Every request failed: nothing was served, so no resource can be what limited it."""
+    requests, failures = _num(row, "requests"), _num(row, "failures")
+    if not (requests > 0 and failures >= requests):
+        return None
+    top = row.get("fail_top") or ""
+    return Verdict("failing requests", f"all {requests:.0f} requests in the window failed"
+                   + (f": {top}" if top else ""))
+
+
+# How close each resource rule came to its threshold (1.0: it fires): (label, ratio, figures).
+def _closeness(row: dict, ctx: Context) -> list[tuple[str, float, str]]:
+    out = []
+    busiest = _num(row, "worker_cpu_max_pct")
+    out.append(("worker CPU", busiest / CORE_BUSY_PCT, f"busiest worker at {busiest:.0f}% of one core "
+                f"(the rule needs {CORE_BUSY_PCT:.0f}%)"))
+    full = MACHINE_BUSY_SHARE * 100 * ctx.machine_cores
+    used = max(_num(row, "machine_cpu_pct"), sum(v for k in ("target", "locust", "upstream")
+                                                  if not math.isnan(v := _num(row, f"{k}_cpu_pct"))))
+    out.append(("machine CPU", used / full, f"machine at {used:.0f}% of {100 * ctx.machine_cores}% "
+                f"(the rule needs {full:.0f}%)"))
+    locust = _num(row, "locust_cpu_pct")
+    out.append(("load generator", locust / CORE_BUSY_PCT, f"Locust at {locust:.0f}% of its core "
+                f"(the rule needs {CORE_BUSY_PCT:.0f}%)"))
+    return [(n, r, t) for n, r, t in out if not math.isnan(r)]
+
+
+def _nearest(row: dict, ctx: Context, part: str, why: str) -> Verdict | None:
+    """Between 80% and 90% of the ceiling with no rule fired: the rule closest to firing, with its
+    figures, rather than 'unexplained' (the pattern itself competes at efficiency / 0.9)."""
+    eff = _num(row, "efficiency")
+    if not NEAR_EFFICIENCY <= eff < PATTERN_EFFICIENCY:
+        return None
+    candidates = [(f"pattern: {part}", eff / PATTERN_EFFICIENCY,
+                   f"{why} (the rule needs {PATTERN_EFFICIENCY:.0%} of the ceiling)"),
+                  *_closeness(row, ctx)]
+    name, ratio, figures = max(candidates, key=lambda c: c[1])
+    return Verdict(name, f"{_efficiency_text(row)}; no rule fired; closest: {name} at {ratio:.0%} of its "
+                   f"threshold: {figures}")
+
+
 def attribute(row: dict, ctx: Context) -> Verdict:
     """The bound of one measured row (status ok). Failed rows have no bound."""
+    if failing := _all_failed(row):
+        return failing
     eff = _num(row, "efficiency")
     fired = [(name, why) for name, rule in RULES if (why := rule(row, ctx))]
     try:
         part, why = pattern_part(row, ctx.target_cores)
     except (KeyError, ValueError):  # a target the model does not know
         part, why = "ceiling", "no model of its parts"
+    if part == "thread tokens":  # the pattern already names the pool
+        fired = [(name, w) for name, w in fired if name != "thread pool"]
     others = [name for name, _ in fired if name != part]  # "pattern: GIL" needs no "also GIL"
     also = "; also " + ", ".join(others) if others else ""
     if eff >= PATTERN_EFFICIENCY:
@@ -289,6 +354,8 @@ def attribute(row: dict, ctx: Context) -> Verdict:
         return Verdict(name, f"{_efficiency_text(row)}; {why}{more}")
     if not math.isfinite(_num(row, "ceiling_rps")) and (closed := _closed_loop_users(row)):
         return Verdict("users", f"{_efficiency_text(row)}; {closed}")
+    if near := _nearest(row, ctx, part, why):
+        return near
     figures = ", ".join(
         f"{label} {v:.0f}%" for label, v in (
             ("busiest worker", _num(row, "worker_cpu_max_pct")), ("target", _num(row, "target_cpu_pct")),

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.data.schema import LATENCY_STATS
-from harness.judge import resources
+from harness.judge import resources, stalls
 
 NAN = float("nan")
 HEALTH = "health"
@@ -209,7 +209,24 @@ def _worker_probe(lines: list[dict], t0: float, t1: float) -> dict | None:
         # written only by workers with a database pool (targets/db.py)
         "db_wait_ms": [x for r in inside for x in r.get("db_wait_ms", [])],
         "db_busy": max((r["db_busy"] for r in inside if "db_busy" in r), default=NAN),
+        **_tokens(inside),
+        "stalls": [(k, n) for r in inside for k, n in (r.get("stalls") or {}).items()],
     }
+
+
+def _tokens(inside: list[dict]) -> dict:
+    """anyio's default thread limiter in one worker: tokens busy at most, its size, and the share of
+    heartbeats that found every token taken (a `def` route waiting for a thread)."""
+    timed = [r for r in inside if "tokens_total" in r]
+    beats = sum(r["tokens_beats"] for r in timed)
+    return {"tokens_busy": max((r["tokens_busy"] for r in timed), default=NAN),
+            "tokens_total": max((r["tokens_total"] for r in timed), default=NAN),
+            "tokens_full_pct": 100 * sum(r["tokens_full"] for r in timed) / beats if beats else NAN}
+
+
+def _known_max(values) -> float:
+    known = [v for v in values if v == v]
+    return max(known) if known else NAN
 
 
 def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dict]]:
@@ -224,6 +241,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
     cpu_ms = [x for w in workers for x in w.pop("cpu_ms")]
     cpu_time_ms = [x for w in workers for x in w.pop("cpu_time_ms")]
     db_waits = np.asarray([x for w in workers for x in w.pop("db_wait_ms")], dtype=float)
+    samples = [x for w in workers for x in w.pop("stalls")]
     for w in workers:
         w["work_share"] = w["work_served"] / total if total else NAN
     row = {
@@ -244,7 +262,12 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         "db_pool_wait_p50_ms": float(np.percentile(db_waits, 50)) if len(db_waits) else NAN,
         "db_pool_wait_p99_ms": float(np.percentile(db_waits, 99)) if len(db_waits) else NAN,
         "db_pool_busy_max": max((w["db_busy"] for w in workers), default=NAN),
+        "thread_tokens_busy_max": _known_max(w["tokens_busy"] for w in workers),
+        "thread_tokens_total": _known_max(w["tokens_total"] for w in workers),
+        "thread_tokens_full_pct": _known_max(w["tokens_full_pct"] for w in workers),
     }
+    found = stalls.reduce(samples, t1 - t0, len(workers))
+    row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found)
     return row, workers
 
 
@@ -268,9 +291,24 @@ def collect_cell(raw_dir: Path, t0: float, t1: float) -> dict:
         row.update(load_worker_stats(json.loads(info.read_text()), t0, t1))
     health = row.pop("_health_by_worker")
     probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
+    from harness.judge import failures  # it reads NOT_WORK from here
+
+    row["fail_top"] = failures.fail_top(raw_dir)
+    found = probe_row.pop("_stalls")
     row.update(probe_row)
     row["_workers"] = worker_table(workers, health)
+    write_stalls(raw_dir, found)
     return row
+
+
+def write_stalls(raw_dir: Path, found: stalls.Stalls) -> None:
+    """The stall samples in the raw folder: folded stacks (a flame graph of stalls only) and sites."""
+    if not found.samples:
+        return
+    with open(raw_dir / stalls.FOLDED_FILE, "w") as fh:
+        fh.writelines(f"{';'.join(frames)} {n}\n" for frames, n in found.folded)
+    pd.DataFrame(found.sites, columns=["path", "site", "samples"]).to_csv(raw_dir / stalls.SITES_FILE,
+                                                                          index=False)
 
 
 def load_worker_stats(info: dict, t0: float, t1: float) -> dict:

@@ -49,8 +49,9 @@ def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bo
     reasons = []
     fail_ratio = row.get("fail_ratio")
     if fail_ratio is not None and fail_ratio > FAIL_RATIO_LIMIT:
-        reasons.append(f"{fail_ratio:.0%} of requests failed (> {FAIL_RATIO_LIMIT:.0%}): latencies beyond "
-                       f"the successes are unknown and rps counts successes only")
+        top = f" (most: {row['fail_top']})" if row.get("fail_top") else ""
+        reasons.append(f"{fail_ratio:.0%} of requests failed{top} (> {FAIL_RATIO_LIMIT:.0%}): latencies "
+                       f"beyond the successes are unknown and rps counts successes only")
     # Per load process (--load-processes N gives each its own core): the busiest one decides.
     busiest = row.get("locust_cpu_max_pct")
     if busiest is None or busiest != busiest:

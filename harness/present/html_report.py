@@ -346,6 +346,16 @@ def section_untrusted(df: pd.DataFrame, summary: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def _diagnosis(r: pd.Series) -> str:
+    """'; failed: 404 Not Found 100%; loop stalled at items.py:29 in ...' (docs/diagnosis.md)."""
+    out = ""
+    for col, label in (("fail_top", "failed"), ("stall_site", "loop stalled at")):
+        value = r.get(col)
+        if isinstance(value, str) and value:
+            out += f"; {label}: {value}" if col == "fail_top" else f"; {label} {value}"
+    return out
+
+
 def section_bounds(df: pd.DataFrame) -> str:
     """What limited each measured cell (judge/bottleneck.py), linked to its flame graph if profiled."""
     head = '<h2 id="bounds">What limited each cell</h2>'
@@ -359,7 +369,8 @@ def section_bounds(df: pd.DataFrame) -> str:
         nums = "".join(f'<td class="num">{esc(_num(r[c]))}</td>'
                        for c in ("workers", "users", "repeat", "efficiency"))
         body.append(f"<tr><td>{esc(r['target'])}</td><td>{esc(r['scenario'])}</td>{nums}"
-                    f"<td>{esc(r['bound_by'])}</td><td>{esc(r['bound_detail'])}</td><td>{link}</td></tr>")
+                    f"<td>{esc(r['bound_by'])}</td><td>{esc(r['bound_detail'])}{esc(_diagnosis(r))}</td>"
+                    f"<td>{link}</td></tr>")
     cols = "".join(f"<th>{c}</th>" for c in ("target", "scenario", "workers", "users", "repeat",
                                               "efficiency", "bound by", "figures", "profile"))
     return (head + '<p class="sub">The rules are in docs/reading-results.md ("What limited a cell"): '

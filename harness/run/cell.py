@@ -19,7 +19,8 @@ import psutil
 
 from harness.data import model, store
 from harness.data.matrix import Cell, cores_available
-from harness.judge import bottleneck, collect, resources, validity
+from harness.judge import bottleneck, collect, resources, stalls, validity
+from harness.present import flamegraph
 from harness.run import seed
 from harness.run.database import ActivityWatcher, Database
 from harness.run.drive import DriveError, scenario_file, start_locust
@@ -186,6 +187,7 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
         locust.end()
         locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
         row.update(collect.collect_cell(raw_dir, t0, t1))
+        draw_stalls(raw_dir, cell.cell_id)
         if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
             row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
         if watcher is not None:
@@ -233,6 +235,18 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
             stopper.wait()
     db_capacity = (database.capacity or {}).get("qps") if database is not None else None
     return finish_row(row, cell, upstream.capacity_rps, db_capacity_qps=db_capacity)
+
+
+def draw_stalls(raw_dir: Path, title: str) -> None:
+    """raw/<cell>/stalls.svg: a flame graph of the event loop's stalls alone (when it stalled)."""
+    folded = raw_dir / stalls.FOLDED_FILE
+    if not folded.exists():
+        return
+    stacks = []
+    for line in folded.read_text().splitlines():
+        frames, _, n = line.rpartition(" ")
+        stacks.append((frames.split(";"), int(n)))
+    (raw_dir / "stalls.svg").write_text(flamegraph.render(stacks, title=f"event-loop stalls: {title}"))
 
 
 def _raise_if_disk(exc: BaseException, cell: Cell, raw_dir: Path, run_dir: Path) -> None:

@@ -123,6 +123,10 @@ def describe(row: dict) -> str:
     if row.get("scenario") == "db":
         out += (f"; pool wait p99 {_ms(row['db_pool_wait_p99_ms'])}, busy max {row['db_pool_busy_max']:g}"
                 f"/worker, db active max {row['db_active_max']:g}")
+    if row.get("fail_top"):
+        out += f"; failed: {row['fail_top']}"
+    if row.get("stall_site"):
+        out += f"; loop stalled at {row['stall_site']}"
     if row.get("bound_by"):
         out += f"; bound by {row['bound_by']}"
     if not row["valid"]:
