@@ -11,7 +11,7 @@ import pytest
 
 from harness import cli
 from harness.data import knobs, store
-from harness.data.matrix import ConfigError, build_cells, make_config
+from harness.data.matrix import ConfigError, applies, build_cells, make_config
 from harness.run import launch
 from harness.run.cell import base_row, failed_row
 from targets import TARGETS
@@ -98,14 +98,16 @@ def test_param_columns_come_from_the_table():
 def test_every_sweepable_knob_takes_a_comma_list(knob):
     a, b = two_values(knob)
     scenario = knob.scenarios[0] if knob.scenarios else "io"  # a db knob multiplies db cells only
+    # --thread-tokens is --pool-size on thread-pool: sweep it where it applies (fake-async's def routes)
+    target = "thread-pool" if applies(knob.name, "thread-pool") else "fake-async"
     # the knob's flag last: it overrides the single worker count for the workers knob itself
-    over = parse("--targets", "thread-pool", "--scenarios", scenario, "--workers", "1", knob.flag, f"{a},{b}")
+    over = parse("--targets", target, "--scenarios", scenario, "--workers", "1", knob.flag, f"{a},{b}")
     cfg = make_config("default", **vars(over))
     cells = build_cells(cfg, cores=2)
     values = sorted({c.knobs[knob.name] for c in cells}, key=str)
     assert values == sorted([a, b], key=str)
     others = [k for k in knobs.SWEEP_KNOBS if k is not knob]
-    assert len(cells) == 2 * math.prod(len(cfg.pool_sizes("thread-pool")) if k.per_target
+    assert len(cells) == 2 * math.prod(len(cfg.pool_sizes(target)) if k.per_target
                                        else len(getattr(cfg, k.name)) for k in others)
     assert cfg.swept() == (knob.name,)
     assert len({c.cell_id for c in cells}) == len(cells) == len({c.key for c in cells})
@@ -335,3 +337,16 @@ def test_run_help_shows_groups_in_order_and_starts_with_examples():
     for knob in knobs.CONFIG_KNOBS:
         if knob.flag:
             assert knob.flag in text
+
+
+def test_thread_tokens_leave_thread_pool_cells_alone():
+    # thread-pool sizes the same limiter with --pool-size (its ceiling uses it): --thread-tokens would
+    # contradict it, so its cells neither multiply nor set THREAD_TOKENS
+    over = parse("--targets", "thread-pool,fake-async", "--scenarios", "io", "--workers", "1",
+                 "--thread-tokens", "40,80")
+    cells = build_cells(make_config("default", **vars(over)), cores=2)
+    tp = [c for c in cells if c.target == "thread-pool"]
+    fa = [c for c in cells if c.target == "fake-async"]
+    assert tp and all(c.knobs["thread_tokens"] is None and "THREAD_TOKENS" not in c.env() for c in tp)
+    assert sorted(c.knobs["thread_tokens"] for c in fa) == [40, 80]
+    assert sorted(c.env()["THREAD_TOKENS"] for c in fa) == ["40", "80"]

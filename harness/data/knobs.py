@@ -264,8 +264,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "setup", "health_path",
                     "url", "allow_non_loopback"),
-    "sizes": ("workers", "users", "pool_size", "thread_tokens", "http_connections", "db_pool", "rate", "arrivals",
-              "max_in_flight", "load_processes"),
+    "sizes": ("workers", "users", "pool_size", "thread_tokens", "http_connections", "db_pool", "rate",
+              "arrivals", "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",
                  "db_pool_timeout", "db_driver", "db_url"),
     "server": ("launch", "loop"),
