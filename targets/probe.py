@@ -6,6 +6,12 @@ blocked, via `stalled_ms`). While the loop is stalled the writer also samples th
 stack (targets/stall_sampler.py), so the harness can name the call that blocked it. The heartbeat
 also reads anyio's default thread limiter (the tokens `def` routes hold), and THREAD_TOKENS resizes
 it at start-up. The harness merges the files over its measured window.
+
+The writer costs a healthy loop next to nothing: it sleeps until the pending heartbeat would be
+STALL_MS late (or the next flush), so it wakes every 2-3 heartbeats, and looks every SAMPLE_S only
+while the loop is stalled. A stack is written once per file ("stacks": id → stack) and counted by
+its id after that ("stalls": id → samples). A full disk never stops the worker: a line that cannot
+be written is dropped (the harness checks the disk after each cell and stops the sweep).
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from targets.stall_sampler import StallSampler
+from targets.stall_sampler import STALL_MS, StallSampler
 
 HEARTBEAT_S = 0.01   # loop-lag sampling interval: 100 wake-ups/s, cheap next to any request
 FLUSH_S = 0.25       # how often the writer thread appends a line
-SAMPLE_S = 0.01      # how often the writer looks for a stall: a few stack samples per 20+ ms stall
+SAMPLE_S = 0.01      # while the loop is stalled, the gap between stack samples (a few per 20+ ms stall)
+WAKE_SLACK_S = 0.001  # the writer wakes this long after a heartbeat would be STALL_MS late
 
 
 def thread_tokens() -> int | None:
@@ -96,18 +103,40 @@ class WorkerProbe:
         self._thread: threading.Thread | None = None
         self._tokens: _Tokens | None = None
         self._sampler: StallSampler | None = None
+        self._stack_ids: dict[str, str] = {}  # stack key → its id, for stacks already in the file
+        self._next_id = 0
+        self._cut = False  # a write failed: the file may end in a partial line
+        self.wakes = 0  # writer wake-ups (tests check that a healthy loop gets few)
+        self.dropped_lines = 0  # lines a full disk refused
         self.path = self.dir / f"worker-{os.getpid()}.jsonl" if self.dir else None
 
-    def _append(self, record: dict) -> None:
+    def _append(self, record: dict) -> bool:
+        """Append one line; False (the line dropped) when the disk refuses it (ENOSPC, EDQUOT, EIO).
+
+        After a failed write the next line starts on a fresh line, so a partial line stays alone
+        (the harness skips a line it cannot parse)."""
+        try:
+            self._write(record)
+        except OSError:
+            self._cut = True
+            self.dropped_lines += 1
+            return False
+        self._cut = False
+        return True
+
+    def _write(self, record: dict) -> None:
         assert self.path is not None, "only an enabled probe writes"
         with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(("\n" if self._cut else "") + json.dumps(record) + "\n")
 
     def mark_ready(self, **info) -> None:
-        """Tell the launcher this worker finished its start-up (always written when a dir is set)."""
+        """Tell the launcher this worker finished its start-up (always written when a dir is set).
+
+        Unlike the writer's lines, a full disk here fails the start-up: the launcher reports the
+        worker's OSError, which names the disk, rather than waiting for a line that never comes."""
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._append({"event": "ready", "pid": os.getpid(), "t": time.time(), **info})
+            self._write({"event": "ready", "pid": os.getpid(), "t": time.time(), **info})
 
     async def _heartbeat(self) -> None:
         while True:
@@ -148,21 +177,48 @@ class WorkerProbe:
         }
         if self._tokens is not None:
             record.update(self._tokens.take())
+        new: dict[str, str] = {}
         if self._sampler is not None:
-            record["stalls"] = self._sampler.take()
+            record["stalls"] = self._intern(self._sampler.take(), new)
+            if new:
+                record["stacks"] = new
         if self.extra is not None:
             record.update(self.extra())
-        self._append(record)
+        if not self._append(record):
+            for key in new.values():  # not in the file: written again with its next sample
+                del self._stack_ids[key]
+
+    def _intern(self, samples: dict[str, int], new: dict[str, str]) -> dict[str, int]:
+        """Samples by stack id; stacks not yet in the file go to `new` (id → stack)."""
+        out = {}
+        for key, n in samples.items():
+            sid = self._stack_ids.get(key)
+            if sid is None:
+                sid = self._stack_ids[key] = str(self._next_id)
+                self._next_id += 1
+                new[sid] = key
+            out[sid] = n
+        return out
 
     def _writer(self) -> None:
-        flushed = time.perf_counter()
-        while not self._stop.wait(SAMPLE_S):
+        next_flush = time.perf_counter() + FLUSH_S
+        while True:
+            self.wakes += 1
             now = time.perf_counter()
+            late_ms = (now - self._due) * 1000
             if self._sampler is not None:
-                self._sampler.sample((now - self._due) * 1000)
-            if now - flushed >= FLUSH_S:
-                flushed = now
+                self._sampler.sample(late_ms)
+            if late_ms > STALL_MS:
+                wake = now + SAMPLE_S  # stalled: a few samples per stall
+            else:
+                # On time: sleep until the pending heartbeat would be STALL_MS late. Each beat moves
+                # that moment on, so a healthy loop wakes this thread every 2-3 heartbeats.
+                wake = self._due + STALL_MS / 1000 + WAKE_SLACK_S
+            if now >= next_flush:
+                next_flush = now + FLUSH_S
                 self._flush()
+            if self._stop.wait(max(0.0, min(wake, next_flush) - time.perf_counter())):
+                break
         self._flush()
 
     def start(self) -> None:
@@ -174,6 +230,7 @@ class WorkerProbe:
         self._beats, self._stages, self._pool_max = [], [], 0
         self._tokens = _Tokens(thread_tokens())
         self._sampler = StallSampler(threading.get_ident(), threading.get_native_id())
+        self._stack_ids, self._cut = {}, False  # ids stay unique in the file: _next_id goes on
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()

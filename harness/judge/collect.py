@@ -210,8 +210,38 @@ def _worker_probe(lines: list[dict], t0: float, t1: float) -> dict | None:
         "db_wait_ms": [x for r in inside for x in r.get("db_wait_ms", [])],
         "db_busy": max((r["db_busy"] for r in inside if "db_busy" in r), default=NAN),
         **_tokens(inside),
-        "stalls": [(k, n) for r in inside for k, n in (r.get("stalls") or {}).items()],
+        "stalls": [x for r in inside for x in r.get("_stalls", ())],
     }
+
+
+def _resolve_stacks(lines: list[dict]) -> None:
+    """Each record's stall samples by stack ("path\tkind\tstack" → n) under "_stalls".
+
+    The probe writes a stack once per file ("stacks": id → stack) and its id after that; a file
+    of an earlier probe keys "stalls" by the stack itself. A second start of the probe in one process
+    defines its ids again, so they are read in the file's order."""
+    stacks: dict[str, str] = {}
+    for r in lines:
+        stacks.update(r.get("stacks") or {})
+        r["_stalls"] = [(stacks[k] if k in stacks else k, n) for k, n in (r.get("stalls") or {}).items()
+                        if k in stacks or "\t" in k]  # an id whose stack was lost (a full disk): dropped
+
+
+def read_probe_file(path: Path) -> list[dict]:
+    """A worker's probe records; a line that is not JSON (cut short by a full disk, or by a worker
+    killed mid-write) is skipped, not fatal."""
+    lines = []
+    for text in path.read_text(errors="replace").splitlines():
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            lines.append(record)
+    _resolve_stacks(lines)
+    return lines
 
 
 def _tokens(inside: list[dict]) -> dict:
@@ -233,8 +263,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
     """The workers' probe files over the window → (row figures, one dict per worker)."""
     workers = []
     for path in sorted(metrics_dir.glob("worker-*.jsonl")):
-        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        figures = _worker_probe(lines, t0, t1)
+        figures = _worker_probe(read_probe_file(path), t0, t1)
         if figures is not None:
             workers.append(figures)
     total = sum(w["work_served"] for w in workers)

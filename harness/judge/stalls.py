@@ -18,11 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-SAMPLE_S = 0.01  # the probe's sampling period (targets/probe.py SAMPLE_S)
+SAMPLE_S = 0.01  # the probe's gap between two samples of a stall (targets/probe.py SAMPLE_S)
 # A site is named only when its samples add up to this share of the workers' window: a busy machine
 # preempts a healthy loop now and then past the stall threshold, and those few samples name nothing.
 MIN_SHARE = 0.01
-FOLDED_FILE = "stalls.folded"   # raw/<cell>/: "path;frames...;[cpu|wait] count", a flame graph's input
+# raw/<cell>/: "path;frames...;[cpu|wait] count" (frames shortened by `short`), a flame graph's input
+FOLDED_FILE = "stalls.folded"
 SITES_FILE = "stall_sites.csv"  # raw/<cell>/: samples per (path, site)
 
 _STDLIB = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
@@ -67,6 +68,23 @@ def library_name(frame: Frame) -> str:
             module = path.relative_to(root).parts[0].removesuffix(".py")
             return f"{module}.{_function(frame.qualname)}"
     return f"{path.stem}.{_function(frame.qualname)}"
+
+
+def short(frame: str) -> str:
+    """A frame as a flame graph shows it: 'httpx/_client.py:Client.get:1053', 'asyncio/runners.py:...',
+    'targets/fake_async.py:io:36' (the app's file with its folder), not the full path."""
+    file, qualname, line = frame.rsplit(":", 2) if frame.count(":") >= 2 else (frame, "", "")
+    for marker in _LIBRARY:
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            break
+    else:
+        root = next((r for r in _STDLIB if file.startswith(r + "/")), None)
+        if root is not None:
+            file = file[len(root) + 1:]
+        elif file.startswith("/"):
+            file = "/".join(Path(file).parts[-2:])
+    return f"{file}:{qualname}:{line}"
 
 
 def c_call(frame: Frame) -> str | None:
@@ -124,7 +142,7 @@ def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int) ->
     for key, n in samples:
         path, kind, stack = parse_key(key)
         total += n
-        folded[";".join([path, stack, f"[{kind}]"])] += n
+        folded[";".join([path, *(short(f) for f in stack.split(";") if f), f"[{kind}]"])] += n
         found = site(stack, kind)
         if found is None:
             continue
