@@ -7,11 +7,13 @@ stack (targets/stall_sampler.py), so the harness can name the call that blocked 
 also reads anyio's default thread limiter (the tokens `def` routes hold), and THREAD_TOKENS resizes
 it at start-up. The harness merges the files over its measured window.
 
-The writer costs a healthy loop next to nothing: it sleeps until the pending heartbeat would be
-STALL_MS late (or the next flush), so it wakes every 2-3 heartbeats, and looks every SAMPLE_S only
-while the loop is stalled. A stack is written once per file ("stacks": id → stack) and counted by
-its id after that ("stalls": id → samples). A full disk never stops the worker: a line that cannot
-be written is dropped (the harness checks the disk after each cell and stops the sweep).
+The writer costs a healthy loop next to nothing: on a healthy loop the heartbeat itself appends the
+line every FLUSH_S, and the writer thread sleeps on a timer the heartbeat re-arms (Watchdog), so it
+does not wake at all. When a heartbeat is STALL_MS late the timer fires: the writer then samples the
+stack every SAMPLE_S and writes the lines the stalled loop cannot, until the loop is back. A stack is
+written once per file ("stacks": id → stack) and counted by its id after that ("stalls": id →
+samples). A full disk never stops the worker: a line that cannot be written is dropped (the harness
+checks the disk after each cell and stops the sweep).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from targets.stall_sampler import STALL_MS, StallSampler
+from targets.stall_sampler import STALL_MS, StallSampler, Watchdog
 
 HEARTBEAT_S = 0.01   # loop-lag sampling interval: 100 wake-ups/s, cheap next to any request
-FLUSH_S = 0.25       # how often the writer thread appends a line
+FLUSH_S = 0.25       # how often a line is appended (the heartbeat; the writer while the loop is stalled)
 SAMPLE_S = 0.01      # while the loop is stalled, the gap between stack samples (a few per 20+ ms stall)
 WAKE_SLACK_S = 0.001  # the writer wakes this long after a heartbeat would be STALL_MS late
 
@@ -103,10 +105,13 @@ class WorkerProbe:
         self._thread: threading.Thread | None = None
         self._tokens: _Tokens | None = None
         self._sampler: StallSampler | None = None
+        self._watchdog: Watchdog | None = None
+        self._next_flush = 0.0  # perf_counter time of the next line
+        self._flushing = threading.Lock()  # the loop and the writer never write a line at once
         self._stack_ids: dict[str, str] = {}  # stack key → its id, for stacks already in the file
         self._next_id = 0
         self._cut = False  # a write failed: the file may end in a partial line
-        self.wakes = 0  # writer wake-ups (tests check that a healthy loop gets few)
+        self.wakes = 0  # writer wake-ups (tests check that a healthy loop gets none)
         self.dropped_lines = 0  # lines a full disk refused
         self.path = self.dir / f"worker-{os.getpid()}.jsonl" if self.dir else None
 
@@ -139,8 +144,14 @@ class WorkerProbe:
             self._write({"event": "ready", "pid": os.getpid(), "t": time.time(), **info})
 
     async def _heartbeat(self) -> None:
+        watchdog = self._watchdog
         while True:
-            self._due = time.perf_counter() + HEARTBEAT_S
+            now = time.perf_counter()
+            self._due = now + HEARTBEAT_S
+            if watchdog is not None:  # the writer wakes only if the next beat is STALL_MS late
+                watchdog.arm(HEARTBEAT_S + STALL_MS / 1000)
+            if now >= self._next_flush:  # a healthy loop writes its own lines: no thread wakes
+                self._flush_if_free()
             await asyncio.sleep(HEARTBEAT_S)
             now = time.perf_counter()
             # Wall time of the wake-up, so the harness can place each lag in its window and
@@ -200,26 +211,46 @@ class WorkerProbe:
             out[sid] = n
         return out
 
-    def _writer(self) -> None:
-        next_flush = time.perf_counter() + FLUSH_S
-        while True:
-            self.wakes += 1
-            now = time.perf_counter()
-            late_ms = (now - self._due) * 1000
-            if self._sampler is not None:
-                self._sampler.sample(late_ms)
-            if late_ms > STALL_MS:
-                wake = now + SAMPLE_S  # stalled: a few samples per stall
-            else:
-                # On time: sleep until the pending heartbeat would be STALL_MS late. Each beat moves
-                # that moment on, so a healthy loop wakes this thread every 2-3 heartbeats.
-                wake = self._due + STALL_MS / 1000 + WAKE_SLACK_S
-            if now >= next_flush:
-                next_flush = now + FLUSH_S
+    def _flush_if_free(self) -> None:
+        if self._flushing.acquire(blocking=False):
+            try:
+                self._next_flush = time.perf_counter() + FLUSH_S
                 self._flush()
-            if self._stop.wait(max(0.0, min(wake, next_flush) - time.perf_counter())):
-                break
-        self._flush()
+            finally:
+                self._flushing.release()
+
+    def _late_ms(self) -> float:
+        return (time.perf_counter() - self._due) * 1000
+
+    def _wait_for_stall(self) -> bool:
+        """Block until the pending heartbeat is STALL_MS late (True) or the probe stops (False)."""
+        watchdog = self._watchdog
+        while not self._stop.is_set():
+            if watchdog is not None and watchdog.available:
+                watchdog.wait()
+            else:  # no timer: sleep until the pending heartbeat would be late (every 2-3 heartbeats)
+                wake = self._due + STALL_MS / 1000 + WAKE_SLACK_S
+                self._stop.wait(max(0.0, wake - time.perf_counter()))
+            self.wakes += 1
+            if self._late_ms() > STALL_MS:
+                return not self._stop.is_set()
+        return False
+
+    def _writer(self) -> None:
+        while self._wait_for_stall():
+            # Stalled: sample a few times per stall and write the lines the loop cannot.
+            while (late_ms := self._late_ms()) > STALL_MS and not self._stop.is_set():
+                if self._sampler is not None:
+                    self._sampler.sample(late_ms)
+                if time.perf_counter() >= self._next_flush:
+                    self._flush_if_free()
+                if self._stop.wait(SAMPLE_S):
+                    break
+                self.wakes += 1
+            if self._sampler is not None:
+                self._sampler.sample(0.0)  # the stall is over: the next one starts its clock afresh
+        with self._flushing:  # the last line, once the heartbeat has stopped
+            self._flush()
 
     def start(self) -> None:
         if not self.enabled:
@@ -231,6 +262,11 @@ class WorkerProbe:
         self._tokens = _Tokens(thread_tokens())
         self._sampler = StallSampler(threading.get_ident(), threading.get_native_id())
         self._stack_ids, self._cut = {}, False  # ids stay unique in the file: _next_id goes on
+        self._watchdog = Watchdog()
+        self._next_flush = time.perf_counter() + FLUSH_S
+        # armed before the first beat: a loop blocked right after start-up is seen too
+        self._due = time.perf_counter() + HEARTBEAT_S
+        self._watchdog.arm(HEARTBEAT_S + STALL_MS / 1000)
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()
@@ -240,4 +276,8 @@ class WorkerProbe:
             self._task.cancel()
         if self._thread:
             self._stop.set()
+            if self._watchdog is not None and self._watchdog.available:
+                self._watchdog.arm(0.0)  # wake the writer now
             self._thread.join(timeout=2)
+        if self._watchdog is not None and not (self._thread and self._thread.is_alive()):
+            self._watchdog.close()

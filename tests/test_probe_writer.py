@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from harness.judge import collect, stalls
 from targets.probe import HEARTBEAT_S, WorkerProbe
+from targets.stall_sampler import Watchdog
 
 FULL = Path("/dev/full")  # every write fails with ENOSPC, as on a full disk
 
@@ -28,18 +30,31 @@ async def _run(probe: WorkerProbe, seconds: float, block_s: float = 0.0) -> None
         await probe.stop()
 
 
-def test_a_healthy_loop_wakes_the_writer_every_few_heartbeats_only(tmp_path):
+@pytest.mark.skipif(sys.platform != "linux", reason="timerfd is Linux's")
+def test_a_healthy_loop_never_wakes_the_writer(tmp_path):
     probe = WorkerProbe(str(tmp_path))
     asyncio.run(_run(probe, 1.0))
-    # The old writer looked every 10 ms (100 wake-ups a second). Sleeping until the pending heartbeat
-    # would be 20 ms late gives one wake-up per 20-30 ms; the flushes (4 a second) share them.
-    assert 20 <= probe.wakes <= 60, probe.wakes
+    # The timer the heartbeat re-arms never fired: the one wake-up is stop()'s. (The old writer looked
+    # every 10 ms: 100 wake-ups a second, each taking the GIL from the loop.)
+    assert probe.wakes <= 1, probe.wakes
     lines = collect.read_probe_file(probe.path)
+    assert len([r for r in lines if "lag_ms" in r]) >= 4  # the heartbeat wrote its own lines, 4 a second
     assert all(not r["_stalls"] for r in lines)
     assert sum(len(r.get("lag_ms", [])) for r in lines) >= 0.5 / HEARTBEAT_S  # the heartbeat itself ran
 
 
-def test_a_stalled_loop_is_sampled_and_names_the_blocking_call(tmp_path):
+def test_without_a_timer_the_writer_wakes_every_few_heartbeats(tmp_path, monkeypatch):
+    monkeypatch.setattr(Watchdog, "available", property(lambda self: False))
+    probe = WorkerProbe(str(tmp_path))
+    asyncio.run(_run(probe, 1.0))
+    # sleeping until the pending heartbeat would be 20 ms late: one wake-up per 20-30 ms, not per 10 ms
+    assert 20 <= probe.wakes <= 60, probe.wakes
+
+
+@pytest.mark.parametrize("timer", [True, False])
+def test_a_stalled_loop_is_sampled_and_names_the_blocking_call(tmp_path, monkeypatch, timer):
+    if not timer:
+        monkeypatch.setattr(Watchdog, "available", property(lambda self: False))
     probe = WorkerProbe(str(tmp_path))
     asyncio.run(_run(probe, 0.4, block_s=0.3))
     lines = collect.read_probe_file(probe.path)
