@@ -76,9 +76,15 @@ HEALTHY = {"status": "ok", "fail_ratio": 0.0, "loop_blocked_pct_max": 3.0, "work
     ({"fail_ratio": 0.005}, "fine at this load"),  # a few failures are data, as in validity
     ({"status": "failed", "error": "LaunchError: boom"}, "failing: the cell did not run (LaunchError: boom)"),
     ({"loop_blocked_pct_max": 95.0}, "blocks the event loop"),
-    ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40},
+    ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 97.0},
      "limited by the thread pool (40 of 40 tokens busy)"),
-    ({"thread_tokens_busy_max": 39, "thread_tokens_total": 40}, "fine at this load"),
+    ({"thread_tokens_busy_max": 80, "thread_tokens_total": 80, "thread_tokens_full_pct": 50.0},
+     "limited by the thread pool (80 of 80 tokens busy)"),
+    # every token taken now and then is not the limit (bottleneck's "thread pool" rule says the same)
+    ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 3.0},
+     "fine at this load"),
+    ({"thread_tokens_busy_max": 39, "thread_tokens_total": 40, "thread_tokens_full_pct": 0.0},
+     "fine at this load"),
     ({"worker_cpu_max_pct": 99.0}, "limited by workers' CPU"),
     # failures come first: a loop blocked while every request fails is still a failing route
     ({"fail_ratio": 1.0, "fail_top": "timeout 100%", "loop_blocked_pct_max": 99.0}, "failing: timeout 100%"),
@@ -96,7 +102,18 @@ def test_advice_names_the_call_site():
     assert "json.dumps" in audit.advice(cpu, audit.verdict(cpu))
     assert "no call site recorded" in audit.advice(HEALTHY | {"loop_blocked_pct_max": 95.0},
                                                    "blocks the event loop")
-    pool = {**HEALTHY, "thread_tokens_busy_max": 40, "thread_tokens_total": 40}
-    assert "current_default_thread_limiter().total_tokens" in audit.advice(pool, audit.verdict(pool))
+    pool = {**HEALTHY, "thread_tokens_busy_max": 40, "thread_tokens_total": 40,
+            "thread_tokens_full_pct": 97.0}
+    assert audit.advice(pool, audit.verdict(pool)) == (
+        "`def` routes waited for one of 40 threads: raise anyio.to_thread.current_default_thread_limiter()"
+        ".total_tokens at start-up (measure sizes with --thread-tokens 40,80,160), or make the route async "
+        "with an async client")
+    bigger = {**pool, "thread_tokens_total": 80}
+    assert "--thread-tokens 80,160,320" in audit.advice(bigger, audit.verdict(bigger))
+    site = {**HEALTHY, "loop_blocked_pct_max": 95.0,
+            "stall_site": "fake_async.py:36 in io → httpx.Client.get"}
+    assert audit.advice(site, audit.verdict(site)) == (
+        "move `httpx.Client.get` at fake_async.py:36 out of `async def`: make the route `def`, or await an "
+        "async client")
     missing = {**HEALTHY, "fail_ratio": 1.0, "fail_top": "404 Not Found 100%"}
     assert "--setup" in audit.advice(missing, audit.verdict(missing))

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = str(ROOT / "tests" / "fixture_app")
 HEROES = str(ROOT / "tests" / "sqlmodel_app")
 SEED = str(ROOT / "tests" / "sqlmodel_app" / "seed_heroes.py")
+THREE = str(ROOT / "tests" / "fixture_threads")
 SHORT = ["--workers", "1", "--users", "4", "--duration", "2", "--warmup", "0.5"]
 
 
@@ -45,9 +46,48 @@ def test_fixture_app_routes_found_and_told_apart(tmp_path):
         assert rows[route]["verdict"] == "fine at this load", rows[route]
         assert float(rows[route]["rps"]) > float(rows["/items/blocking"]["rps"])
     assert "wall time" in done.stdout and "route(s) to measure" in done.stdout
+    # the stall sampler names the blocking call at its line, and the advice names it
+    line = _line_after(Path(FIXTURE, "items.py"), "async def read_items_blocking")
+    assert rows["/items/blocking"]["stall_site"] == f"items.py:{line} in read_items_blocking → time.sleep"
+    assert rows["/items/blocking"]["advice"] == (
+        f"move `time.sleep` at items.py:{line} out of `async def`: make the route `def`, or await an async "
+        "client")
+    assert rows["/items/sync"]["stall_site"] == rows["/items/awaiting"]["stall_site"] == ""
     page = (out / "report.html").read_text()
     assert page.index('id="audit"') < page.index('id="run"')  # the audit's table comes first
     assert page.count("blocks the event loop") >= 1
+    assert f"items.py:{line} in read_items_blocking → time.sleep" in page
+
+
+def _line_after(path: Path, text: str) -> int:
+    """The line number of the line after the one holding `text` (a function's first statement)."""
+    return next(i for i, t in enumerate(path.read_text().splitlines(), 1) if text in t) + 1
+
+
+def test_thread_pool_blocking_and_404_routes_told_apart(tmp_path):
+    """60 users: a `def` route on 250 ms of I/O holds all 40 of anyio's tokens; an `async def` route
+    calling time.sleep blocks the loop, named at its line; a route whose thing does not exist fails 404."""
+    out = tmp_path / "audit"
+    done = bench("audit", "three_kinds:app", "--app-dir", THREE, "--workers", "1", "--users", "60",
+                 "--duration", "2", "--warmup", "1", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = audit_rows(out)
+    assert set(rows) == {"/slow-def", "/blocking", "/things/{thing_id}"}
+    pool, blocked, missing = rows["/slow-def"], rows["/blocking"], rows["/things/{thing_id}"]
+    assert pool["verdict"] == "limited by the thread pool (40 of 40 tokens busy)", pool
+    assert "--thread-tokens 40,80,160" in pool["advice"] and "total_tokens" in pool["advice"]
+    assert 40 / 0.25 * 0.7 < float(pool["rps"]) <= 40 / 0.25 * 1.05  # min(U, tokens) / L = 160 rps
+    line = _line_after(Path(THREE, "three_kinds.py"), "async def blocking")
+    assert blocked["verdict"] == "blocks the event loop", blocked
+    assert blocked["stall_site"] == f"three_kinds.py:{line} in blocking → time.sleep"
+    assert blocked["advice"].startswith(f"move `time.sleep` at three_kinds.py:{line} out of `async def`")
+    assert missing["url"] == "/things/7"  # the schema's example
+    assert missing["verdict"] == "failing: 404 Not Found 100%", missing
+    assert "--setup" in missing["advice"]
+    table = done.stdout
+    assert "limited by the thread pool (40 of 40 tokens busy)" in table
+    assert f"blocks the event loop at three_kinds.py:{line} in blocking → time.sleep" in table
+    assert "failing: 404 Not Found 100%" in table
 
 
 def test_heroes_app_seeded_by_setup(tmp_path):

@@ -4,7 +4,8 @@
 The verdict is the first of these that the row's own figures show:
   failing               over 1% of the requests failed (FAIL_RATIO_LIMIT; the most frequent: fail_top)
   blocks the event loop the worst worker's loop was blocked ≥ BLOCKED_PCT of the window
-  limited by the thread pool   anyio's default limiter had every token borrowed
+  limited by the thread pool   anyio's default limiter had every token borrowed for ≥ TOKENS_FULL_PCT of
+                        the window (thread_tokens_full_pct, as bottleneck's "thread pool" rule)
   limited by workers' CPU      the busiest worker used ≥ CORE_BUSY_PCT of a core
   fine at this load     none of the above
 """
@@ -18,7 +19,7 @@ import re
 from pathlib import Path
 
 from harness.data.schema import read_results
-from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT
+from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
 
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
@@ -59,7 +60,7 @@ def verdict(row: dict) -> str:
     if _num(row, "loop_blocked_pct_max") >= BLOCKED_PCT:
         return "blocks the event loop"
     busy, total = _tokens(row)
-    if total > 0 and busy >= total:
+    if _num(row, "thread_tokens_full_pct") >= TOKENS_FULL_PCT:  # at the limit most of the window, not once
         return f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy)"
     if _num(row, "worker_cpu_max_pct") >= CORE_BUSY_PCT:
         return "limited by workers' CPU"
@@ -83,9 +84,12 @@ def advice(row: dict, verdict_text: str) -> str:
     if verdict_text == "blocks the event loop":
         return _blocking_advice(site)
     if verdict_text.startswith("limited by the thread pool"):
-        return ("raise anyio.to_thread.current_default_thread_limiter().total_tokens at start-up "
-                "(measure sizes with --thread-tokens 40,80,160), or make the route async with an async "
-                "client")
+        total = _num(row, "thread_tokens_total")
+        size = f"{total:.0f}" if total > 0 else "40"
+        sizes = f"{size},{2 * int(float(size))},{4 * int(float(size))}"
+        return (f"`def` routes waited for one of {size} threads: raise "
+                "anyio.to_thread.current_default_thread_limiter().total_tokens at start-up (measure "
+                f"sizes with --thread-tokens {sizes}), or make the route async with an async client")
     if verdict_text == "limited by workers' CPU":
         cpu = f" (the CPU work at {site})" if site else ""
         return f"add workers (--workers), or move the CPU work{cpu} to a process pool"
