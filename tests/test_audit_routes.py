@@ -117,3 +117,13 @@ def test_advice_names_the_call_site():
         "async client")
     missing = {**HEALTHY, "fail_ratio": 1.0, "fail_top": "404 Not Found 100%"}
     assert "--setup" in audit.advice(missing, audit.verdict(missing))
+
+
+def test_the_table_tells_thread_token_sizes_apart_only_when_swept():
+    row = {c: "" for c in audit.COLUMNS} | {"route": "/slow-def", "workers": "1", "rps": "160.0",
+                                             "verdict": "fine at this load", "advice": "x", "valid": "True"}
+    plain = audit.format_table([row])
+    assert "tokens" not in plain.splitlines()[0]
+    swept = audit.format_table([row | {"thread_tokens": "40"}, row | {"thread_tokens": "80", "rps": "240.0"}])
+    head, first, _, _, second = swept.splitlines()[:5]
+    assert "tokens" in head and " 40 " in first and " 80 " in second and "240.0" in second

@@ -156,13 +156,16 @@ def read_csv(run_dir: Path) -> list[dict]:
 
 def format_table(rows: list[dict]) -> str:
     """The terminal table: one route per block, the verdict and advice under its figures."""
-    lines = [f"{'route':<28} {'W':>2} {'rps':>8} {'p99 ms':>8} {'health p99':>10} {'loop lag p99':>12}"]
+    tokens = any(r.get("thread_tokens") for r in rows)  # --thread-tokens given: a column tells them apart
+    head = f" {'tokens':>6}" if tokens else ""
+    lines = [f"{'route':<28} {'W':>2}{head} {'rps':>8} {'p99 ms':>8} {'health p99':>10} {'loop lag p99':>12}"]
     for r in rows:
         if r["verdict"].startswith("skipped"):
             lines.append(f"{r['route']:<28} {r['verdict']}")
             continue
         health = r["health_p99_ms"] or (f"max {r['health_max_ms']}" if r["health_max_ms"] else "")
-        lines.append(f"{r['route']:<28} {r['workers']:>2} {r['rps']:>8} {r['p99_ms']:>8} "
+        size = f" {r.get('thread_tokens') or '40':>6}" if tokens else ""  # unset: anyio's default
+        lines.append(f"{r['route']:<28} {r['workers']:>2}{size} {r['rps']:>8} {r['p99_ms']:>8} "
                      f"{health:>10} {r['loop_lag_p99_ms']:>12}")
         site = f" at {r['stall_site']}" if r["stall_site"] else ""
         lines.append(f"    {r['verdict']}{site}")
