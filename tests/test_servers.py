@@ -1,0 +1,77 @@
+"""The `server` knob: every ASGI server launches a target with W probed workers and stops them all;
+bad combinations are refused before anything starts; old results read as uvicorn."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from harness.data import servers
+from harness.data.matrix import ConfigError, cores_available, make_config, make_plan, plan_cells
+from tests.conftest import leftover_children
+
+
+def test_reuseport_is_a_uvicorn_option_only():
+    with pytest.raises(ConfigError, match="--launch reuseport is a uvicorn launch option"):
+        make_config(server=["uvicorn", "granian"], launch=["reuseport"])
+    with pytest.raises(ConfigError, match="--url drives a server already running"):
+        make_config(url="http://127.0.0.1:9", server=["hypercorn"])
+    with pytest.raises(ConfigError, match="did you mean 'granian'"):
+        make_config(server=["granain"])
+    assert make_config(server=["uvicorn"], launch=["reuseport"]).server == ["uvicorn"]
+
+
+def test_each_server_gets_the_same_app_workers_loop_and_port():
+    for name in servers.SERVERS:
+        cmd = servers.command(name, "targets.fake_async:app", workers=3, port=8123, loop="uvloop",
+                              host="127.0.0.1")
+        text = " ".join(cmd)
+        assert "targets.fake_async:app" in cmd and "8123" in text and "3" in cmd, (name, cmd)
+        assert name.split("-")[0] in text, (name, cmd)
+    assert "targets.gunicorn_worker.AsyncioWorker" in servers.command(
+        "gunicorn", "a:b", workers=1, port=1, loop="asyncio", host="127.0.0.1")
+
+
+def test_servers_preset_runs_every_workload_under_every_server_at_one_and_all_cores():
+    plan = make_plan("servers")
+    cells = plan_cells(plan, cores=2)
+    by = {(c.target, c.scenario) for c in cells}
+    assert by == {("correct-async", "health"), ("correct-async", "io"), ("fake-async", "io"),
+                  ("process-pool", "cpu")}
+    for work in by:
+        got = {(c.server, c.workers) for c in cells if (c.target, c.scenario) == work}
+        assert got == {(s, w) for s in servers.SERVERS for w in plan[0].workers}
+    assert plan[0].workers == sorted({1, cores_available()})
+    # the budget: ≤ 10 min on 2 cores, counting ~5 s to start and stop a target per cell
+    assert sum(c.warmup_s + c.duration_s + 5 for c in cells) <= 600
+
+
+@pytest.mark.parametrize("server", list(servers.SERVERS))
+def test_every_server_starts_every_worker_probed_and_stops_them_all(tmp_path, upstream, server):
+    from harness.run.launch import launch_target
+
+    already = {p.pid for p in leftover_children()}
+    target = launch_target("targets.correct_async:app", workers=2, loop="uvloop", server=server,
+                           env={"UPSTREAM_URL": upstream.url}, metrics_dir=tmp_path / "metrics",
+                           log_path=tmp_path / "server.log")
+    try:
+        assert len(target.worker_pids) == 2  # both workers ran the lifespan and wrote ready
+        assert target.proc.pid not in target.worker_pids  # a supervisor, not a worker
+        for _ in range(30):
+            with httpx.Client() as client:
+                assert client.get(f"{target.url}/health").status_code == 200
+        time.sleep(0.6)  # the probes' writer threads flush every 0.25 s
+        ticks, beats = {}, {}
+        for path in (tmp_path / "metrics").glob("worker-*.jsonl"):
+            lines = [json.loads(x) for x in path.read_text().splitlines() if '"health"' in x]
+            ticks[path.name] = lines[-1]["health"]
+            beats[path.name] = sum(len(x["lag_ms"]) for x in lines)
+        assert len(ticks) == 2
+        assert sum(ticks.values()) >= 30, ticks  # every answer counted by one worker's probe
+        assert all(n > 0 for n in beats.values()), beats  # each loop's heartbeat ran
+    finally:
+        target.stop()
+    assert leftover_children(exclude=already) == []
