@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from harness.data import servers
@@ -75,3 +76,60 @@ def test_every_server_starts_every_worker_probed_and_stops_them_all(tmp_path, up
     finally:
         target.stop()
     assert leftover_children(exclude=already) == []
+
+
+# ------------------------------------------------------------------ claim 21, on constructed runs
+
+def _server_rows(health: dict[str, float], fake_io: dict[str, float], eff: dict[str, float] | None = None):
+    from tests.test_claims import row
+
+    eff = eff or {}
+    out = [row("correct-async", "health", rps, server=s, ceiling_rps=np.nan, efficiency=np.nan)
+           for s, rps in health.items()]
+    out += [row("fake-async", "io", rps, server=s, io_ms=10, fanout=1, ceiling_rps=100.0,
+                efficiency=eff.get(s, rps / 100.0)) for s, rps in fake_io.items()]
+    return out
+
+
+def test_claim_21_holds_when_only_health_differs():
+    from tests.test_claims import verdict
+
+    v = verdict("21", _server_rows({"uvicorn": 2000, "granian": 3000}, {"uvicorn": 95, "granian": 96}))
+    assert v.verdict == "holds", v
+    assert "granian on correct-async /health" in v.condition
+    assert any("work-bound" in e and "inside the noise" in e for e in v.evidence), v.evidence
+
+
+def test_claim_21_does_not_hold_when_a_work_bound_cell_differs():
+    from tests.test_claims import verdict
+
+    # uvicorn's cell (95% of its ceiling) classifies the workload: hypercorn's slow cell (45%) may not
+    # move it into the framework-bound class that would excuse the difference.
+    v = verdict("21", _server_rows({"uvicorn": 2000, "hypercorn": 2050}, {"uvicorn": 95, "hypercorn": 45}))
+    assert v.verdict == "does not hold", v
+    assert "hypercorn on fake-async /io" in v.condition
+    both = verdict("21", _server_rows({"uvicorn": 2000, "hypercorn": 900}, {"uvicorn": 95, "hypercorn": 45}))
+    assert both.verdict == "holds only partly", both
+
+
+def test_claim_21_inside_the_noise_and_not_measured():
+    from tests.test_claims import verdict
+
+    same = verdict("21", _server_rows({"uvicorn": 2000, "granian": 2100}, {"uvicorn": 95, "granian": 94}))
+    assert same.verdict == "no measurable difference", same
+    only_uvicorn = verdict("21", _server_rows({"uvicorn": 2000}, {"uvicorn": 95}))
+    assert only_uvicorn.verdict == "not measured" and "another server" in only_uvicorn.condition
+    no_work = verdict("21", _server_rows({"uvicorn": 2000, "granian": 3000}, {}))
+    assert no_work.verdict == "not measured" and "work-bound" in no_work.condition
+
+
+def test_uneven_share_under_another_server_names_its_accept_not_reuseport():
+    import pandas as pd
+
+    from harness.judge import validity
+
+    frame = pd.DataFrame({"worker": [1, 2], "work_share": [0.9, 0.1], "health_served": [50, 50]})
+    uv = validity.worker_reasons(frame, 2, launch="uvicorn")
+    gran = validity.worker_reasons(frame, 2, launch="granian")
+    assert any("try --launch reuseport" in r for r in uv)
+    assert any("granian's own accept" in r for r in gran) and not any("reuseport" in r for r in gran)
