@@ -8,6 +8,7 @@ import time
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.data import servers
@@ -133,3 +134,38 @@ def test_uneven_share_under_another_server_names_its_accept_not_reuseport():
     gran = validity.worker_reasons(frame, 2, launch="granian")
     assert any("try --launch reuseport" in r for r in uv)
     assert any("granian's own accept" in r for r in gran) and not any("reuseport" in r for r in gran)
+
+
+def test_recommend_keeps_servers_apart_and_compare_names_the_server(tmp_path):
+    from harness.answer import compare, recommend
+    from tests.run_folders import row, write_run
+
+    # granian is the faster server here: were `server` a size, its W=1 cell would be "the cheapest
+    # within 5% of the best" for uvicorn's group too; as a group knob each server gets its own answer.
+    rows = [row(server=s, workers=w, rps=r, p50_ms=32 / r * 1000, p99_ms=40 / r * 1000)
+            for s, w, r in (("uvicorn", 1, 100.0), ("uvicorn", 2, 200.0), ("granian", 1, 400.0),
+                            ("granian", 2, 410.0))]
+    results = recommend.recommend(pd.DataFrame(rows), slo_p99_ms=1000.0)
+    chosen = {r.key["server"]: int(r.chosen["workers"]) for r in results}
+    assert "server" in recommend.group_columns() and chosen == {"uvicorn": 2, "granian": 1}
+
+    a = write_run(tmp_path / "a", [r for r in rows if r["server"] == "uvicorn"])
+    b = write_run(tmp_path / "b", [r for r in rows if r["server"] == "granian"])
+    _, differ = compare.knob_differences(compare.load_run(a).df, compare.load_run(b).df)
+    assert differ == [("server", "uvicorn", "granian")]
+
+
+def test_a_server_sweep_is_drawn_as_small_multiples_one_row_per_server(tmp_path):
+    from harness.answer.aggregate import coerce, summarize
+    from harness.present.plot import chart_texts, plot_run
+    from tests.run_folders import row, write_run
+
+    rows = [row(target=t, scenario="health", server=s, workers=w, rps=r * w, p50_ms=5.0, p99_ms=9.0)
+            for t in ("correct-async", "fake-async") for s, r in (("uvicorn", 1000.0), ("granian", 1500.0))
+            for w in (1, 2)]
+    df = coerce(pd.DataFrame(rows))
+    texts = chart_texts(df, summarize(df))
+    assert texts.x == "workers" and texts.row_cols == ["server"]
+    assert sorted(texts.row_titles) == ["server=granian", "server=uvicorn"]
+    paths = plot_run(write_run(tmp_path / "run", rows))
+    assert [p.name for p in paths] == ["health.png"] and paths[0].stat().st_size > 10_000
