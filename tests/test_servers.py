@@ -169,3 +169,15 @@ def test_a_server_sweep_is_drawn_as_small_multiples_one_row_per_server(tmp_path)
     assert sorted(texts.row_titles) == ["server=granian", "server=uvicorn"]
     paths = plot_run(write_run(tmp_path / "run", rows))
     assert [p.name for p in paths] == ["health.png"] and paths[0].stat().st_size > 10_000
+
+
+def test_hypercorns_daemonic_workers_fail_a_process_pool_target_in_words(tmp_path, upstream):
+    """Found by the servers preset: hypercorn's workers are daemonic, so the pool cannot start."""
+    from harness.run.launch import LaunchError, launch_target
+
+    already = {p.pid for p in leftover_children()}
+    with pytest.raises(LaunchError, match="hypercorn runs its workers as daemonic multiprocessing"):
+        launch_target("targets.process_pool:app", workers=1, loop="uvloop", server="hypercorn",
+                      env={"UPSTREAM_URL": upstream.url}, metrics_dir=tmp_path / "metrics",
+                      log_path=tmp_path / "server.log", timeout=30)
+    assert leftover_children(exclude=already) == []

@@ -47,6 +47,20 @@ SERVERS: dict[str, ServerKind] = {
 GRACE_S = "3"  # seconds a server lets requests finish on stop (uvicorn's --timeout-graceful-shutdown 3)
 
 
+# A server's worker model that breaks a target's assumption, recognised in its log: the row says
+# so in words instead of leaving only the traceback.
+KNOWN_BREAKS = {
+    "daemonic processes are not allowed to have children":
+        "{server} runs its workers as daemonic multiprocessing processes, which may not start child "
+        "processes: a target with a process pool cannot run under it",
+}
+
+
+def explain(server: str, log_text: str) -> str:
+    """Why the server's worker model failed the target, when the log shows a known break; else ''."""
+    return next((why.format(server=server) for sign, why in KNOWN_BREAKS.items() if sign in log_text), "")
+
+
 def check_combination(server: str, launch: str) -> None:
     """`--launch reuseport` is a uvicorn launch; ValueError (one line) for any other server."""
     if launch != "uvicorn" and server != "uvicorn":

@@ -142,7 +142,8 @@ def launch_target(
     try:
         while True:
             if proc.poll() is not None:
-                raise LaunchError(f"{server} exited with code {proc.returncode}: {log_tail(log_path)}")
+                raise LaunchError(f"{server} exited with code {proc.returncode}: "
+                                  f"{_why(server, log_path)}{log_tail(log_path)}")
             family = {proc.pid} | {p.pid for p in procs.descendants(proc.pid)}
             ready = ready_pids(metrics_dir) & family
             if len(ready) >= workers and _health_ok(url, health_path):
@@ -150,11 +151,20 @@ def launch_target(
                 return started
             if time.monotonic() > deadline:
                 raise LaunchError(
-                    f"only {len(ready)}/{workers} workers ready after {timeout:.0f}s: {log_tail(log_path)}")
+                    f"only {len(ready)}/{workers} workers ready after {timeout:.0f}s: "
+                    f"{_why(server, log_path)}{log_tail(log_path)}")
             time.sleep(0.05)
     except BaseException:
         started.stop()
         raise
+
+
+def _why(server: str, log_path: Path) -> str:
+    try:
+        why = servers.explain(server, log_path.read_text(errors="replace"))
+    except OSError:
+        return ""
+    return f"{why}. " if why else ""
 
 
 def _health_ok(url: str, path: str = "/health") -> bool:
