@@ -104,12 +104,18 @@ def test_claim_21_holds_when_only_health_differs():
 def test_claim_21_does_not_hold_when_a_work_bound_cell_differs():
     from tests.test_claims import verdict
 
-    # uvicorn's cell (95% of its ceiling) classifies the workload: hypercorn's slow cell (45%) may not
-    # move it into the framework-bound class that would excuse the difference.
-    v = verdict("21", _server_rows({"uvicorn": 2000, "hypercorn": 2050}, {"uvicorn": 95, "hypercorn": 45}))
+    # The model's ceiling (100 rps, a twentieth of uvicorn's /health) classifies the workload: neither
+    # a slow server nor a busy machine (uvicorn's own cell at 40% of it) makes it framework-bound.
+    v = verdict("21", _server_rows({"uvicorn": 2000, "hypercorn": 2050}, {"uvicorn": 40, "hypercorn": 20}))
     assert v.verdict == "does not hold", v
     assert "hypercorn on fake-async /io" in v.condition
     both = verdict("21", _server_rows({"uvicorn": 2000, "hypercorn": 900}, {"uvicorn": 95, "hypercorn": 45}))
+    # a workload whose ceiling the framework does not dwarf (correct-async /io: 3200 rps) is framework-bound
+    rows = _server_rows({"uvicorn": 2000, "granian": 2050}, {"uvicorn": 95, "granian": 96})
+    rows += _server_rows({}, {"uvicorn": 500, "granian": 900})
+    for r in rows[-2:]:
+        r.update(target="correct-async", ceiling_rps=3200.0, efficiency=r["rps"] / 3200)
+    assert verdict("21", rows).verdict == "holds"
     assert both.verdict == "holds only partly", both
 
 

@@ -158,7 +158,8 @@ REGISTRY.append(Claim(
     "21", "the server matters only where the framework's own cost dominates",
     "the same cells under uvicorn and another --server: /health, and cells near their ceiling "
     "(fake-async /io, process-pool /cpu): bench.py run --preset servers",
-    f"framework-bound = /health, or uvicorn's cell below {UNSATURATED:.0%} of its ceiling; holds when "
+    "work-bound = the cell's ceiling is at most half of uvicorn's /health rps at that W (without one: "
+    f"uvicorn's cell at ≥ {UNSATURATED:.0%} of its ceiling); the rest framework-bound; holds when "
     "some server's rps differs measurably from uvicorn's on a framework-bound cell and on no work-bound "
     "one; a work-bound difference: does not hold (partly if framework-bound ones differ too); none: "
     "no measurable difference",

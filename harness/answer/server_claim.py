@@ -1,11 +1,12 @@
 """Claim 21: "the server matters only where the framework's own cost dominates" (issue 21).
 
 Every cell under another server is paired with the same cell under uvicorn (every other parameter
-equal). A workload is *framework-bound* when its work leaves the framework as the cost: /health
-(no work at all), or a uvicorn cell below UNSATURATED of its analytic ceiling (the work is not what
-limits it). It is *work-bound* when uvicorn's cell reaches ≥ UNSATURATED of its ceiling (a blocked
-loop, an upstream wait, the CPU pattern decides). uvicorn's cell classifies the pair, so a slow
-server cannot move its own workload into the class that excuses it.
+equal). A workload is *work-bound* when its analytic ceiling (a blocked loop, an upstream wait, the
+CPU pattern) is at most WORK_SHARE of what the framework alone serves: uvicorn's /health rps at
+the same W in the same run. Otherwise, and always on /health, it is *framework-bound*. The ceiling is
+the model's, not a measured rps, so neither a slow server nor a machine busy with other work moves a
+workload into the class that would excuse a difference. Without a /health cell at that W, uvicorn's
+cell decides: work-bound when it reaches UNSATURATED of its ceiling.
 
 "Matters" is the usual noise rule (evidence.compare on rps): with one repeat, a difference beyond
 NOISE_MARGIN; with repeats, intervals that do not overlap.
@@ -35,14 +36,25 @@ from harness.answer.evidence import (
 )
 
 CLAIM = "21"
+WORK_SHARE = 0.5  # work-bound: the work's ceiling is at most half of the framework's own rps
 
 
-def framework_bound(uvicorn_cell: pd.Series) -> bool:
-    """/health, or a cell whose work does not reach UNSATURATED of its ceiling under uvicorn."""
+def framework_rps(run: Run, workers: object) -> float:
+    """The framework alone at W workers: uvicorn's best /health rps in this run (nan if none)."""
+    health = run.cells(scenario="health", server="uvicorn")
+    health = health[health["workers"] == workers]
+    return float(health["rps"].max()) if len(health) else math.nan
+
+
+def framework_bound(run: Run, uvicorn_cell: pd.Series) -> bool:
+    """/health, or a workload whose ceiling the framework's own rps does not dwarf (module docstring)."""
     if uvicorn_cell["scenario"] == "health":
         return True
+    capacity, ceiling = framework_rps(run, uvicorn_cell["workers"]), float(uvicorn_cell["ceiling_rps"])
+    if math.isfinite(capacity) and math.isfinite(ceiling):
+        return ceiling > WORK_SHARE * capacity
     eff = float(uvicorn_cell.get("efficiency", math.nan))
-    return math.isfinite(eff) and eff < UNSATURATED
+    return not (math.isfinite(eff) and eff >= UNSATURATED)
 
 
 def decide_server(run: Run) -> Verdict:
@@ -51,12 +63,12 @@ def decide_server(run: Run) -> Verdict:
     others = sorted({str(s) for s in run.summary["server"].dropna()} - {"uvicorn"})
     found = [(uv, other) for s in others for uv, other in pairs(run, dict(server="uvicorn"), dict(server=s))]
     known = [(uv, o) for uv, o in found if uv["scenario"] == "health" or math.isfinite(
-        float(uv.get("efficiency", math.nan)))]
+        float(uv.get("ceiling_rps", math.nan)))]
     if not known:
         return not_measured(CLAIM, "the run has no cell under another server to set against uvicorn "
                             "(bench.py run --preset servers runs them)")
-    framework = [(uv, o) for uv, o in known if framework_bound(uv)]
-    work = [(uv, o) for uv, o in known if not framework_bound(uv)]
+    framework = [(uv, o) for uv, o in known if framework_bound(run, uv)]
+    work = [(uv, o) for uv, o in known if not framework_bound(run, uv)]
     if not framework or not work:
         missing = "framework-bound (/health)" if not framework else "work-bound (near their ceiling)"
         return not_measured(CLAIM, f"the run has no {missing} cells under two servers")
