@@ -184,9 +184,9 @@ TABLE: list[Knob] = [
     Knob("launch", str, ["uvicorn"], "uvicorn (--workers W, one shared socket) or reuseport (W "
          "single-worker uvicorns on SO_REUSEPORT sockets: even connection spread)",
          choices=("uvicorn", "reuseport"), flag="--launch", sweep=True, token="launch-"),
-    Knob("server", str, ["uvicorn"], "the ASGI server: uvicorn, gunicorn (uvicorn workers), granian or "
-         "hypercorn, each with W worker processes (see docs/servers.md)", choices=_server_names,
-         flag="--server", sweep=True, token="srv-"),
+    Knob("server", str, ["uvicorn"], "the ASGI server: uvicorn, gunicorn (uvicorn workers), gunicorn-asgi "
+         "(gunicorn's own worker), granian or hypercorn, each with W workers (see docs/servers.md)",
+         choices=_server_names, flag="--server", sweep=True, token="srv-"),
     Knob("probe", bool, True, "switch off the in-worker probe", env="PROBE", flag="--no-probe",
          switch=False),
     # load: closed loop (users) or open loop (rate), and how many Locust processes make it
