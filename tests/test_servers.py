@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.data import servers
-from harness.data.matrix import ConfigError, cores_available, make_config, make_plan, plan_cells
+from harness.data.matrix import ConfigError, build_cells, cores_available, make_config, make_plan, plan_cells
 from tests.conftest import leftover_children
 
 
@@ -24,6 +24,8 @@ def test_reuseport_is_a_uvicorn_option_only():
     with pytest.raises(ConfigError, match="did you mean 'granian'"):
         make_config(server=["granain"])
     assert make_config(server=["uvicorn"], launch=["reuseport"]).server == ["uvicorn"]
+    url_cell = build_cells(make_config(url="http://127.0.0.1:9"))[0]
+    assert url_cell.workers == 0 and url_cell.server is None  # nothing launched: neither is known
 
 
 def test_each_server_gets_the_same_app_workers_loop_and_port():

@@ -499,6 +499,7 @@ def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | 
                 values["max_in_flight"] = cfg.max_in_flight
             if cfg.url is not None:
                 values["workers"] = 0  # nothing launched: the worker count is unknown
+                values["server"] = None  # ... and so is the server
             if cfg.remote_load_workers:  # run-wide, but each cell's Locust master needs them
                 values.update(remote_load_workers=cfg.remote_load_workers, master_bind=cfg.master_bind,
                               remote_wait=cfg.remote_wait)
