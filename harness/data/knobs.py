@@ -273,7 +273,7 @@ HELP_GROUPS: dict[str, tuple[str, ...]] = {
               "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",
                  "db_pool_timeout", "db_driver", "db_url"),
-    "server": ("launch", "loop"),
+    "server": ("server", "launch", "loop"),
     "measurement": ("duration", "warmup", "repeat", "adapt_window", "pin", "probe"),
     "load from other machines": ("remote_load_workers", "master_bind", "remote_wait"),
 }
