@@ -13,6 +13,7 @@ from harness.data import schema
 DEFAULTS: dict[str, object] = dict(
     target="thread-pool", scenario="io", workers=1, users=32, loop="uvloop", pool_size=40, io_ms=100,
     cpu_ms=20, fanout=1, cpu_kind="python", http_client="httpx", http_connections=100, launch="uvicorn",
+    server="uvicorn",
     probe=True, repeat=0, status="ok", error="", requests=1000, failures=0, fail_ratio=0.0, valid=True,
     invalid_reason="", warmup_s=2, duration_s=5, started_at="2026-01-01T00:00:00", raw_dir="raw/x",
     health_requests=50, health_p99_ms=5.0,

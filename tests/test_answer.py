@@ -99,6 +99,36 @@ def test_workloads_are_compared_apart_and_sizes_come_from_recommend(tmp_path: Pa
     assert titles["cpu · users=32"].winner.target == "process-pool"  # type: ignore[union-attr]
 
 
+def test_a_server_sweep_ranks_each_target_under_each_server(tmp_path: Path):
+    """The server is a knob of recommend's group, not of the workload: each target under each server
+    is one entry of the same workload, the winner names its server and the table shows it."""
+    rows = [_cell("correct-async", 600.0), _cell("correct-async", 900.0, server="granian"),
+            _cell("thread-pool", 348.0), _cell("thread-pool", 340.0, server="granian"),
+            _cell("correct-async", 2000.0, scenario="health", pool_size=None),
+            _cell("correct-async", 1400.0, scenario="health", pool_size=None, server="granian")]
+    works = _answer(rows, tmp_path)
+    assert len(works) == 2 and all(w.by_server for w in works)  # /io and /health, not four
+    io = next(w for w in works if w.key["scenario"] == "io")
+    assert io.verdict == "winner: correct-async under granian with workers=1, 900 rps"
+    assert [e.name for e in io.entries] == ["correct-async under granian", "correct-async under uvicorn",
+                                            "thread-pool under uvicorn", "thread-pool under granian"]
+    assert io.losses[0] == "correct-async under uvicorn: 0.67× the rps"
+    assert answer.table_header(io)[:3] == ["rank", "pattern", "server"]
+    assert [r[:3] for r in answer.rows(io)][:2] == [["1", "correct-async", "granian"],
+                                                     ["2", "correct-async", "uvicorn"]]
+    health = next(w for w in works if w.key["scenario"] == "health")
+    assert health.winner is not None and health.winner.name == "correct-async under uvicorn"
+    csv = pd.read_csv(tmp_path / "run" / answer.CSV_NAME)
+    assert set(csv["server"]) == {"uvicorn", "granian"} and set(csv["workload"]) == {"io", "health"}
+
+
+def test_a_run_under_uvicorn_alone_names_no_server(tmp_path: Path):
+    [work] = _answer([_cell("correct-async", 600.0), _cell("thread-pool", 348.0)], tmp_path)
+    assert not work.by_server and work.verdict == "winner: correct-async with workers=1, 600 rps"
+    assert answer.table_header(work) == answer.TABLE_HEADER and len(answer.rows(work)[0]) == 10
+    assert "server" not in pd.read_csv(tmp_path / "run" / answer.CSV_NAME).columns
+
+
 def test_a_max_is_called_a_max():
     cell = pd.Series({"health_p99_ms": float("nan"), "health_max_ms": 711.0, "health_min_samples": 9.0})
     assert answer.health_text(cell) == "max 711 ms (n=9, too few for a p99)"

@@ -23,6 +23,7 @@ FOREIGN = {
     "--csv", "--run-time", "--users", "--spawn-rate", "--only-summary", "--reload", "--limit-concurrency",
     "--timeout-keep-alive", "--user-data-dir", "--dump-dom", "--virtual-time-budget", "--screenshot",
     "--no-sandbox", "--headless=new", "--interface", "--help", "--master-host", "--master-port",
+    "--asgi-loop", "--asgi-lifespan", "--worker-class",  # gunicorn's asgi worker, hypercorn (servers.md)
 }
 SPAN = re.compile(r"`([^`\n]+)`")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")

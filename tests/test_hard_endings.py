@@ -128,6 +128,24 @@ def test_sigkill_of_the_harness_mid_process_pool_cell_leaves_nothing(tmp_path):
     assert "reaper" in " ".join(bench.family.cmd.values()), "the reaper was not started"
 
 
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_other_servers_cell_leaves_nothing(tmp_path, sig, server):
+    """Another ASGI server's process tree (gunicorn's arbiter and forked workers, granian's master
+    and spawned workers) under load: killing the harness, or Ctrl-C, leaves none of it."""
+    bench = Bench(tmp_path, "run", "--targets", "correct-async", "--scenarios", "io", "--workers", "2",
+                  "--server", server, "--users", "4", "--duration", "3", "--warmup", "0.5", "--fixed-window",
+                  "--no-plot", "--out", str(tmp_path / "run"))
+    before, left = kill_mid_cell(
+        bench, lambda: len(bench.family.running(f"-m {server}")) >= 1 and bench.family.running("locust")
+        and len(list((tmp_path / "run").glob("raw/*/metrics/worker-*.jsonl"))) >= 2,
+        f"the {server} cell under load", sig)
+    if sig == signal.SIGINT:
+        assert bench.proc.returncode == 130, bench.output()
+    assert len(before) >= 6, before  # upstream, the server + 2 workers, Locust, reaper
+    assert left == [], f"still running 5 s after the harness was killed: {left}"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
 def test_foreign_app_cell_with_two_load_processes_leaves_nothing(tmp_path, sig):
     """The new modes' processes: your own app under uvicorn (2 workers), a Locust master and its 2

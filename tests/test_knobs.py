@@ -57,7 +57,8 @@ def test_issue_list_of_sweepable_knobs():
     assert swept == {"workers", "users", "pool_size", "http_connections", "io_ms", "cpu_ms", "fanout",
                      "loop", "http_client", "cpu_kind", "launch", "rate", "arrivals", "load_processes",
                      "db_queries", "db_ms", "db_pool", "db_driver",  # issue 8's db knobs
-                     "thread_tokens"}  # issue 17
+                     "thread_tokens",  # issue 17
+                     "server"}  # issue 21
 
 
 def test_db_knobs_multiply_only_db_cells():

@@ -56,7 +56,7 @@ def _row(**overrides: object) -> dict[str, object]:
     row.update(
         target="correct-async", scenario="cpu", workers=1, users=32, loop="uvloop", pool_size=40,
         io_ms=50, cpu_ms=20, fanout=3, cpu_kind="python", http_client="httpx", http_connections=100,
-        launch="uvicorn", probe=True, repeat=0,
+        launch="uvicorn", server="uvicorn", probe=True, repeat=0,
         status="ok", error="", valid=True, invalid_reason="", warmup_s=2, duration_s=10,
         started_at="2024-01-01T00:00:00", raw_dir="raw/x",
     )

@@ -10,6 +10,9 @@ not a size (users, io_ms, rate, ...), so the targets compete on the same work.
   5% band; with repeats, when the two repeat intervals overlap (recommend's own near-best test).
 - Losers are named with what they lose by: the throughput ratio, and /health when the pick stalls the
   loop (its /health latency reaches half the work endpoint's p50, and at least STALL_MS).
+- The ASGI server (issue 21) is a knob of recommend's group, not of the workload: when a run swept
+  servers (or ran one other than uvicorn), each target under each server is one entry, so the winner
+  names its server ("correct-async under granian") and the table gains a server column.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ class Entry:
     cell: pd.Series | None
     feasible: bool
     reason: str = ""  # why no configuration of this target meets the SLO
+    server: str = ""  # the ASGI server, when the run names one (see `named_servers`)
+
+    @property
+    def name(self) -> str:
+        return f"{self.target} under {self.server}" if self.server else self.target
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Workload:
     entries: list[Entry]  # feasible picks by throughput (best first), then the others
     verdict: str = ""  # one line: the winner, or why the run cannot decide
     losses: list[str] = field(default_factory=list)  # "thread-pool: 0.58× the rps"
+    by_server: bool = False  # entries are target × server: the table shows the server
 
     @property
     def winner(self) -> Entry | None:
@@ -129,12 +138,24 @@ def sizes_text(cell: pd.Series) -> str:
 # -------------------------------------------------------------------------------------- the rule
 
 
-def _entry(result: recommend.GroupResult) -> Entry:
-    target = str(result.key.get("target"))
+def _server_of(result: recommend.GroupResult) -> str:
+    server = result.key.get("server")
+    return "" if server is None or pd.isna(server) else str(server)
+
+
+def named_servers(results: list[recommend.GroupResult]) -> bool:
+    """Entries name their server when the run swept servers or ran one that is not uvicorn (an old
+    file, or a --url run, names none: the answer reads as before)."""
+    found = {_server_of(r) for r in results} - {""}
+    return bool(found) and found != {"uvicorn"}
+
+
+def _entry(result: recommend.GroupResult, by_server: bool = False) -> Entry:
+    target, server = str(result.key.get("target")), _server_of(result) if by_server else ""
     if result.chosen is not None:
-        return Entry(target, result.chosen, True)
+        return Entry(target, result.chosen, True, server=server)
     reason = result.closest["reason"] if result.closest is not None else "no cell has a measured p99"
-    return Entry(target, result.closest, False, str(reason))
+    return Entry(target, result.closest, False, str(reason), server=server)
 
 
 def _inside_noise(best: pd.Series, other: pd.Series) -> bool:
@@ -145,20 +166,21 @@ def _inside_noise(best: pd.Series, other: pd.Series) -> bool:
 
 def _loss(winner: pd.Series, entry: Entry) -> str:
     if not entry.feasible or entry.cell is None:
-        return f"{entry.target}: no configuration meets the SLO ({entry.reason})"
+        return f"{entry.name}: no configuration meets the SLO ({entry.reason})"
     cell = entry.cell
     parts = [f"{cell['rps'] / winner['rps']:.2f}× the rps"]
     if stalls_neighbours(cell) and not stalls_neighbours(winner):
         parts.append(f"/health {health_text(cell)}, stalls neighbours")
-    return f"{entry.target}: " + "; ".join(parts)
+    return f"{entry.name}: " + "; ".join(parts)
 
 
-def decide(key: dict[str, object], results: list[recommend.GroupResult]) -> Workload:
-    """Rank one workload's picks and say who wins, or why this run cannot tell."""
-    entries = [_entry(r) for r in results]
+def decide(key: dict[str, object], results: list[recommend.GroupResult], by_server: bool = False) -> Workload:
+    """Rank one workload's picks (one per target, or per target and server) and say who wins, or why
+    this run cannot tell."""
+    entries = [_entry(r, by_server) for r in results]
     feasible = sorted((e for e in entries if e.feasible), key=lambda e: -float(e.cell["rps"]))  # type: ignore[index]
     others = [e for e in entries if not e.feasible]
-    work = Workload(key, [*feasible, *others])
+    work = Workload(key, [*feasible, *others], by_server=by_server)
     if not feasible:
         work.verdict = "cannot decide: no configuration of any pattern meets the SLO"
         work.losses = [_loss(pd.Series(dtype=object), e) for e in others]
@@ -170,19 +192,24 @@ def decide(key: dict[str, object], results: list[recommend.GroupResult]) -> Work
         one = best["repeats"] < 2 or any(e.cell["repeats"] < 2 for e in ties)  # type: ignore[index]
         why = ("one repeat, and a difference inside the 5% noise" if one
                else "the difference is inside the repeats' noise (within 5%, or the intervals overlap)")
-        names = ", ".join(f"{e.target} ({e.cell['rps'] / best['rps']:.2f}×)" for e in ties)  # type: ignore[index]
-        work.verdict = (f"cannot decide between {feasible[0].target} ({sizes_text(best)}) and {names}: "
+        names = ", ".join(f"{e.name} ({e.cell['rps'] / best['rps']:.2f}×)" for e in ties)  # type: ignore[index]
+        work.verdict = (f"cannot decide between {feasible[0].name} ({sizes_text(best)}) and {names}: "
                         f"{why}" + ("; run more repeats (--repeat 3)" if one else ""))
     else:
-        work.verdict = f"winner: {feasible[0].target} with {sizes_text(best)}, {_f(best['rps'], 1)} rps"
+        work.verdict = f"winner: {feasible[0].name} with {sizes_text(best)}, {_f(best['rps'], 1)} rps"
     if stalls_neighbours(best):  # the fastest pick may still block its loop: say so, never hide it
         work.verdict += f" (but its /health {health_text(best)}: it stalls neighbours)"
     work.losses = [_loss(best, e) for e in work.entries[1:]]
     return work
 
 
+# Knobs of recommend's group that an entry carries instead of the workload: the targets (and the
+# servers) compete on the same work.
+ENTRY_COLUMNS = ("target", "server")
+
+
 def workload_columns(results: list[recommend.GroupResult]) -> list[str]:
-    return [c for c in (results[0].key if results else {}) if c != "target"]
+    return [c for c in (results[0].key if results else {}) if c not in ENTRY_COLUMNS]
 
 
 def answer(df: pd.DataFrame, slo_p99_ms: float = recommend.DEFAULT_SLO_P99_MS,
@@ -192,17 +219,22 @@ def answer(df: pd.DataFrame, slo_p99_ms: float = recommend.DEFAULT_SLO_P99_MS,
 
 
 def from_groups(results: list[recommend.GroupResult]) -> list[Workload]:
-    cols = workload_columns(results)
+    cols, by_server = workload_columns(results), named_servers(results)
     by_key: dict[tuple, list[recommend.GroupResult]] = {}
     for r in results:
         by_key.setdefault(tuple(_f(r.key[c]) for c in cols), []).append(r)
-    return [decide({c: same[0].key[c] for c in cols}, same) for same in by_key.values()]
+    return [decide({c: same[0].key[c] for c in cols}, same, by_server) for same in by_key.values()]
 
 
 # ------------------------------------------------------------------------------------ the output
 
 TABLE_HEADER = ["rank", "pattern", "workers", "pool", "rps (interval)", "p99", "/health p99", "memory",
                 "bound by", "meets SLO"]
+SERVER_HEADER = "server"  # after "pattern", in a workload whose entries name their server
+
+
+def table_header(work: Workload) -> list[str]:
+    return [*TABLE_HEADER[:2], SERVER_HEADER, *TABLE_HEADER[2:]] if work.by_server else list(TABLE_HEADER)
 
 
 def workload_title(work: Workload, distinguishing: list[str]) -> str:
@@ -221,15 +253,16 @@ def distinguishing(workloads: list[Workload]) -> list[str]:
 
 
 def rows(work: Workload) -> list[list[str]]:
+    """The ranked table's rows, in table_header(work)'s columns."""
     out = []
     for i, e in enumerate(work.entries, 1):
+        head = [str(i) if e.feasible else "–", e.target, *([e.server or "–"] if work.by_server else [])]
         c = e.cell
         if c is None:
-            out.append([str(i) if e.feasible else "–", e.target, "–", "–", "–", "–", "–", "–", "–",
-                        f"no: {e.reason}"])
+            out.append([*head, "–", "–", "–", "–", "–", "–", "–", f"no: {e.reason}"])
             continue
         mem = f"{_f(c.get(recommend.MEMORY))} MB" if _is_num(c.get(recommend.MEMORY)) else "–"
-        out.append([str(i) if e.feasible else "–", e.target, _f(c.get("workers")), pool_text(c), rps_text(c),
+        out.append([*head, _f(c.get("workers")), pool_text(c), rps_text(c),
                     ms_text(c.get("p99_ms")), health_text(c), mem, str(c.get("bound_by") or "–"),
                     "yes" if e.feasible else f"no (closest): {e.reason}"])
     return out
@@ -253,19 +286,20 @@ def text(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float, *,
         if w.losses:
             lines.append("    losers: " + "; ".join(w.losses))
         if full:
-            lines.extend(_aligned(TABLE_HEADER, rows(w), "    "))
+            lines.extend(_aligned(table_header(w), rows(w), "    "))
     return "\n".join(lines)
 
 
 def to_frame(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float) -> pd.DataFrame:
     named = distinguishing(workloads)
+    header = table_header(workloads[0]) if workloads else list(TABLE_HEADER)  # one run: all alike
     out = []
     for w in workloads:
         for r in rows(w):
             out.append({"workload": workload_title(w, named), "verdict": w.verdict, "decided": w.decided,
-                        **dict(zip(TABLE_HEADER, r, strict=True)), "slo_p99_ms": slo_p99_ms,
+                        **dict(zip(table_header(w), r, strict=True)), "slo_p99_ms": slo_p99_ms,
                         "max_fail_ratio": max_fail_ratio})
-    return pd.DataFrame(out, columns=["workload", "verdict", "decided", *TABLE_HEADER, "slo_p99_ms",
+    return pd.DataFrame(out, columns=["workload", "verdict", "decided", *header, "slo_p99_ms",
                                       "max_fail_ratio"])
 
 

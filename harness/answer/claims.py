@@ -45,6 +45,7 @@ from harness.answer.evidence import (
     Verdict,
     not_measured,
 )
+from harness.answer.server_claim import decide_server
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,22 @@ REGISTRY: list[Claim] = [
           lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=["python", "native"],
                               repeat=2)], decide_10),
 ]
+
+# Issue 21: not the article's claim but the deployment question beside it. `bench.py claims` runs
+# a cut (W = 1, uvicorn against granian, the two ends); `bench.py run --preset servers` the whole.
+REGISTRY.append(Claim(
+    "21", "the server matters only where the framework's own cost dominates",
+    "the same cells under uvicorn and another --server: /health, and cells near their ceiling "
+    "(fake-async /io, process-pool /cpu): bench.py run --preset servers",
+    "work-bound = the cell's ceiling is at most half of uvicorn's /health rps at that W (without one: "
+    f"uvicorn's cell at ≥ {UNSATURATED:.0%} of its ceiling); the rest framework-bound; holds when "
+    "some server's rps differs measurably from uvicorn's on a framework-bound cell and on no work-bound "
+    "one; a work-bound difference: does not hold (partly if framework-bound ones differ too); none: "
+    "no measurable difference",
+    lambda cores: [dict(targets=["correct-async"], scenarios=["health"], server=["uvicorn", "granian"]),
+                   dict(targets=["fake-async"], scenarios=["io"], io_ms=[10], fanout=[1],
+                        server=["uvicorn", "granian"])],
+    decide_server))
 
 BY_ID = {c.id: c for c in REGISTRY}
 

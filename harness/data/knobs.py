@@ -31,6 +31,12 @@ def _target_names() -> list[str]:
     return list(TARGETS)
 
 
+def _server_names() -> list[str]:
+    from harness.data.servers import SERVERS
+
+    return list(SERVERS)
+
+
 def _scenario_names() -> list[str]:
     from harness.data.scenarios import SCENARIOS
 
@@ -182,6 +188,9 @@ TABLE: list[Knob] = [
          "routes hold; THREAD_TOKENS), set at start-up; default: anyio's 40. The thread-pool target "
          "sizes it with --pool-size", bounds=(1, 10_000), env="THREAD_TOKENS", flag="--thread-tokens",
          sweep=True, token="tt"),
+    Knob("server", str, ["uvicorn"], "the ASGI server: uvicorn, gunicorn (uvicorn workers), gunicorn-asgi "
+         "(gunicorn's own worker), granian or hypercorn, each with W workers (see docs/servers.md)",
+         choices=_server_names, flag="--server", sweep=True, token="srv-"),
     Knob("probe", bool, True, "switch off the in-worker probe", env="PROBE", flag="--no-probe",
          switch=False),
     # load: closed loop (users) or open loop (rate), and how many Locust processes make it
@@ -268,7 +277,7 @@ HELP_GROUPS: dict[str, tuple[str, ...]] = {
               "arrivals", "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",
                  "db_pool_timeout", "db_driver", "db_url"),
-    "server": ("launch", "loop"),
+    "server": ("server", "launch", "loop"),
     "measurement": ("duration", "warmup", "repeat", "adapt_window", "pin", "probe"),
     "load from other machines": ("remote_load_workers", "master_bind", "remote_wait"),
 }

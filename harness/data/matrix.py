@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.data import knobs, model, setup_file
+from harness.data import knobs, model, servers, setup_file
 from harness.data.address import AddressError, is_loopback, parse_address
 from harness.data.knobs import KNOBS, closest
 from targets import TARGETS, core_targets, db_pool_max
@@ -175,6 +175,7 @@ def validate(values: Mapping[str, Any]) -> Config:
             out[knob.name] = _check_pool_sizes(knob, values.get(knob.name), out["targets"])
     _check_db(out)
     _check_thread_tokens(out)
+    _check_server(out)
     return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
 
 
@@ -277,6 +278,18 @@ def _check_db(out: dict[str, Any]) -> None:
                           f"--db-pool); the limit is {MAX_DB_CONNECTIONS}")
 
 
+def _check_server(out: dict[str, Any]) -> None:
+    """--server with --launch reuseport (a uvicorn option) or with --url (nothing is launched)."""
+    others = [s for s in out["server"] if s != "uvicorn"]
+    if others and out["url"] is not None:
+        raise ConfigError(f"--server {others[0]} launches the target; --url drives a server already running")
+    if others and any(launch != "uvicorn" for launch in out["launch"]):
+        try:
+            servers.check_combination(others[0], next(la for la in out["launch"] if la != "uvicorn"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def cores_available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -302,6 +315,24 @@ def _tune_parts() -> list[dict]:
     ]
 
 
+def _servers_parts() -> list[dict]:
+    """Does the ASGI server matter? The same four workloads under every server, W = 1 and the cores:
+
+    - /health on correct-async: the framework's and the server's own cost is all there is;
+    - /io (one 10 ms upstream call) on correct-async: async I/O, the server's cost shared with the work;
+    - /io on fake-async: the loop is blocked, the ceiling W/(F·L) whatever accepts the connection;
+    - /cpu on process-pool: the pattern (processes) decides.
+    32 cells of about 10 s each on 2 cores (the fake-async wait is 10 ms so its cells need no stretch).
+    """
+    base = dict(workers=sorted({1, cores_available()}), users=[32], server=list(servers.SERVERS),
+                duration=5.0, warmup=2.0)
+    return [
+        dict(base, targets=["correct-async"], scenarios=["health"]),
+        dict(base, targets=["correct-async", "fake-async"], scenarios=["io"], io_ms=[10], fanout=[1]),
+        dict(base, targets=["process-pool"], scenarios=["cpu"]),
+    ]
+
+
 # Presets: overrides of the table's defaults; a list is a preset in parts (each its own product,
 # all cells in one run folder).
 PRESETS: dict[str, dict | list[dict]] = {
@@ -310,6 +341,7 @@ PRESETS: dict[str, dict | list[dict]] = {
     "default": {},
     "full": dict(targets=list(TARGETS), workers=[1, 2, 4, 8], duration=10.0, warmup=3.0, repeat=3),
     "tune": _tune_parts(),
+    "servers": _servers_parts(),
 }
 
 
@@ -481,6 +513,7 @@ def build_cells(cfg: Config, cores: int | None = None, swept: tuple[str, ...] | 
                 values["max_in_flight"] = cfg.max_in_flight
             if cfg.url is not None:
                 values["workers"] = 0  # nothing launched: the worker count is unknown
+                values["server"] = None  # ... and so is the server
             if cfg.remote_load_workers:  # run-wide, but each cell's Locust master needs them
                 values.update(remote_load_workers=cfg.remote_load_workers, master_bind=cfg.master_bind,
                               remote_wait=cfg.remote_wait)

@@ -23,6 +23,8 @@ Versions (columns are only ever added, so an older file reads with the newer col
   7  diagnosis (docs/diagnosis.md): the thread_tokens knob; fail_top (the most frequent failure
      and its share); STALL_COLUMNS (the call site that stalled the loop, from the probe's stack
      samples) and the default thread limiter's tokens (busy at most, total, share of the window full)
+  8  the ASGI server (server: uvicorn, gunicorn, gunicorn-asgi, granian, hypercorn); older files ran
+     uvicorn and read with server = uvicorn
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -37,7 +39,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -100,6 +102,7 @@ HISTORY: dict[int, list[str]] = {
     5: ["db_queries", "db_ms", "db_pool", "db_pool_timeout", "db_driver", *DB_COLUMNS],
     6: ["p99_lower_ms"],
     7: ["thread_tokens", "fail_top", *STALL_COLUMNS],
+    8: ["server"],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.
@@ -154,6 +157,8 @@ def read_results(csv: Path) -> pd.DataFrame:
     missing = [c for c in columns_of(1) if c not in raw.columns]
     if missing:
         raise ResultsFormatError(f"results are missing column(s): {', '.join(missing)}")
+    if "server" not in raw.columns:  # before version 8 every target ran under uvicorn
+        raw["server"] = "uvicorn"
     for col in COLUMNS:
         if col not in raw.columns:
             raw[col] = float("nan")  # added after this file's version: empty

@@ -33,7 +33,8 @@ def worker_reasons(workers: pd.DataFrame | None, n_workers: int, launch: str = "
     if busiest is not None and busiest["work_share"] >= UNEVEN_SHARE / n_workers:
         parts.append(f"connections uneven: worker {int(busiest['worker'])} served "
                      f"{busiest['work_share']:.0%} of requests (even is {1 / n_workers:.0%})"
-                     + ("; uvicorn's shared socket, try --launch reuseport" if launch == "uvicorn" else ""))
+                     + ("; uvicorn's shared socket, try --launch reuseport" if launch == "uvicorn" else
+                        f"; {launch}'s own accept" if launch != "reuseport" else ""))
     busy = workers[workers["work_share"] >= BUSY_SHARE / n_workers]
     # The workers' own count of the /health requests they served: no probe request reached them.
     missed = busy[busy["health_served"] == 0]
@@ -74,7 +75,10 @@ def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bo
     if probe and row.get("workers_seen", 0) < row["workers"]:
         reasons.append(f"only {row.get('workers_seen', 0)} of {row['workers']} workers reported")
     if probe:
-        reasons += worker_reasons(workers, row["workers"], row.get("launch", "uvicorn"))
+        # another --server has its own accept model: the reuseport hint is uvicorn's only
+        server = row.get("server") or "uvicorn"
+        reasons += worker_reasons(workers, row["workers"],
+                                  row.get("launch", "uvicorn") if server == "uvicorn" else server)
     rps, ceiling = row.get("rps"), row.get("ceiling_rps")
     if rps and ceiling and math.isfinite(ceiling) and rps > 1.10 * ceiling:
         reasons.append(f"measured {rps:.0f} rps above the {ceiling:.0f} rps ceiling: the CPU ran faster "

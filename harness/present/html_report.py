@@ -315,7 +315,7 @@ def section_answer(run_dir: Path, rows: pd.DataFrame) -> str:
         cls = "v-holds" if w.decided else "v-holds-only-partly"
         losses = "".join(f"<li>{esc(loss)}</li>" for loss in w.losses)
         body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in answer.rows(w))
-        heads = "".join(f"<th>{esc(h)}</th>" for h in answer.TABLE_HEADER)
+        heads = "".join(f"<th>{esc(h)}</th>" for h in answer.table_header(w))
         out.append(f"<h3>{esc(answer.workload_title(w, named))}</h3>"
                    f'<p><span class="v {cls}">{esc(w.verdict)}</span></p>'
                    f"{f'<ul class=ev>{losses}</ul>' if losses else ''}"

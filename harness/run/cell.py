@@ -72,7 +72,7 @@ def _wait_until(t: float, target: Server | RunningServer, rss: resources.PeakRss
         if rss is not None:
             rss.sample()
         if isinstance(target, Server) and not target.alive():
-            raise CellError(f"uvicorn exited with code {target.proc.returncode} during the cell")
+            raise CellError(f"the server exited with code {target.proc.returncode} during the cell")
         dead = [pid for pid in target.worker_pids if not _alive(pid)]
         if dead:
             raise CellError(f"worker(s) {dead} died during the cell")
@@ -140,7 +140,8 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
                 loop=cell.loop, env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url,
                                      **foreign_env(cell), **db_env},
                 metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log",
-                timeout=LAUNCH_TIMEOUT_S, launch=cell.launch, health_path=health_path)
+                timeout=LAUNCH_TIMEOUT_S, launch=cell.launch, health_path=health_path,
+                server=cell.server or "uvicorn")
         if stopper is not None:
             stopper.wait()
         if cell.knobs.get("setup"):  # --setup: seed the app's data before the load starts

@@ -1,8 +1,9 @@
-"""Start the upstream and one target (uvicorn) on loopback; wait until *every* worker serves; stop.
+"""Start the upstream and one target (under its ASGI server) on loopback; wait until *every* worker
+serves; stop.
 
 Readiness: each worker appends a `ready` record to METRICS_DIR at the end of its lifespan start-up
 (after its clients and pools exist); the target is ready when W distinct live worker processes
-of this uvicorn have done so *and* /health answers. uvicorn's own "started" line only covers the
+of this server have done so *and* /health answers. uvicorn's own "started" line only covers the
 first worker.
 """
 
@@ -22,7 +23,7 @@ import httpx
 import psutil
 
 from harness import ROOT
-from harness.data import knobs
+from harness.data import knobs, servers
 from harness.system import procs
 
 LOOPBACK = "127.0.0.1"
@@ -97,16 +98,10 @@ def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout:
 
 
 def target_command(import_string: str, workers: int, port: int, loop: str, host: str = LOOPBACK,
-                   launch: str = "uvicorn") -> list[str]:
-    """`uvicorn --workers W` (one shared socket), or W single-worker uvicorns on SO_REUSEPORT."""
-    common = [import_string, "--app-dir", str(ROOT), "--loop", loop, "--http", "httptools",
-              "--lifespan", "on", "--no-access-log", "--log-level", "warning",
-              "--timeout-graceful-shutdown", "3"]
-    if launch == "reuseport":
-        return [sys.executable, "-m", "harness.system.reuseport", "--workers", str(workers), "--host", host,
-                "--port", str(port), "--", *common]
-    return [sys.executable, "-m", "uvicorn", *common, "--host", host, "--port", str(port),
-            "--workers", str(workers)]
+                   launch: str = "uvicorn", server: str = "uvicorn") -> list[str]:
+    """The server's command line (harness/data/servers.py); uvicorn's is today's launch."""
+    return servers.command(server, import_string, workers=workers, port=port, loop=loop, host=host,
+                           launch=launch)
 
 
 # Knobs the targets read (the knob table's env vars): only the cell may set them, never the user's
@@ -133,33 +128,43 @@ def ready_pids(metrics_dir: Path) -> set[int]:
 def launch_target(
     import_string: str, *, workers: int, loop: str, env: dict[str, str], metrics_dir: Path,
     log_path: Path, host: str = LOOPBACK, port: int | None = None, timeout: float = 60.0,
-    launch: str = "uvicorn", health_path: str = "/health",
+    launch: str = "uvicorn", health_path: str = "/health", server: str = "uvicorn",
 ) -> Server:
-    """Start uvicorn for one target and return once every worker is serving."""
+    """Start the target under `server` and return once every worker is serving."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     full_env = {**target_base_env(), **env, "METRICS_DIR": str(metrics_dir)}
-    proc = procs.spawn(target_command(import_string, workers, port, loop, host, launch), env=full_env,
-                       log_path=log_path, cwd=ROOT, role="target")
+    proc = procs.spawn(target_command(import_string, workers, port, loop, host, launch, server),
+                       env=full_env, log_path=log_path, cwd=ROOT, role="target")
     url = f"http://{host}:{port}"
-    server = Server(proc, url, log_path)
+    started = Server(proc, url, log_path)
     deadline = time.monotonic() + timeout
     try:
         while True:
             if proc.poll() is not None:
-                raise LaunchError(f"uvicorn exited with code {proc.returncode}: {log_tail(log_path)}")
+                raise LaunchError(f"{server} exited with code {proc.returncode}: "
+                                  f"{_why(server, log_path)}{log_tail(log_path)}")
             family = {proc.pid} | {p.pid for p in procs.descendants(proc.pid)}
             ready = ready_pids(metrics_dir) & family
             if len(ready) >= workers and _health_ok(url, health_path):
-                server.worker_pids = sorted(ready)
-                return server
+                started.worker_pids = sorted(ready)
+                return started
             if time.monotonic() > deadline:
                 raise LaunchError(
-                    f"only {len(ready)}/{workers} workers ready after {timeout:.0f}s: {log_tail(log_path)}")
+                    f"only {len(ready)}/{workers} workers ready after {timeout:.0f}s: "
+                    f"{_why(server, log_path)}{log_tail(log_path)}")
             time.sleep(0.05)
     except BaseException:
-        server.stop()
+        started.stop()
         raise
+
+
+def _why(server: str, log_path: Path) -> str:
+    try:
+        why = servers.explain(server, log_path.read_text(errors="replace"))
+    except OSError:
+        return ""
+    return f"{why}. " if why else ""
 
 
 def _health_ok(url: str, path: str = "/health") -> bool:
