@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import permutation_test
+from scipy.stats import bootstrap, permutation_test
 
 from harness.answer import aggregate, compare, evidence, significance
 from harness.data import schema
@@ -42,7 +42,8 @@ def compare_share(n: int, seed: int = 19) -> float:
 def claims_share(n: int, seed: int = 91) -> float:
     """Share of equal pairs the claims' noise rule calls different."""
     a, b = _samples(n, seed)
-    return float(np.mean([evidence.compare(_cell(x), _cell(y), "rps") != 0 for x, y in zip(a, b, strict=True)]))
+    return float(np.mean([evidence.compare(_cell(x), _cell(y), "rps") != 0
+                          for x, y in zip(a, b, strict=True)]))
 
 
 @pytest.mark.parametrize("n", [3, 5, 8])
@@ -55,6 +56,32 @@ def test_compare_verdict_error_rate_is_at_most_its_level(n: int) -> None:
 def test_claims_noise_rule_error_rate_is_at_most_its_level(n: int) -> None:
     share = claims_share(n)
     assert share <= LEVEL + MARGIN, f"{share:.1%} of equal pairs called different at n={n}"
+
+
+def _old_bootstrap_says_different(a: np.ndarray, b: np.ndarray) -> bool:
+    """compare's verdict before issue 19: the 95% percentile bootstrap interval of the ratio of
+    medians (4,000 resamples) excludes 1."""
+    ci = bootstrap((b, a), lambda y, x, axis=-1: np.median(y, axis=axis) / np.median(x, axis=axis),
+                   n_resamples=4000, method="percentile", vectorized=True, confidence_level=0.95,
+                   rng=np.random.default_rng(0))
+    return bool(ci.confidence_interval.low > 1 or ci.confidence_interval.high < 1)
+
+
+def _old_ranges_apart(a: np.ndarray, b: np.ndarray) -> bool:
+    """The claims' noise rule before issue 19: the repeat intervals (min–max below 6 repeats) do not
+    overlap."""
+    x, y = _cell(a), _cell(b)
+    return bool(x["rps_lo"] > y["rps_hi"] or x["rps_hi"] < y["rps_lo"])
+
+
+@pytest.mark.parametrize("old_rule", [_old_bootstrap_says_different, _old_ranges_apart])
+def test_the_error_rate_test_fails_the_old_rules_at_three_repeats(old_rule) -> None:
+    """The check above can fail: the rules it replaced call about 1 equal pair in 10 different at
+    3 vs 3 (2 of the 20 orderings put one group wholly above the other), over the level + margin."""
+    a, b = _samples(3, 19)
+    share = float(np.mean([old_rule(x, y) for x, y in zip(a, b, strict=True)]))
+    assert share > LEVEL + MARGIN
+    assert share == pytest.approx(0.1, abs=0.02)
 
 
 def test_the_test_still_sees_a_real_difference_at_five_repeats() -> None:
@@ -85,7 +112,8 @@ def test_exact_p_matches_scipy_and_the_smallest_p() -> None:
                                       [112.0, 109, 115]])
 def test_compare_and_claims_agree_on_one_pair_of_cells(b_values: list[float]) -> None:
     a_values = [100.0, 103, 97, 101, 99]
-    rows = [row(target="correct-async", scenario="io", rps=v, repeat=i, loop="uvloop") for i, v in enumerate(a_values)]
+    rows = [row(target="correct-async", scenario="io", rps=v, repeat=i, loop="uvloop")
+            for i, v in enumerate(a_values)]
     rows += [row(target="correct-async", scenario="io", rps=v, repeat=i, loop="asyncio")
              for i, v in enumerate(b_values)]
     df = aggregate.coerce(pd.DataFrame(rows, columns=schema.COLUMNS))

@@ -341,8 +341,8 @@ def chart(table: pd.DataFrame, labels: list[str], spreads: dict[str, Spread], ti
           path: Path) -> Path:
     """One panel per metric: B/A per cell on a log axis, 1 marked, the noise band shaded.
 
-    Filled markers carry a permutation-test verdict (the bootstrap interval drawn as a bar); hollow ones are single
-    runs judged against the noise band.
+    Filled markers carry a permutation-test verdict (the bootstrap interval drawn as a bar); hollow
+    ones are single runs judged against the noise band.
     """
     import matplotlib
 
@@ -383,7 +383,8 @@ def chart(table: pd.DataFrame, labels: list[str], spreads: dict[str, Spread], ti
                [("faster", "tab:green"), ("slower", "tab:red"), ("no difference", "0.45")]]
     handles += [Line2D([], [], marker="o", ls="", color="0.45", markerfacecolor="white",
                        label="hollow: fewer than 3 repeats (\"probably\" / within noise)"),
-                Line2D([], [], color="0.45", lw=2.5, label="bar: bootstrap interval of the ratio (effect size)"),
+                Line2D([], [], color="0.45", lw=2.5,
+                       label="bar: bootstrap interval of the ratio (effect size)"),
                 Line2D([], [], color="0.88", lw=8, label="shaded: this machine's repeat spread")]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)

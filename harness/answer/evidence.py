@@ -161,8 +161,10 @@ def _with_repeat_values(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFra
         values = []
         for _, cell in s.iterrows():
             g = groups.get(_key(cell))
-            have = g is not None and col in g.columns
-            values.append(tuple(pd.to_numeric(g[col], errors="coerce").dropna()) if have else ())
+            if g is None or col not in g.columns:
+                values.append(())
+                continue
+            values.append(tuple(pd.to_numeric(g[col], errors="coerce").dropna()))
         s[f"{col}_values"] = values
     return s
 
@@ -188,6 +190,13 @@ def noise_words(a: pd.Series, b: pd.Series, col: str) -> str:
     repeats cannot show a difference at 5%: use --repeat 5`; "" without repeats on both sides."""
     t = repeat_test(a, b, col)
     return t.words() if t is not None else ""
+
+
+def test_note(a: pd.Series, b: pd.Series, col: str, name: str) -> str:
+    """`; rps: p = 0.008 (5 vs 5 repeats)` for evidence text, "" when the cells have no repeats to test
+    (the 10% margin rule decided)."""
+    words = noise_words(a, b, col)
+    return f"; {name}: {words}" if words else ""
 
 
 def compare(a: pd.Series, b: pd.Series, col: str) -> int:
@@ -236,17 +245,24 @@ def rps_duel(claim: str, found: list[tuple[pd.Series, pd.Series]], case_of: Call
              extra: tuple[str, ...] = ()) -> Verdict:
     """A claim that the first cell of each pair serves more rps than the second: per pair, holds /
     fails / inside the noise, with both figures and their ratio as evidence."""
-    cases, evidence, cells = [], [], []
+    cases, evidence, cells, untestable = [], [], [], []
     for a, b in found:
         d = compare(a, b, "rps")
         case = case_of(a, b)
         cases.append((HOLDS if d > 0 else FAILS if d < 0 else NO_DIFF, case))
         test = noise_words(a, b, "rps")
+        t = repeat_test(a, b, "rps")
+        if t is not None and not t.can_show():
+            untestable.append(test)
         evidence.append(f"{case}: {name_a(a)} {measure(a, 'rps', 'rps')} vs {name_b(b)} "
                         f"{measure(b, 'rps', 'rps')} ({fmt(ratio(a['rps'], b['rps']))}×"
                         + (f"; {test})" if test else ")"))
         cells += [label(a, *extra), label(b, *extra)]
-    return combine(claim, cases, evidence, cells)
+    verdict = combine(claim, cases, evidence, cells)
+    if verdict.verdict == NO_DIFF and untestable and not verdict.condition:
+        # Not "no difference": these repeats could not have shown one (3 vs 3: smallest p 0.1).
+        return Verdict(claim, NO_DIFF, "; ".join(dict.fromkeys(untestable)), evidence, cells)
+    return verdict
 
 
 def combine(claim: str, cases: list[tuple[str, str]], evidence: list[str], cells: list[str],
