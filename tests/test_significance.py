@@ -127,3 +127,22 @@ def test_compare_and_claims_agree_on_one_pair_of_cells(b_values: list[float]) ->
     assert t is not None and t.p == pytest.approx(v.p)
     words = evidence.noise_words(b, a, "rps")
     assert (words in v.verdict) if v.verdict.startswith("cannot") else words.startswith(f"p = {v.p:.2g}")
+
+
+def error_rates() -> list[str]:
+    """The figures docs/significance.md quotes: share of equal pairs called different, per rule and n,
+    by the rules today and by the two they replaced (same seeds as the tests above)."""
+    lines = []
+    for n in (3, 5, 8):
+        old_compare = float(np.mean([_old_bootstrap_says_different(x, y)
+                                     for x, y in zip(*_samples(n, 19), strict=True)]))
+        old_claims = float(np.mean([_old_ranges_apart(x, y) for x, y in zip(*_samples(n, 91), strict=True)]))
+        lines.append(f"n={n}: compare {old_compare:.2%} -> {compare_share(n):.2%}; "
+                     f"claims {old_claims:.2%} -> {claims_share(n):.2%}")
+    return lines
+
+
+if __name__ == "__main__":  # .venv/bin/python -m tests.test_significance
+    print(f"{PAIRS} pairs of equal groups (N(100, 5)); nominal level {LEVEL:.0%}, "
+          f"test limit {LEVEL + MARGIN:.2%}")
+    print("\n".join(error_rates()))

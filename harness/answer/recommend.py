@@ -9,7 +9,8 @@ fits are ill-conditioned):
    fail_ratio ≤ the allowed failure ratio.
 3. X* is the best feasible throughput (median over repeats).
 4. A candidate is *near the best* when its throughput is within 5% of X*, or, when both have
-   repeats, when its repeat interval reaches X*'s.
+   repeats, when its repeat interval reaches X*'s. That overlap is a noise band, not a test
+   (harness.answer.significance is the test), so the output says how many repeats it rests on.
 5. The recommendation is the cheapest near-best candidate: fewest workers, then the smallest pool,
    then the fewest HTTP connections, then the least memory (`target_rss_mb`, when measured).
 
