@@ -19,8 +19,16 @@ from harness.run.sweep import estimate_s, fmt_s, new_meta, run_cells, say
 from harness.system import procs
 
 # Shared by every claims cell unless a claim asks otherwise: short windows, one worker, 32 users.
-# 5 s: the probe (25 req/s per worker) then gets the 100 samples a healthy cell's /health p99 needs.
-BASE = dict(workers=[1], users=[32], duration=5.0, warmup=1.5)
+# 4.5 s: the probe (25 req/s per worker) then gets 112 samples, above the 100 a healthy cell's /health
+# p99 needs; shorter than 5 s so that the five repeats of the cells a difference decides
+# (claims.DIFF_REPEATS) fit the 10-minute budget.
+BASE = dict(workers=[1], users=[32], duration=4.5, warmup=1.5)
+# Start-up, shutdown and the run's fixed costs (upstream burst, PostgreSQL, calibration) per cell, as
+# measured: the 38 cells of the 2026-11-25 plan took 5 min 49 s on the quiet 2-core build machine, of
+# which 266 s were windows (fake-async /io's stretched to 5.8 + 18.8 s), leaving 83 s: 2.2 s a cell.
+# The plan's estimate uses it instead of the sweep's 4 s guess.
+OVERHEAD_S = 2.2
+BUDGET_S = 10 * 60
 
 
 def configs(cores: int) -> list[tuple[str, Config]]:
@@ -63,7 +71,8 @@ def run_claims(run_dir: Path) -> int:
     meta["claims_runs"] = [{"claim": cid, **{k: v for k, v in cfg.knobs().items() if k in _RUN_KNOBS}}
                            for cid, cfg in configs(cores)]
     say(f"run folder: {run_dir}")
-    say(f"{len(cells)} cells for {len(claims.REGISTRY)} claims, about {fmt_s(estimate_s(cells))}")
+    say(f"{len(cells)} cells for {len(claims.REGISTRY)} claims, about {fmt_s(estimate_s(cells, OVERHEAD_S))} "
+        f"({_repeats_text(cells)})")
     t0 = time.monotonic()
     rows = run_cells(cells, run_dir, meta, cpu_kind=base.cpu_kind[0])
     report.finish(run_dir)  # charts, report.html and claims.csv
@@ -73,6 +82,19 @@ def run_claims(run_dir: Path) -> int:
     say(f"claims: {run_dir / 'claims.csv'}   report: {run_dir / 'report.html'}   "
         f"(cells took {fmt_s(time.monotonic() - t0)})")
     return 1 if any(r["status"] != "ok" for r in rows) else 0
+
+
+def _repeats_text(cells: list[Cell]) -> str:
+    """`20 cells × 5 repeats, 18 × 1`: how the plan's repeats are spread."""
+    per_cell: dict[tuple, int] = {}
+    for c in cells:
+        key = tuple(sorted((k, str(v)) for k, v in c.params().items() if k != "repeat"))
+        per_cell[key] = per_cell.get(key, 0) + 1
+    spread: dict[int, int] = {}
+    for n in per_cell.values():
+        spread[n] = spread.get(n, 0) + 1
+    return ", ".join(f"{count} × {n} repeat{'s' if n > 1 else ''}"
+                     for n, count in sorted(spread.items(), reverse=True))
 
 
 _RUN_KNOBS = ("targets", "scenarios", "workers", "users", "loop", "pool_size", "cpu_kind",

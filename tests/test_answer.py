@@ -47,6 +47,7 @@ def test_one_repeat_inside_the_noise_cannot_decide(tmp_path: Path):
     assert not work.decided and work.winner is not None  # ranked, but not called a winner
     assert work.verdict.startswith("cannot decide between correct-async")
     assert "one repeat, and a difference inside the 5% noise" in work.verdict
+    assert work.verdict.endswith("run more repeats (--repeat 5)")
 
 
 def test_repeats_decide_when_their_intervals_part(tmp_path: Path):
@@ -57,6 +58,8 @@ def test_repeats_decide_when_their_intervals_part(tmp_path: Path):
                 for k in (-1, 0, 1)]
     [noisy] = _answer(rows(0.05), tmp_path / "a")
     assert not noisy.decided and "inside the repeats' noise" in noisy.verdict
+    # The tie is by overlap (6% apart): the verdict says on how many repeats it rests.
+    assert "thread-pool (0.94×, intervals overlap: 3 vs 3 repeats, min–max ranges)" in noisy.verdict
     [tight] = _answer(rows(0.002), tmp_path / "b")
     assert tight.decided and tight.losses == ["thread-pool: 0.94× the rps"]
     assert answer.rows(tight)[0][4] == "600 (598.8–601.2)"

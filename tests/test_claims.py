@@ -54,17 +54,26 @@ def verdict(claim_id: str, rows: list[dict], cores: int | None = CORES) -> evide
 # ------------------------------------------------------------------------------ noise and helpers
 
 
-def test_compare_uses_repeat_intervals_and_a_margin_for_single_repeats():
-    s = run_of(repeats("correct-async", "io", [100, 104, 108]) +
-               repeats("correct-async", "io", [106, 110, 114], loop="asyncio") +
-               repeats("correct-async", "io", [120, 122, 125], loop="asyncio", users=64) +
-               repeats("correct-async", "io", [100, 102, 104], users=64)).summary
+def test_compare_uses_the_permutation_test_and_a_margin_for_single_repeats():
+    s = run_of(repeats("correct-async", "io", [100, 104, 108, 102, 106]) +
+               repeats("correct-async", "io", [101, 105, 109, 103, 107], loop="asyncio") +
+               repeats("correct-async", "io", [120, 122, 125, 121.2, 123.2], loop="asyncio", users=64) +
+               repeats("correct-async", "io", [100, 102, 104, 101.2, 102.8], users=64)).summary
     a, b = s[(s["loop"] == "uvloop") & (s["users"] == 32)].iloc[0], s[(s["loop"] == "asyncio") &
                                                                        (s["users"] == 32)].iloc[0]
-    assert evidence.compare(a, b, "rps") == 0  # ranges 100–108 and 106–114 overlap
+    assert evidence.compare(a, b, "rps") == 0  # p > 5%
     c, d = s[(s["loop"] == "asyncio") & (s["users"] == 64)].iloc[0], s[(s["loop"] == "uvloop") &
                                                                         (s["users"] == 64)].iloc[0]
     assert evidence.compare(c, d, "rps") == 1 and evidence.compare(d, c, "rps") == -1
+    assert evidence.noise_words(c, d, "rps") == "p = 0.0079 (5 vs 5 repeats)"
+    # 3 vs 3 apart in every repeat is still no difference: the test cannot reach 5% (smallest p 0.1);
+    # the old rule (min–max ranges apart) called it one.
+    three = run_of(repeats("correct-async", "io", [120, 122, 125]) +
+                   repeats("correct-async", "io", [100, 102, 104], loop="asyncio")).summary
+    e, f = three[three["loop"] == "uvloop"].iloc[0], three[three["loop"] == "asyncio"].iloc[0]
+    assert evidence.compare(e, f, "rps") == 0 and evidence.compare(f, e, "rps") == 0
+    assert evidence.noise_words(e, f, "rps") == \
+        "3 vs 3 repeats cannot show a difference at 5%: use --repeat 5"
     one = run_of([row("correct-async", "io", 100), row("fake-async", "io", 108),
                   row("thread-pool", "io", 120)]).summary.set_index("target")
     assert evidence.compare(one.loc["fake-async"], one.loc["correct-async"], "rps") == 0  # 8% < 10%
@@ -91,22 +100,24 @@ def test_every_claim_states_its_rule_and_needs():
 
 
 def test_claim_1_async_io_against_fake_async():
-    rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0)
-            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=1500.0))
+    rows = (repeats("correct-async", "io", [180, 185, 190, 183, 187], health_p99_ms=12.0)
+            + repeats("fake-async", "io", [6, 6.1, 6.2, 6.06, 6.14], health_p99_ms=1500.0))
     v = verdict("1", rows)
     assert v.verdict == evidence.HOLDS
     assert "30" in v.evidence[0] and "1500 ms" in v.evidence[0]  # the ratio and the stall are printed
     # Same rps but no stall: only half the claim.
-    rows = repeats("correct-async", "io", [180, 185, 190]) + repeats("fake-async", "io", [6.0, 6.1, 6.2])
+    rows = (repeats("correct-async", "io", [180, 185, 190, 183, 187])
+            + repeats("fake-async", "io", [6, 6.1, 6.2, 6.06, 6.14]))
     assert verdict("1", rows).verdict == evidence.PARTLY
 
 
 def test_claim_1_reads_a_stalled_workers_max_when_its_p99_is_empty():
     """A stalled worker answers too few probes for a p99 (the harness leaves it empty): its max is
     the evidence, and the text says it is a max."""
-    rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0, health_max_ms=30.0)
-            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=None, health_max_ms=2100.0,
-                       health_min_samples=9))
+    rows = (repeats("correct-async", "io", [180, 185, 190, 183, 187], health_p99_ms=12.0,
+                    health_max_ms=30.0)
+            + repeats("fake-async", "io", [6.0, 6.1, 6.2, 6.06, 6.14], health_p99_ms=None,
+                      health_max_ms=2100.0, health_min_samples=9))
     v = verdict("1", rows)
     assert v.verdict == evidence.HOLDS
     assert "/health p99 12.0 ms vs max 2100 ms (n=9, too few for a p99)" in v.evidence[0]
@@ -117,16 +128,16 @@ DB = dict(db_queries=2, db_ms=20, db_pool=10, db_driver="asyncpg", db_pool_timeo
 
 def test_claim_1b_sync_database_driver_in_async_def():
     """fake-async's sync driver is paired with correct-async whatever DB_DRIVER the async one used."""
-    rows = (repeats("correct-async", "db", [230, 236, 240], health_p99_ms=3.5, **DB)
-            + repeats("fake-async", "db", [23.5, 23.6, 24.0], health_p99_ms=720.0,
+    rows = (repeats("correct-async", "db", [230, 236, 240, 233.6, 237.6], health_p99_ms=3.5, **DB)
+            + repeats("fake-async", "db", [23.5, 23.6, 24, 23.56, 23.76], health_p99_ms=720.0,
                       **{**DB, "db_driver": None}))
     v = verdict("1b", rows)
     assert v.verdict == evidence.HOLDS, v
     assert "synchronous database driver" in v.evidence[0] and "720 ms" in v.evidence[0]
     assert verdict("1", rows).verdict == evidence.NOT_MEASURED  # /io's claim does not read /db cells
     # no /health stall on the sync side: only the throughput half
-    rows = (repeats("correct-async", "db", [230, 236, 240], **DB)
-            + repeats("fake-async", "db", [23.5, 24], **DB))
+    rows = (repeats("correct-async", "db", [230, 236, 240, 233.6, 237.6], **DB)
+            + repeats("fake-async", "db", [23.5, 24, 23.625, 23.75, 23.875], **DB))
     assert verdict("1b", rows).verdict == evidence.PARTLY
 
 
@@ -172,58 +183,87 @@ def test_claim_3_health_waits_with_the_cpu_work():
 
 
 def test_claim_4_process_pool_against_thread_pool_needs_two_cores():
-    rows = (repeats("process-pool", "cpu", [80, 82, 85], pool_size=2)
-            + repeats("thread-pool", "cpu", [44, 45, 46], pool_size=40))
+    rows = (repeats("process-pool", "cpu", [80, 82, 85, 81.2, 83.2], pool_size=2)
+            + repeats("thread-pool", "cpu", [44, 45, 46, 44.6, 45.4], pool_size=40))
     assert verdict("4", rows).verdict == evidence.HOLDS
     v = verdict("4", rows, cores=1)
     assert v.verdict == evidence.NOT_MEASURED and "≥ 2 cores" in v.condition
-    same = (repeats("process-pool", "cpu", [44, 46, 48], pool_size=2)
-            + repeats("thread-pool", "cpu", [45, 46, 47], pool_size=40))
+    same = (repeats("process-pool", "cpu", [44, 46, 48, 45.2, 46.8], pool_size=2)
+            + repeats("thread-pool", "cpu", [45, 46, 47, 45.6, 46.4], pool_size=40))
     assert verdict("4", same).verdict == evidence.NO_DIFF
 
 
 def test_claim_4b_native_work_runs_threads_in_parallel():
-    rows = (repeats("mixed", "cpu", [45, 46], pool_size=4)
-            + repeats("mixed", "cpu", [70, 72], pool_size=4, cpu_kind="native"))
+    rows = (repeats("mixed", "cpu", [45, 46, 45.25, 45.5, 45.75], pool_size=4)
+            + repeats("mixed", "cpu", [70, 72, 70.5, 71, 71.5], pool_size=4, cpu_kind="native"))
     v = verdict("4b", rows)
     assert v.verdict == evidence.HOLDS and "1.42 cores" in v.evidence[0]
-    slow = (repeats("mixed", "cpu", [45, 46], pool_size=4)
-            + repeats("mixed", "cpu", [44, 47], pool_size=4, cpu_kind="native"))
+    slow = (repeats("mixed", "cpu", [45, 46, 45.25, 45.5, 45.75], pool_size=4)
+            + repeats("mixed", "cpu", [44, 47, 44.75, 45.5, 46.25], pool_size=4, cpu_kind="native"))
     assert verdict("4b", slow).verdict == evidence.FAILS
 
 
 def test_claim_5_blocking_future_blocks_the_loop():
-    rows = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=650.0)
-            + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
+    rows = (repeats("blocking-future", "cpu", [44, 45, 46, 44.6, 45.4], pool_size=2, health_p99_ms=650.0)
+            + repeats("process-pool", "cpu", [80, 82, 84, 81.2, 82.8], pool_size=2, health_p99_ms=9.0))
     v = verdict("5", rows)
     assert v.verdict == evidence.HOLDS and "650 ms" in v.evidence[0]
-    no_stall = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=9.5)
-                + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
+    no_stall = (repeats("blocking-future", "cpu", [44, 45, 46, 44.6, 45.4], pool_size=2, health_p99_ms=9.5)
+                + repeats("process-pool", "cpu", [80, 82, 84, 81.2, 82.8], pool_size=2, health_p99_ms=9.0))
     assert verdict("5", no_stall).verdict == evidence.FAILS
 
 
 def test_claim_6_workers_beyond_cores_add_nothing():
-    rows = (repeats("correct-async", "cpu", [45, 46, 47])
-            + repeats("correct-async", "cpu", [80, 82, 84], workers=2)
-            + repeats("correct-async", "cpu", [79, 81, 85], workers=4))
+    rows = (repeats("correct-async", "cpu", [45, 46, 47, 45.6, 46.4])
+            + repeats("correct-async", "cpu", [80, 82, 84, 81.2, 82.8], workers=2)
+            + repeats("correct-async", "cpu", [79, 81, 85, 80.2, 82.6], workers=4))
     assert verdict("6", rows).verdict == evidence.HOLDS
-    rising = rows[:6] + repeats("correct-async", "cpu", [120, 122, 125], workers=4)
+    rising = rows[:10] + repeats("correct-async", "cpu", [120, 122, 125, 121.2, 123.2], workers=4)
     assert verdict("6", rising).verdict == evidence.FAILS
     # Measurably more, but by less than the stated 10%: still "adds nothing".
-    a_little = rows[:6] + repeats("correct-async", "cpu", [86, 87, 88], workers=4)
+    a_little = rows[:10] + repeats("correct-async", "cpu", [86, 87, 88, 86.6, 87.4], workers=4)
     v = verdict("6", a_little)
     assert v.verdict == evidence.HOLDS and "W=4 ÷ W=2 = 1.06×" in v.evidence[0]
-    v = verdict("6", rows[:6])
+    v = verdict("6", rows[:10])
     assert v.verdict == evidence.NOT_MEASURED and "W = 1, 2 and 4" in v.condition
 
 
 def test_claim_7_loop_inside_the_noise_is_no_measurable_difference():
-    rows = (repeats("correct-async", "io", [150, 160, 170])
-            + repeats("correct-async", "io", [155, 165, 175], loop="asyncio"))
+    rows = (repeats("correct-async", "io", [150, 160, 170, 156, 164])
+            + repeats("correct-async", "io", [155, 165, 175, 161, 169], loop="asyncio"))
     assert verdict("7", rows).verdict == evidence.NO_DIFF
+    rows = (repeats("correct-async", "io", [200, 205, 210, 203, 207])
+            + repeats("correct-async", "io", [150, 155, 160, 153, 157], loop="asyncio"))
+    assert verdict("7", rows).verdict == evidence.HOLDS
+    assert "p = 0.0079 (5 vs 5 repeats)" in verdict("7", rows).evidence[0]
+
+
+def test_claim_7_with_three_repeats_says_they_cannot_show_a_difference():
+    """uvloop above asyncio in every repeat, 3 against 3: the smallest p is 0.1, so the verdict is no
+    measurable difference and says why, in compare's words, instead of a 95% claim it cannot carry."""
     rows = (repeats("correct-async", "io", [200, 205, 210])
             + repeats("correct-async", "io", [150, 155, 160], loop="asyncio"))
-    assert verdict("7", rows).verdict == evidence.HOLDS
+    v = verdict("7", rows)
+    too_few = "3 vs 3 repeats cannot show a difference at 5%: use --repeat 5"
+    assert v.verdict == evidence.NO_DIFF and v.condition == too_few
+    assert too_few in v.evidence[0]
+
+
+def test_the_other_difference_claims_name_their_test_in_the_evidence():
+    six = (repeats("correct-async", "cpu", [45, 46, 47, 45.6, 46.4])
+           + repeats("correct-async", "cpu", [80, 82, 84, 81.2, 82.8], workers=2)
+           + repeats("correct-async", "cpu", [79, 81, 85, 80.2, 82.6], workers=4))
+    line = verdict("6", six).evidence[0]
+    assert "W=2 vs W=1: p = 0.0079 (5 vs 5 repeats)" in line and "W=4 vs W=2: p = " in line
+    four_b = (repeats("mixed", "cpu", [45, 46, 45.25], pool_size=4)
+              + repeats("mixed", "cpu", [70, 72, 70.5], pool_size=4, cpu_kind="native"))
+    v = verdict("4b", four_b)
+    assert v.verdict == evidence.FAILS  # not measurably more: 3 vs 3 cannot show it
+    assert "rps: 3 vs 3 repeats cannot show a difference at 5%: use --repeat 5" in v.evidence[0]
+    five = (repeats("blocking-future", "cpu", [44, 45, 46, 44.6, 45.4], pool_size=2, health_p99_ms=650.0)
+            + repeats("process-pool", "cpu", [80, 82, 84, 81.2, 82.8], pool_size=2, health_p99_ms=9.0))
+    line = verdict("5", five).evidence[0]
+    assert "/health: p = 0.0079 (5 vs 5 repeats)" in line and "rps: p = 0.0079 (5 vs 5 repeats)" in line
 
 
 def test_claim_8_knee_with_and_without_memory():
@@ -246,18 +286,19 @@ def test_claim_9_small_connection_pool_queues():
 
 
 def test_claim_10_two_stage_only_keeps_neighbours_fast_for_native_work():
-    rows = (repeats("mixed", "cpu", [45, 46], pool_size=4, health_p99_ms=300.0)
-            + repeats("mixed", "cpu", [70, 72], pool_size=4, cpu_kind="native", health_p99_ms=12.0))
+    rows = (repeats("mixed", "cpu", [45, 46, 45.25, 45.5, 45.75], pool_size=4, health_p99_ms=300.0)
+            + repeats("mixed", "cpu", [70, 72, 70.5, 71, 71.5], pool_size=4, cpu_kind="native",
+                      health_p99_ms=12.0))
     v = verdict("10", rows)
     assert v.verdict == evidence.PARTLY and "native" in v.condition
-    only_python = repeats("mixed", "cpu", [45, 46], pool_size=4, health_p99_ms=300.0)
+    only_python = repeats("mixed", "cpu", [45, 46, 45.25, 45.5, 45.75], pool_size=4, health_p99_ms=300.0)
     v = verdict("10", only_python)
     assert v.verdict == evidence.FAILS and "native" in v.condition
 
 
 def test_untrusted_cells_are_named_in_the_evidence():
-    rows = (repeats("correct-async", "io", [180, 185, 190], health_p99_ms=12.0)
-            + repeats("fake-async", "io", [6.0, 6.1, 6.2], health_p99_ms=1500.0, valid=False,
+    rows = (repeats("correct-async", "io", [180, 185, 190, 183, 187], health_p99_ms=12.0)
+            + repeats("fake-async", "io", [6, 6.1, 6.2, 6.06, 6.14], health_p99_ms=1500.0, valid=False,
                       invalid_reason="only 80 requests in the window"))
     assert "untrusted: only 80 requests" in verdict("1", rows).evidence[0]
 
@@ -266,8 +307,8 @@ def test_untrusted_cells_are_named_in_the_evidence():
 
 
 def test_write_csv_and_terminal_table(tmp_path: Path):
-    rows = (repeats("blocking-future", "cpu", [44, 45, 46], pool_size=2, health_p99_ms=650.0)
-            + repeats("process-pool", "cpu", [80, 82, 84], pool_size=2, health_p99_ms=9.0))
+    rows = (repeats("blocking-future", "cpu", [44, 45, 46, 44.6, 45.4], pool_size=2, health_p99_ms=650.0)
+            + repeats("process-pool", "cpu", [80, 82, 84, 81.2, 82.8], pool_size=2, health_p99_ms=9.0))
     verdicts = claims.decide(run_of(rows))
     claims.write_csv(verdicts, tmp_path / "claims.csv")
     df = pd.read_csv(tmp_path / "claims.csv", dtype=str).fillna("")
@@ -304,8 +345,35 @@ def test_claims_plan_covers_every_claim_once_per_cell_and_fits_ten_minutes():
     assert {c.pool_size for c in cells if c.target == "process-pool"} == {1, 2, 4, 8}
     assert {c.workers for c in cells if c.target == "correct-async" and c.scenario == "cpu"} == {1, 2, 4}
     assert any(c.http_connections < 100 for c in cells)
-    # The plan's own estimate (windows + 4 s start/stop per cell) leaves room in the 10-minute budget.
-    assert estimate_s(cells) < 8 * 60
+    # The plan's own estimate (windows + the measured 2.2 s start/stop per cell) leaves a tenth of the
+    # 10-minute budget spare.
+    assert estimate_s(cells, claims_preset.OVERHEAD_S) < 0.9 * claims_preset.BUDGET_S
+
+
+def test_claims_plan_repeats_five_times_the_cells_a_difference_decides():
+    """Claims 4, 4b, 5, 6 and 7 test a difference on repeats: every cell they need runs
+    claims.DIFF_REPEATS (5) times, where the exact test can reach 5% (3 vs 3 cannot)."""
+    from harness.answer import significance
+    from harness.data.matrix import build_cells
+
+    assert claims.DIFF_REPEATS == 5
+    assert significance.smallest_p(claims.DIFF_REPEATS, claims.DIFF_REPEATS) <= significance.LEVEL
+    plan = claims_preset.plan(CORES)
+
+    def identity(c) -> tuple:
+        return tuple(sorted((k, str(v)) for k, v in c.params().items() if k != "repeat"))
+
+    runs = {identity(c): 0 for c in plan}
+    for c in plan:
+        runs[identity(c)] += 1
+    hinge = [(cid, cfg) for cid, cfg in claims_preset.configs(CORES) if cid in ("4", "4b", "5", "6", "7")]
+    assert {cid for cid, _ in hinge} == {"4", "4b", "5", "6", "7"}
+    for cid, cfg in hinge:
+        for cell in build_cells(cfg, cores=CORES):
+            assert runs[identity(cell)] == claims.DIFF_REPEATS, (cid, cell.cell_id)
+    # The 4.5 s window still gets the probe its 100 samples for a /health p99 (25 req/s per worker).
+    windows = {c.duration_s for c in plan if c.target != "fake-async"}
+    assert min(windows) * 25 >= 100 * 1.1
 
 
 def test_a_run_built_from_the_plan_is_decided_for_every_claim(tmp_path: Path):

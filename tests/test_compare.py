@@ -49,16 +49,33 @@ def test_machines_that_differ_are_warned_about(tmp_path: Path, capsys):
     assert "cpu_count: 2 (A) vs 8 (B)" in captured.out
 
 
-def test_verdicts_with_three_repeats_use_the_bootstrap():
+def test_verdicts_with_repeats_use_the_exact_permutation_test():
     spread = compare.Spread(1.05, "test")
-    faster = compare.verdict(np.array([100.0, 102, 98]), np.array([120.0, 118, 121]), True, spread)
+    a, b = np.array([100.0, 102, 98, 101, 99]), np.array([120.0, 118, 121, 119, 122])
+    faster = compare.verdict(a, b, True, spread)
     assert faster.verdict == "faster" and faster.ratio == pytest.approx(1.2)
-    assert 1 < faster.lo <= 1.2 <= faster.hi and faster.method.startswith("bootstrap 95%")
-    overlap = compare.verdict(np.array([100.0, 110, 90]), np.array([105.0, 95, 112]), True, spread)
-    assert overlap.verdict == "no significant difference" and overlap.lo < 1 < overlap.hi
+    assert faster.p == pytest.approx(2 / 252) and faster.min_p == pytest.approx(2 / 252)
+    assert 1 < faster.lo <= 1.2 <= faster.hi  # the bootstrap interval stays as the effect size
+    assert "exact permutation test, 5 vs 5 repeats: p = 0.0079" in faster.method
+    overlap = compare.verdict(np.array([100.0, 110, 90, 104, 97]), np.array([105.0, 95, 112, 99, 101]),
+                              True, spread)
+    assert overlap.verdict == "no significant difference" and overlap.p > 0.05 and overlap.lo < 1 < overlap.hi
     # For latency, a lower B is faster.
-    lower_p99 = compare.verdict(np.array([200.0, 210, 190]), np.array([100.0, 105, 95]), False, spread)
+    lower_p99 = compare.verdict(b * 2, a, False, spread)
     assert lower_p99.verdict == "faster"
+
+
+def test_three_against_three_cannot_show_a_difference_at_five_percent():
+    # All of B above all of A is the most extreme of the 20 orderings: p = 0.1, never ≤ 0.05. The
+    # old bootstrap called this "faster" (its interval excluded 1).
+    v = compare.verdict(np.array([100.0, 102, 98]), np.array([120.0, 118, 121]), True,
+                        compare.Spread(1.05, "test"))
+    assert v.verdict == "cannot tell: 3 vs 3 repeats cannot show a difference at 5%: use --repeat 5"
+    assert v.p == pytest.approx(0.1) and v.min_p == pytest.approx(0.1)
+    # 3 vs 5 can (smallest p 2/56): the word is then the test's.
+    v = compare.verdict(np.array([100.0, 102, 98]), np.array([120.0, 118, 121, 119, 122]), True,
+                        compare.Spread(1.05, "test"))
+    assert v.verdict == "faster" and v.p == pytest.approx(2 / 56)
 
 
 def test_verdicts_without_repeats_use_the_observed_spread():
@@ -82,22 +99,25 @@ def test_repeat_spread_comes_from_repeats_then_meta(tmp_path: Path):
 
 
 def test_cli_writes_table_csv_and_chart(tmp_path: Path, capsys):
-    a = write_run(tmp_path / "a", _cells("uvloop", {"correct-async": [100.0, 101, 99],
-                                                    "fake-async": [10.0, 10.1, 9.9]}, p99=200.0), META)
-    b = write_run(tmp_path / "b", _cells("asyncio", {"correct-async": [80.0, 81, 79],
-                                                     "fake-async": [10.0, 10.2, 9.9]}, p99=250.0),
+    a = write_run(tmp_path / "a", _cells("uvloop", {"correct-async": [100.0, 101, 99, 102, 98],
+                                                    "fake-async": [10.0, 10.1, 9.9, 10.3, 9.8]}, p99=200.0),
+                  META)
+    b = write_run(tmp_path / "b", _cells("asyncio", {"correct-async": [80.0, 81, 79, 82, 78],
+                                                     "fake-async": [10.0, 10.2, 9.9, 9.7, 10.1]}, p99=250.0),
                   {**META, "knobs": {"duration": 5, "loop": "asyncio"}})
     out = tmp_path / "cmp"
     assert main(["compare", str(a), str(b), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "B differs from A in loop: uvloop (A) vs asyncio (B)" in text
-    assert "100 → 80 (×0.80" in text and ": slower" in text
+    assert "100 → 80 (×0.80" in text and ": slower, p=0.0079" in text
     csv = pd.read_csv(out / "compare.csv")
     assert csv["target"].tolist() == ["correct-async", "fake-async"]
     assert csv["rps_verdict"].tolist() == ["slower", "no significant difference"]
     assert csv["p99_ms_verdict"].tolist() == ["slower", "slower"]  # 200 → 250 in every repeat
     assert csv["rps_ratio"].iloc[0] == pytest.approx(0.8)
-    assert set(csv["a_repeats"]) == {3} and set(csv["b_repeats"]) == {3}
+    assert set(csv["a_repeats"]) == {5} and set(csv["b_repeats"]) == {5}
+    assert csv["rps_p"].iloc[0] == pytest.approx(2 / 252)
+    assert csv["rps_min_p"].iloc[0] == pytest.approx(2 / 252)
     img = mpimg.imread(out / "compare.png")
     assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 600
 

@@ -114,6 +114,15 @@ def test_repeat_interval_overlap_counts_as_near_the_best():
     r = _decide(near + best)
     assert r.chosen is not None and r.chosen["pool_size"] == 8
     assert "repeat interval overlaps" in r.why[0]
+    # ...and says what that "as good" rests on: how many repeats, and which intervals.
+    assert "overlaps the best's (3 vs 3 repeats, min–max ranges)" in r.why[0]
+    table = recommend.candidates_table(r)
+    assert "(near: intervals overlap, 3 vs 3 repeats, min–max ranges)" in table
+    eight = [row(pool_size=16, repeat=i, rps=v, p99_ms=200.0) for i, v in
+             enumerate([100.0, 104.0, 106.0, 108.0, 110.0, 112.0, 114.0, 120.0])]
+    r = _decide(near + eight)
+    assert r.chosen is not None and r.chosen["pool_size"] == 8
+    assert "(3 vs 8 repeats, min–max ranges and 95% intervals)" in r.why[0]
     r = _decide(far + best)
     assert r.chosen is not None and r.chosen["pool_size"] == 16
 

@@ -7,7 +7,8 @@ not a size (users, io_ms, rate, ...), so the targets compete on the same work.
 
 - The winner is the pick with the highest throughput.
 - A run cannot decide when the runner-up is inside the noise: with one repeat each, within recommend's
-  5% band; with repeats, when the two repeat intervals overlap (recommend's own near-best test).
+  5% band; with repeats, when the two repeat intervals overlap (recommend's own near-best test), and
+  the verdict says how many repeats that rests on ("3 vs 3 repeats, min–max ranges").
 - Losers are named with what they lose by: the throughput ratio, and /health when the pick stalls the
   loop (its /health latency reaches half the work endpoint's p50, and at least STALL_MS).
 - The ASGI server (issue 21) is a knob of recommend's group, not of the workload: when a run swept
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.answer import aggregate, recommend
+from harness.answer import aggregate, recommend, significance
 
 CSV_NAME = "answer.csv"
 STALL_MS = 50.0  # /health slower than this (and than half the work p50) means the loop stalls neighbours
@@ -164,6 +165,14 @@ def _inside_noise(best: pd.Series, other: pd.Series) -> bool:
     return bool(other["rps"] >= recommend.NEAR_BEST * best["rps"]) or recommend._overlaps(other, best)
 
 
+def _tie_text(best: pd.Series, other: pd.Series) -> str:
+    """`0.94×, intervals overlap: 3 vs 3 repeats, min–max ranges`: the ratio and what the tie rests on."""
+    head = f"{other['rps'] / best['rps']:.2f}×"
+    if other["repeats"] < 2 or best["repeats"] < 2 or other["rps"] >= recommend.NEAR_BEST * best["rps"]:
+        return head
+    return f"{head}, intervals overlap: {recommend.overlap_text(other, best)}"
+
+
 def _loss(winner: pd.Series, entry: Entry) -> str:
     if not entry.feasible or entry.cell is None:
         return f"{entry.name}: no configuration meets the SLO ({entry.reason})"
@@ -192,9 +201,10 @@ def decide(key: dict[str, object], results: list[recommend.GroupResult], by_serv
         one = best["repeats"] < 2 or any(e.cell["repeats"] < 2 for e in ties)  # type: ignore[index]
         why = ("one repeat, and a difference inside the 5% noise" if one
                else "the difference is inside the repeats' noise (within 5%, or the intervals overlap)")
-        names = ", ".join(f"{e.name} ({e.cell['rps'] / best['rps']:.2f}×)" for e in ties)  # type: ignore[index]
+        names = ", ".join(f"{e.name} ({_tie_text(best, e.cell)})" for e in ties)
+        more = f"; run more repeats (--repeat {significance.RECOMMENDED_REPEATS})" if one else ""
         work.verdict = (f"cannot decide between {feasible[0].name} ({sizes_text(best)}) and {names}: "
-                        f"{why}" + ("; run more repeats (--repeat 3)" if one else ""))
+                        f"{why}{more}")
     else:
         work.verdict = f"winner: {feasible[0].name} with {sizes_text(best)}, {_f(best['rps'], 1)} rps"
     if stalls_neighbours(best):  # the fastest pick may still block its loop: say so, never hide it

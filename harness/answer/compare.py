@@ -6,10 +6,13 @@ Reads only the two run folders (results.csv, meta.json).
   asyncio in B) is *the* difference; the cells are joined on every other parameter. meta.json
   differences (git commit, package versions, machine) are named too.
 - **Ratios.** Per shared cell, B/A of the median rps, p99 and /health p99.
-- **Verdicts.** With ≥ 3 repeats on both sides: a 95% bootstrap interval of the ratio of medians
-  (scipy.stats.bootstrap); "faster"/"slower" when it excludes 1, else "no significant difference".
-  (Mann–Whitney U cannot reach p < 0.05 with 3 against 3.) With fewer repeats: "within noise" when
-  the ratio lies inside the machine's observed repeat spread, else "probably faster/slower".
+- **Verdicts.** With ≥ 3 repeats on both sides: an exact permutation test (harness.answer.significance)
+  at 5% two-sided: "faster"/"slower" when p ≤ 0.05, else "no significant difference"; when the repeats
+  cannot reach 5% at all (3 vs 3: smallest p 0.1) the verdict says so ("cannot tell: ... use
+  --repeat 5"). The bootstrap interval of the ratio of medians is shown as the effect size only (a
+  percentile bootstrap at 3 vs 3 excludes 1 one time in 10 with no difference). With fewer repeats:
+  "within noise" when the ratio lies inside the machine's observed repeat spread, else "probably
+  faster/slower".
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
-from harness.answer import aggregate
+from harness.answer import aggregate, significance
 from harness.data import schema
 
 # (column, label, higher_is_better)
 METRICS = [("rps", "rps", True), ("p99_ms", "p99", False), ("health_p99_ms", "/health p99", False)]
 MIN_REPEATS_FOR_TEST = 3
-CONFIDENCE = 0.95
+LEVEL = significance.LEVEL  # two-sided, of the permutation test
+CONFIDENCE = 0.95  # of the bootstrap interval shown as the effect size
 SPREAD_PERCENTILE = 90  # of per-cell max/min over repeats: the band two equal runs stay inside
 ASSUMED_SPREAD = 1.10  # only when neither run has repeats nor a CPU-speed spread in meta.json
 N_RESAMPLES = 4000
@@ -170,6 +174,8 @@ class Verdict:
     hi: float
     verdict: str
     method: str
+    p: float = math.nan      # the permutation test's two-sided p (NaN: no test)
+    min_p: float = math.nan  # the smallest p these repeats allow
 
 
 def _direction(ratio_above_one: bool, higher_is_better: bool) -> str:
@@ -180,22 +186,36 @@ def _ratio_of_medians(b: np.ndarray, a: np.ndarray, axis: int = -1) -> np.ndarra
     return np.median(b, axis=axis) / np.median(a, axis=axis)
 
 
-def verdict(a: np.ndarray, b: np.ndarray, higher_is_better: bool, spread: Spread) -> Verdict:
-    """B against A for one metric; a and b are the repeats' values (NaNs already dropped)."""
+def _effect_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The bootstrap interval of the ratio of medians: the effect size shown, not the test."""
+    ci = bootstrap((b, a), _ratio_of_medians, n_resamples=N_RESAMPLES, method="percentile",
+                   vectorized=True, confidence_level=CONFIDENCE, rng=np.random.default_rng(0))
+    return float(ci.confidence_interval.low), float(ci.confidence_interval.high)
+
+
+def verdict(a: np.ndarray, b: np.ndarray, higher_is_better: bool, spread: Spread,
+            effect: bool = True) -> Verdict:
+    """B against A for one metric; a and b are the repeats' values (NaNs already dropped).
+
+    With ≥ MIN_REPEATS_FOR_TEST a side the word comes from the exact permutation test alone;
+    `effect=False` skips the bootstrap interval (the error-rate test needs only the word)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if len(a) == 0 or len(b) == 0 or np.median(a) <= 0:
         return Verdict(math.nan, math.nan, math.nan, "not measured", "")
     ratio = float(np.median(b) / np.median(a))
     if len(a) >= MIN_REPEATS_FOR_TEST and len(b) >= MIN_REPEATS_FOR_TEST:
-        ci = bootstrap((b, a), _ratio_of_medians, n_resamples=N_RESAMPLES, method="percentile",
-                       vectorized=True, confidence_level=CONFIDENCE, rng=np.random.default_rng(0))
-        lo, hi = float(ci.confidence_interval.low), float(ci.confidence_interval.high)
-        if lo > 1 or hi < 1:
-            word = _direction(lo > 1, higher_is_better)
+        t = significance.test(a, b)
+        lo, hi = _effect_interval(a, b) if effect else (math.nan, math.nan)
+        if not t.can_show(LEVEL):
+            word = "cannot tell: " + t.words(LEVEL)
+        elif t.direction(LEVEL):
+            word = _direction(t.sign > 0, higher_is_better)
         else:
             word = "no significant difference"
-        return Verdict(ratio, lo, hi, word, f"bootstrap {CONFIDENCE:.0%} interval, {len(a)} vs {len(b)}")
+        method = (f"exact permutation test, {len(a)} vs {len(b)} repeats: p = {t.p:.2g} "
+                  f"(smallest possible {t.min_p:.2g}); interval: bootstrap of the ratio of medians")
+        return Verdict(ratio, lo, hi, word, method, t.p, t.min_p)
     band = spread.ratio
     if 1 / band <= ratio <= band:
         word = "within noise"
@@ -239,6 +259,7 @@ def compare(a: Run, b: Run) -> tuple[pd.DataFrame, list[tuple[str, str, str]], d
             row[f"{metric}_b"] = float(np.median(vb)) if len(vb) else math.nan
             row[f"{metric}_ratio"], row[f"{metric}_lo"], row[f"{metric}_hi"] = v.ratio, v.lo, v.hi
             row[f"{metric}_verdict"], row[f"{metric}_method"] = v.verdict, v.method
+            row[f"{metric}_p"], row[f"{metric}_min_p"] = v.p, v.min_p
         rows.append(row)
     return pd.DataFrame(rows), differ, spreads
 
@@ -267,8 +288,10 @@ def text_table(table: pd.DataFrame, labels: list[str]) -> str:
                 continue
             ci = "" if math.isnan(r[f"{metric}_lo"]) else \
                 f" [{r[f'{metric}_lo']:.2f}–{r[f'{metric}_hi']:.2f}]"
+            p = r.get(f"{metric}_p", math.nan)
+            pv = "" if pd.isna(p) or str(r[f"{metric}_verdict"]).startswith("cannot") else f", p={p:.2g}"
             cols.append(f"{r[f'{metric}_a']:.4g} → {r[f'{metric}_b']:.4g} (×{r[f'{metric}_ratio']:.2f}{ci}): "
-                        f"{r[f'{metric}_verdict']}")
+                        f"{r[f'{metric}_verdict']}{pv}")
         rows.append(cols)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
@@ -318,8 +341,8 @@ def chart(table: pd.DataFrame, labels: list[str], spreads: dict[str, Spread], ti
           path: Path) -> Path:
     """One panel per metric: B/A per cell on a log axis, 1 marked, the noise band shaded.
 
-    Filled markers carry a bootstrap verdict (its interval drawn as a bar); hollow ones are single
-    runs judged against the noise band.
+    Filled markers carry a permutation-test verdict (the bootstrap interval drawn as a bar); hollow
+    ones are single runs judged against the noise band.
     """
     import matplotlib
 
@@ -360,7 +383,8 @@ def chart(table: pd.DataFrame, labels: list[str], spreads: dict[str, Spread], ti
                [("faster", "tab:green"), ("slower", "tab:red"), ("no difference", "0.45")]]
     handles += [Line2D([], [], marker="o", ls="", color="0.45", markerfacecolor="white",
                        label="hollow: fewer than 3 repeats (\"probably\" / within noise)"),
-                Line2D([], [], color="0.45", lw=2.5, label="bar: bootstrap 95% interval"),
+                Line2D([], [], color="0.45", lw=2.5,
+                       label="bar: bootstrap interval of the ratio (effect size)"),
                 Line2D([], [], color="0.88", lw=8, label="shaded: this machine's repeat spread")]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
@@ -389,7 +413,7 @@ def run(a_dir: Path, b_dir: Path, out: Path | None = None,
         + f" ({spreads['rps'].source})")
     if not spreads["rps"].source.startswith("repeats"):
         say("  no repeats on either side: verdicts are guesses against that band; "
-            "--repeat 3 on both runs gives a test")
+            "--repeat 5 on both runs gives a test that can reach 5%")
     say(text_table(table, labels))
     out = Path(out) if out is not None else b.path / f"compare-vs-{a.path.name}"
     out.mkdir(parents=True, exist_ok=True)

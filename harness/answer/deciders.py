@@ -39,6 +39,7 @@ from harness.answer.evidence import (
     plain,
     ratio,
     rps_duel,
+    test_note,
 )
 
 
@@ -70,7 +71,8 @@ def blocking_io(claim: str, run: Run, scenario: str, what: str, ignore: tuple[st
         evidence.append(f"{case}: correct-async {measure(good, 'rps', 'rps')} vs fake-async ({what}) "
                         f"{measure(bad, 'rps', 'rps')} ({fmt(r)}×); /health "
                         f"{health_text(good)} vs {health_text(bad)} "
-                        f"({fmt(h)}×)")
+                        f"({fmt(h)}×)" + test_note(good, bad, "rps", "rps")
+                        + test_note(bad, good, "health_ms", "/health"))
         cells += [label(good), label(bad)]
     return combine(claim, cases, evidence, cells)
 
@@ -181,7 +183,8 @@ def decide_4b(run: Run) -> Verdict:
             case = f"{target} W={nat['workers']} pool {plain(nat['pool_size'])}"
             cases.append((outcome, case))
             evidence.append(f"{case}: native {measure(nat, 'rps', 'rps')} = {fmt(_cores_busy(nat))} cores of "
-                            f"work vs python {measure(py, 'rps', 'rps')} = {fmt(_cores_busy(py))} cores")
+                            f"work vs python {measure(py, 'rps', 'rps')} = {fmt(_cores_busy(py))} cores"
+                            + test_note(nat, py, "rps", "rps"))
             cells += [label(nat, "cpu_kind"), label(py, "cpu_kind")]
     if not cases:
         return not_measured("4b", "needs thread-pool or mixed /cpu cells with both --cpu-kind native and "
@@ -207,7 +210,8 @@ def decide_5(run: Run) -> Verdict:
         cases.append((outcome, case))
         evidence.append(f"{case}: /health {measure(bf, 'health_ms', 'ms')} (blocking-future) vs "
                         f"{measure(pp, 'health_ms', 'ms')} (process-pool), {fmt(h)}×; rps "
-                        f"{fmt(bf['rps'])} vs {fmt(pp['rps'])}")
+                        f"{fmt(bf['rps'])} vs {fmt(pp['rps'])}" + test_note(bf, pp, "health_ms", "/health")
+                        + test_note(bf, pp, "rps", "rps"))
         cells += [label(bf), label(pp)]
     return combine("5", cases, evidence, cells)
 
@@ -237,6 +241,8 @@ def decide_6(run: Run) -> Verdict:
         line = (f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} {measure(at_k, 'rps', 'rps')}; "
                 f"W={2 * k} {measure(over, 'rps', 'rps')}")
         line += f"; W={2 * k} ÷ W={k} = {fmt(more)}×"
+        line += (test_note(at_k, one, "rps", f"W={k} vs W=1")
+                 + test_note(over, at_k, "rps", f"W={2 * k} vs W={k}"))
         share = run.extra_median(at_k, "worker_share_max")
         if math.isfinite(share) and share > 1 / k + UNEVEN_SHARE:
             line += (f" (uneven accept at W={k}: the busiest worker served {share:.0%} of requests, "
@@ -286,6 +292,8 @@ def decide_8(run: Run) -> Verdict:
         name = f"{g['target'].iloc[0]} /{g['scenario'].iloc[0]} W={g['workers'].iloc[0]}"
         sizes = "; ".join(f"pool {plain(r['pool_size'])}: {fmt(r['rps'])} rps" for r in rows)
         line = f"{name}: {sizes}; knee at pool {plain(knee['pool_size'])}"
+        if knee is not last:
+            line += test_note(last, knee, "rps", f"pool {plain(last['pool_size'])} vs the knee")
         if memory:
             m_knee, m_last = run.extra_median(knee, "target_rss_mb"), run.extra_median(last, "target_rss_mb")
             grows = ratio(m_last, m_knee) >= MEMORY_GROWTH
@@ -330,7 +338,7 @@ def decide_9(run: Run) -> Verdict:
             f"{fmt(small['p50_ms'], 'ms')} (≈ {fmt(small['p50_ms'] - wire, 'ms')} waiting for a connection); "
             f"{plain(large['http_connections'])} connections: {fmt(large['rps'], 'rps')}, p50 "
             f"{fmt(large['p50_ms'], 'ms')}; /health {health_text(small)} vs "
-            f"{health_text(large)}")
+            f"{health_text(large)}" + test_note(small, large, "p50_ms", "p50"))
         cells += [label(small, "http_connections"), label(large, "http_connections")]
     return combine("9", cases, evidence, cells)
 
@@ -357,7 +365,8 @@ def decide_9b(run: Run) -> Verdict:
             f"{fmt(small['p50_ms'], 'ms')} of which {fmt(wait, 'ms')} (median) waiting for a connection, "
             f"loop lag p99 {fmt(lag, 'ms')}; pool {plain(large['db_pool'])}: {fmt(large['rps'], 'rps')}, "
             f"p50 {fmt(large['p50_ms'], 'ms')}, pool wait p50 "
-            f"{fmt(run.extra_median(large, 'db_pool_wait_p50_ms'), 'ms')}")
+            f"{fmt(run.extra_median(large, 'db_pool_wait_p50_ms'), 'ms')}"
+            + test_note(small, large, "p50_ms", "p50"))
         cells += [label(small, "db_pool"), label(large, "db_pool")]
     return combine("9b", cases, evidence, cells)
 

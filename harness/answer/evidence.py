@@ -2,9 +2,12 @@
 `Verdict`, the thresholds the rules state, the noise rule that says whether two cells differ
 (`compare`), and the helpers that turn cells into evidence text.
 
-Noise: with ≥ 2 repeats on both sides two cells differ only when their intervals from
-harness.answer.aggregate (95% for ≥ 6 repeats, else min–max) do not overlap; with one repeat on a
-side there is no interval, and a difference under NOISE_MARGIN counts as noise.
+Noise: with ≥ 2 repeats on both sides two cells differ only when the exact permutation test of
+harness.answer.significance (the one `bench.py compare` uses) gives p ≤ 5% on their repeats; when the
+repeats cannot reach 5% (3 vs 3: smallest p 0.1) they do not differ, and the evidence says so in
+compare's words. (Non-overlapping min–max ranges, the old rule, fired 1 time in 10 with 3 vs 3 and no
+difference.) With one repeat on a side there is no test, and a difference under NOISE_MARGIN counts as
+noise.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.answer import aggregate
+from harness.answer import aggregate, significance
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -26,6 +29,7 @@ NOT_MEASURED = "not measured"
 VERDICTS = (HOLDS, FAILS, PARTLY, NO_DIFF, NOT_MEASURED)
 
 NOISE_MARGIN = 0.10  # single-repeat cells: the validity check's own ±10% tolerance
+NOISE_COLUMNS = ("rps", "p50_ms", "p99_ms", "health_ms")  # what deciders compare, per repeat
 CLEAR_RATIO = 2.0    # "clearly faster/slower": a factor of 2
 STALL_SHARE = 0.5    # /health p99 ≥ half the work endpoint's p50 → the cheap endpoint waits with it
 UNSATURATED = 0.7    # a cell at ≥ 70% of its ceiling is not queueing behind its own CPU
@@ -59,7 +63,7 @@ class Run:
             s[f"health_ms{suffix}"] = p99.where(p99.notna(), top)
         s["health_is_max"] = s["health_ms"].notna() & s.get(
             "health_p99_ms", pd.Series(math.nan, index=s.index)).isna()
-        self.summary = s
+        self.summary = _with_repeat_values(s, self.rows)
 
     @property
     def cores(self) -> int | None:
@@ -142,17 +146,67 @@ def measure(cell: pd.Series, col: str, unit: str = "") -> str:
     return text
 
 
+def _with_repeat_values(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Add `<col>_values` (the ok repeats' values, a tuple) per NOISE_COLUMNS column: the noise
+    rule tests repeats, not summaries. `health_ms` per repeat is its p99, or its max without one."""
+    s = summary.copy()
+    ok = rows[rows["status"] == "ok"] if "status" in rows.columns else rows.iloc[0:0]
+    ok = ok.copy()
+    if "health_p99_ms" in ok.columns:
+        top = ok["health_max_ms"] if "health_max_ms" in ok.columns else math.nan
+        ok["health_ms"] = ok["health_p99_ms"].where(ok["health_p99_ms"].notna(), top)
+    groups = {_norm(k if isinstance(k, tuple) else (k,)): g for k, g in
+              ok.groupby(aggregate.CELL_COLUMNS, dropna=False)} if len(ok) else {}
+    for col in NOISE_COLUMNS:
+        values = []
+        for _, cell in s.iterrows():
+            g = groups.get(_key(cell))
+            if g is None or col not in g.columns:
+                values.append(())
+                continue
+            values.append(tuple(pd.to_numeric(g[col], errors="coerce").dropna()))
+        s[f"{col}_values"] = values
+    return s
+
+
+def _key(cell: pd.Series) -> tuple:
+    return _norm(tuple(cell[c] for c in aggregate.CELL_COLUMNS))
+
+
+def _norm(key: tuple) -> tuple:
+    return tuple(None if pd.isna(v) else v for v in key)  # NaN != NaN would miss the lookup
+
+
+def repeat_test(a: pd.Series, b: pd.Series, col: str) -> significance.Test | None:
+    """The permutation test of a's repeats of `col` against b's (None below 2 repeats a side)."""
+    va, vb = a.get(f"{col}_values", ()), b.get(f"{col}_values", ())
+    if len(va) < 2 or len(vb) < 2:
+        return None
+    return significance.test(vb, va)  # sign +1: a above b
+
+
+def noise_words(a: pd.Series, b: pd.Series, col: str) -> str:
+    """What the noise rule rests on, in compare's words: `p = 0.008 (5 vs 5 repeats)`, or `3 vs 3
+    repeats cannot show a difference at 5%: use --repeat 5`; "" without repeats on both sides."""
+    t = repeat_test(a, b, col)
+    return t.words() if t is not None else ""
+
+
+def test_note(a: pd.Series, b: pd.Series, col: str, name: str) -> str:
+    """`; rps: p = 0.008 (5 vs 5 repeats)` for evidence text, "" when the cells have no repeats to test
+    (the 10% margin rule decided)."""
+    words = noise_words(a, b, col)
+    return f"; {name}: {words}" if words else ""
+
+
 def compare(a: pd.Series, b: pd.Series, col: str) -> int:
     """+1 if a's `col` is measurably above b's, -1 if below, 0 if the difference is inside the noise."""
     va, vb = float(a[col]), float(b[col])
     if not (math.isfinite(va) and math.isfinite(vb)):
         return 0
     if int(a["repeats"]) >= 2 and int(b["repeats"]) >= 2:
-        if a[f"{col}_lo"] > b[f"{col}_hi"]:
-            return 1
-        if a[f"{col}_hi"] < b[f"{col}_lo"]:
-            return -1
-        return 0
+        t = repeat_test(a, b, col)
+        return t.direction() if t is not None else 0  # no values: nothing to test on, so no claim
     if vb <= 0:
         return 1 if va > 0 else 0
     ratio = va / vb
@@ -191,15 +245,24 @@ def rps_duel(claim: str, found: list[tuple[pd.Series, pd.Series]], case_of: Call
              extra: tuple[str, ...] = ()) -> Verdict:
     """A claim that the first cell of each pair serves more rps than the second: per pair, holds /
     fails / inside the noise, with both figures and their ratio as evidence."""
-    cases, evidence, cells = [], [], []
+    cases, evidence, cells, untestable = [], [], [], []
     for a, b in found:
         d = compare(a, b, "rps")
         case = case_of(a, b)
         cases.append((HOLDS if d > 0 else FAILS if d < 0 else NO_DIFF, case))
+        test = noise_words(a, b, "rps")
+        t = repeat_test(a, b, "rps")
+        if t is not None and not t.can_show():
+            untestable.append(test)
         evidence.append(f"{case}: {name_a(a)} {measure(a, 'rps', 'rps')} vs {name_b(b)} "
-                        f"{measure(b, 'rps', 'rps')} ({fmt(ratio(a['rps'], b['rps']))}×)")
+                        f"{measure(b, 'rps', 'rps')} ({fmt(ratio(a['rps'], b['rps']))}×"
+                        + (f"; {test})" if test else ")"))
         cells += [label(a, *extra), label(b, *extra)]
-    return combine(claim, cases, evidence, cells)
+    verdict = combine(claim, cases, evidence, cells)
+    if verdict.verdict == NO_DIFF and untestable and not verdict.condition:
+        # Not "no difference": these repeats could not have shown one (3 vs 3: smallest p 0.1).
+        return Verdict(claim, NO_DIFF, "; ".join(dict.fromkeys(untestable)), evidence, cells)
+    return verdict
 
 
 def combine(claim: str, cases: list[tuple[str, str]], evidence: list[str], cells: list[str],

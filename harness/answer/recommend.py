@@ -9,7 +9,8 @@ fits are ill-conditioned):
    fail_ratio ≤ the allowed failure ratio.
 3. X* is the best feasible throughput (median over repeats).
 4. A candidate is *near the best* when its throughput is within 5% of X*, or, when both have
-   repeats, when its repeat interval reaches X*'s.
+   repeats, when its repeat interval reaches X*'s. That overlap is a noise band, not a test
+   (harness.answer.significance is the test), so the output says how many repeats it rests on.
 5. The recommendation is the cheapest near-best candidate: fewest workers, then the smallest pool,
    then the fewest HTTP connections, then the least memory (`target_rss_mb`, when measured).
 
@@ -137,6 +138,18 @@ def _overlaps(cell: pd.Series, best: pd.Series) -> bool:
     if cell["repeats"] < 2 or best["repeats"] < 2:
         return False
     return bool(cell["rps_hi"] >= best["rps_lo"])
+
+
+def _interval_kind(cell: pd.Series) -> str:
+    """What a cell's rps interval is (harness.answer.aggregate): a 95% interval from 6 repeats, else
+    the min–max range."""
+    return "95% intervals" if cell.get("interval") == "95%" else "min–max ranges"
+
+
+def overlap_text(cell: pd.Series, best: pd.Series) -> str:
+    """What an "as good by overlap" call rests on: `3 vs 5 repeats, min–max ranges`."""
+    kinds = dict.fromkeys([_interval_kind(cell), _interval_kind(best)])
+    return f"{int(cell['repeats'])} vs {int(best['repeats'])} repeats, {' and '.join(kinds)}"
 
 
 def has_pool(target: str) -> bool:
@@ -272,10 +285,13 @@ def _why_chosen(cells: pd.DataFrame, chosen: pd.Series, best: pd.Series, sizes: 
     label = _size_label(chosen, sizes)
     if chosen.name == best.name:
         text = f"{label} has the best feasible throughput, {_fmt(x_star)} rps"
-    else:
-        basis = "within 5% of" if chosen["rps"] >= NEAR_BEST * x_star else "its repeat interval overlaps"
-        text = (f"{label}: {_fmt(chosen['rps'])} rps is {basis} the best, {_fmt(x_star)} rps at "
+    elif chosen["rps"] >= NEAR_BEST * x_star:
+        text = (f"{label}: {_fmt(chosen['rps'])} rps is within 5% of the best, {_fmt(x_star)} rps at "
                 f"{_size_label(best, sizes)} ({chosen['rps'] / x_star:.0%} of it), and it is cheaper")
+    else:  # as good only because the repeats cannot tell them apart: say on how many repeats
+        text = (f"{label}: {_fmt(chosen['rps'])} rps, {chosen['rps'] / x_star:.0%} of the best, "
+                f"{_fmt(x_star)} rps at {_size_label(best, sizes)}, but its repeat interval overlaps the "
+                f"best's ({overlap_text(chosen, best)}), and it is cheaper")
     cheaper = cells.iloc[: int(chosen.name)]
     rejected = []
     for _, c in cheaper.iterrows():
@@ -339,8 +355,14 @@ def candidates_table(result: GroupResult) -> str:
             verdict = {"chosen": "← chosen", "best": "best (X*)"}.get(c["role"], "")
             if c["role"] == "chosen" and c.name == (result.best.name if result.best is not None else -1):
                 verdict = "← chosen (X*)"
-            if not verdict:
-                verdict = f"feasible, {c['rps'] / best_rps:.0%} of X*" + (" (near)" if c["near_best"] else "")
+            near = ""
+            if c["near_best"] and c["role"] != "best" and result.best is not None:
+                near = (" (near)" if c["rps"] >= NEAR_BEST * best_rps
+                        else f" (near: intervals overlap, {overlap_text(c, result.best)})")
+            if verdict == "← chosen":
+                verdict += near.replace(" (near)", "")
+            elif not verdict:
+                verdict = f"feasible, {c['rps'] / best_rps:.0%} of X*" + near
         else:
             verdict = ("closest: " if c["role"] == "closest" else "") + c["reason"]
         fail = "" if pd.isna(c["fail_ratio"]) else f"{c['fail_ratio']:.1%}"
@@ -361,7 +383,8 @@ def report(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: float,
            full: bool = True) -> str:
     """The text a user reads: per group the candidates (when `full`) and why the pick wins."""
     lines = [f"Recommendations ({slo_text(slo_p99_ms, max_fail_ratio)}; cheapest within 5% of the best "
-             "feasible throughput; cheapest = fewest workers, then smallest pool, then least memory)"]
+             "feasible throughput, or whose repeat interval overlaps it; cheapest = fewest workers, then "
+             "smallest pool, then least memory)"]
     distinguishing = distinguishing_columns(results)
     for r in results:
         title = group_title(r, distinguishing)
