@@ -9,7 +9,7 @@ workload into the class that would excuse a difference. Without a /health cell a
 cell decides: work-bound when it reaches UNSATURATED of its ceiling.
 
 "Matters" is the usual noise rule (evidence.compare on rps): with one repeat, a difference beyond
-NOISE_MARGIN; with repeats, intervals that do not overlap.
+NOISE_MARGIN; with repeats, the exact permutation test of harness.answer.significance at 5%.
 """
 
 from __future__ import annotations
