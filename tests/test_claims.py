@@ -84,7 +84,7 @@ def test_every_claim_is_not_measured_on_an_empty_kind_of_run():
     rows = [row("thread-pool", "io", 100)]
     verdicts = claims.decide(run_of(rows))
     assert [v.claim for v in verdicts] == ["1", "1b", "2", "3", "4", "4b", "5", "6", "7", "8", "9", "9b",
-                                           "10", "21"]
+                                           "10", "11", "12", "21"]
     for v in verdicts:
         assert v.verdict == evidence.NOT_MEASURED and v.condition, v
     assert "asyncio" in claims.BY_ID["7"].decide(run_of(rows)).condition
@@ -386,6 +386,8 @@ def test_a_run_built_from_the_plan_is_decided_for_every_claim(tmp_path: Path):
         rows.append(row(c.target, c.scenario, rps, repeat=c.repeat, workers=c.workers, users=c.users,
                         loop=c.loop, pool_size=c.pool_size if c.pool_size is not None else np.nan,
                         cpu_kind=c.cpu_kind, http_connections=c.http_connections, health_p99_ms=health,
+                        http_client=c.knobs["http_client"], fail_ratio=0.5 if c.users > 64 else 0.0,
+                        loop_lag_p99_ms=c.users * 10.0,
                         p50_ms=min(c.users, 32) / rps * 1000, ceiling_rps=c.ceiling_rps, efficiency=0.8,
                         server=c.server, **{k: c.knobs[k] for k in DB}))
         if c.scenario == "db":  # the small pool waits most of its p50 for a connection, on a free loop

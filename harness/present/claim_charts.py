@@ -1,0 +1,138 @@
+"""One small chart per claim verdict: exactly the cells its decider read (the verdict's
+harness.answer.chart_data.Chart), with the rule's thresholds drawn, so a reader sees why the badge
+says what it says. Panels without a measured point are never drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from harness.answer.chart_data import Chart, Panel, Point  # noqa: E402
+from harness.answer.evidence import Verdict  # noqa: E402
+
+PANEL_W, PANEL_H = 3.3, 2.6  # inches: small, inline in the verdict row
+THRESHOLD_COLOR = "#c0392b"
+LOG_SPAN = 20.0  # a y axis whose measured values span more than this is drawn on a log scale
+_PALETTE = [plt.get_cmap("tab10")(i) for i in range(10)]
+
+
+def draw(chart: Chart) -> plt.Figure | None:
+    """The figure of a chart's measured panels, or None when no panel has a measured point."""
+    panels = chart.drawable()
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_W * len(panels), PANEL_H), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        colors = _series_colors(panel.points)
+        if panel.kind == "line":
+            _draw_lines(ax, panel, colors)
+        else:
+            _draw_bars(ax, panel, colors)
+        ax.set_title(panel.title, fontsize=8.5)
+        ax.set_ylabel(panel.ylabel, fontsize=7.5)
+        ax.tick_params(labelsize=6.5)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout(pad=0.4)
+    return fig
+
+
+def _series_colors(points: list[Point]) -> dict[str, tuple]:
+    names = list(dict.fromkeys(p.series for p in points))
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+
+
+def _values(panel: Panel) -> list[float]:
+    vals = [p.y for p in panel.measured()] + [t.y for t in panel.thresholds if math.isfinite(t.y)]
+    return [v for v in vals if v > 0]
+
+
+def _yscale(ax: plt.Axes, panel: Panel) -> None:
+    vals = _values(panel)
+    if vals and max(vals) / min(vals) > LOG_SPAN:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0, top=max(vals, default=1.0) * 1.25)
+
+
+def _draw_bars(ax: plt.Axes, panel: Panel, colors: dict[str, tuple]) -> None:
+    xs = {x: i for i, x in enumerate(dict.fromkeys(p.x for p in panel.points))}
+    for p in panel.points:
+        i, color = xs[p.x], colors[p.series]
+        if not math.isfinite(p.y):
+            ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=7, color="0.4")
+            continue
+        ax.bar(i, p.y, width=0.7, color="white" if p.hollow else color, edgecolor=color,
+               hatch="//" if p.hollow else None, linewidth=1.2)
+        if math.isfinite(p.lo) and math.isfinite(p.hi):
+            ax.errorbar(i, p.y, yerr=[[max(p.y - p.lo, 0)], [max(p.hi - p.y, 0)]], color="0.2",
+                        capsize=3, linewidth=0.9)
+        ax.annotate(_num(p.y), (i, p.y), xytext=(0, 2), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=6.5)
+    for t in panel.thresholds:
+        if not math.isfinite(t.y):
+            continue
+        spots = [xs[x] for x in t.at if x in xs] or list(xs.values())
+        lo, hi = min(spots) - 0.45, max(spots) + 0.45
+        ax.hlines(t.y, lo, hi, colors=THRESHOLD_COLOR, linestyles="--", linewidth=1.2)
+        ax.text(hi, t.y, t.label, ha="right", va="bottom", fontsize=6, color=THRESHOLD_COLOR)
+    ax.set_xticks(list(xs.values()), list(xs), fontsize=6.5)
+    ax.set_xlim(-0.6, len(xs) - 0.4)
+    _yscale(ax, panel)
+
+
+def _draw_lines(ax: plt.Axes, panel: Panel, colors: dict[str, tuple]) -> None:
+    for series, color in colors.items():
+        pts = sorted((p for p in panel.measured() if p.series == series), key=lambda p: p.xval)
+        ax.plot([p.xval for p in pts], [p.y for p in pts], "-", color=color, linewidth=1.2, label=series)
+        for p in pts:
+            ax.plot(p.xval, p.y, "o", color=color, markerfacecolor="white" if p.hollow else color)
+            if math.isfinite(p.lo) and math.isfinite(p.hi):
+                ax.vlines(p.xval, p.lo, p.hi, colors="0.2", linewidth=0.9)
+    for t in panel.thresholds:
+        if math.isfinite(t.y):
+            ax.axhline(t.y, color=THRESHOLD_COLOR, linestyle="--", linewidth=1.1)
+            ax.text(ax.get_xlim()[1], t.y, t.label, ha="right", va="bottom", fontsize=6,
+                    color=THRESHOLD_COLOR)
+    for x, text in panel.marks:
+        ax.axvline(x, color="0.35", linestyle=":", linewidth=1.1)
+        ax.annotate(text, (x, 1), xycoords=("data", "axes fraction"), xytext=(2, -9),
+                    textcoords="offset points", fontsize=6.5, color="0.25")
+    xvals = sorted({p.xval for p in panel.measured()})
+    if xvals and xvals[0] > 0 and xvals[-1] / xvals[0] >= 4:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(xvals, [_num(x) for x in xvals])
+    ax.set_xlabel(panel.xlabel, fontsize=7)
+    if len(colors) > 1:
+        ax.legend(fontsize=6, frameon=False)
+    _yscale(ax, panel)
+
+
+def _num(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}" if abs(v) < 1 else f"{v:.1f}"
+
+
+def png(chart: Chart | None) -> bytes | None:
+    """The chart as PNG bytes, or None when there is nothing measured to draw."""
+    fig = draw(chart) if chart is not None else None
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def img_tag(verdict: Verdict) -> str:
+    """An inline <img> of the verdict's evidence, or "" when its rule read no measured cell."""
+    data = png(verdict.chart)
+    if data is None:
+        return ""
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return f'<img class="claim-chart" alt="evidence for claim {verdict.claim}" src="{src}">'
