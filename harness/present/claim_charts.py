@@ -81,7 +81,8 @@ def _draw_bars(ax: plt.Axes, panel: Panel, colors: dict[str, tuple]) -> None:
         spots = [xs[x] for x in t.at if x in xs] or list(xs.values())
         lo, hi = min(spots) - 0.45, max(spots) + 0.45
         ax.hlines(t.y, lo, hi, colors=THRESHOLD_COLOR, linestyles="--", linewidth=1.2)
-        ax.text(hi, t.y, t.label, ha="right", va="bottom", fontsize=6, color=THRESHOLD_COLOR)
+        ax.annotate(t.label, (hi, t.y), xytext=(0, 1.5), textcoords="offset points", ha="right", va="bottom",
+                    fontsize=6, color=THRESHOLD_COLOR)
     ax.set_xticks(list(xs.values()), list(xs), fontsize=6.5)
     ax.set_xlim(-0.6, len(xs) - 0.4)
     _yscale(ax, panel)
@@ -98,8 +99,9 @@ def _draw_lines(ax: plt.Axes, panel: Panel, colors: dict[str, tuple]) -> None:
     for t in panel.thresholds:
         if math.isfinite(t.y):
             ax.axhline(t.y, color=THRESHOLD_COLOR, linestyle="--", linewidth=1.1)
-            ax.text(ax.get_xlim()[1], t.y, t.label, ha="right", va="bottom", fontsize=6,
-                    color=THRESHOLD_COLOR)
+            ax.annotate(t.label, (1, t.y), xycoords=("axes fraction", "data"), xytext=(-2, 1.5),
+                        textcoords="offset points", ha="right", va="bottom", fontsize=6,
+                        color=THRESHOLD_COLOR)
     for x, text in panel.marks:
         ax.axvline(x, color="0.35", linestyle=":", linewidth=1.1)
         ax.annotate(text, (x, 1), xycoords=("data", "axes fraction"), xytext=(2, -9),
@@ -115,6 +117,8 @@ def _draw_lines(ax: plt.Axes, panel: Panel, colors: dict[str, tuple]) -> None:
 
 
 def _num(v: float) -> str:
+    if float(v).is_integer():
+        return f"{v:.0f}"
     return f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}" if abs(v) < 1 else f"{v:.1f}"
 
 
