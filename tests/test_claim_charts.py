@@ -25,22 +25,37 @@ def _client_rows(httpx_rps: list[float], aiohttp_rps: list[float], ceiling: floa
 
 
 @pytest.mark.parametrize(("httpx_rps", "aiohttp_rps", "expected"), [
-    ([220, 230, 240], [450, 460, 470], evidence.FAILS),     # httpx 46% of ceiling, aiohttp 92%: the client
-    ([420, 430, 440], [425, 435, 445], evidence.HOLDS),     # httpx 86%, aiohttp not clearly faster
-    ([220, 230, 240], [225, 235, 238], evidence.PARTLY),    # both short: something else limits
+    # 5 repeats a side (claims.DIFF_REPEATS): 3 vs 3 cannot reach p ≤ 5% in the permutation test
+    ([220, 225, 230, 235, 240], [450, 455, 460, 465, 470], evidence.FAILS),  # httpx 46%, aiohttp 92%
+    ([420, 425, 430, 435, 440], [425, 430, 435, 440, 445], evidence.HOLDS),  # httpx 86%, aiohttp not faster
+    ([220, 225, 230, 235, 240], [225, 230, 235, 236, 238], evidence.PARTLY),  # both short: another limit
 ])
 def test_claim_11_says_whether_the_client_is_the_limit(httpx_rps, aiohttp_rps, expected):
     v = verdict("11", _client_rows(httpx_rps, aiohttp_rps))
     assert v.verdict == expected, v
     assert "httpx" in v.evidence[0] and "aiohttp" in v.evidence[0] and "% of ceiling" in v.evidence[0]
+    assert "(5 vs 5 repeats)" in v.evidence[0]  # what the noise rule rested on, in compare's words
     if expected == evidence.FAILS:
         assert "the client is the limit" in v.condition
-    # The chart holds the two cells the rule compared, medians as drawn bars, with the 70% line.
+    # The chart holds the two cells the rule compared, medians as drawn bars with every repeat the
+    # permutation test read, the 70% and +10% lines, and the test's p over aiohttp's bar.
     rps = v.chart.panels[0]
-    assert [(p.series, p.y) for p in rps.points] == [("httpx", httpx_rps[1]), ("aiohttp", aiohttp_rps[1])]
-    assert [(p.lo, p.hi) for p in rps.points] == [(httpx_rps[0], httpx_rps[2]),
-                                                  (aiohttp_rps[0], aiohttp_rps[2])]
+    assert [(p.series, p.y) for p in rps.points] == [("httpx", httpx_rps[2]), ("aiohttp", aiohttp_rps[2])]
+    assert [(p.lo, p.hi) for p in rps.points] == [(httpx_rps[0], httpx_rps[-1]),
+                                                  (aiohttp_rps[0], aiohttp_rps[-1])]
+    assert [sorted(p.values) for p in rps.points] == [httpx_rps, aiohttp_rps]
     assert any(t.y == pytest.approx(0.7 * 500) for t in rps.thresholds)
+    assert any(t.y == pytest.approx(1.1 * httpx_rps[2]) for t in rps.thresholds)
+    [note] = rps.notes
+    assert note.at == rps.points[1].x and note.text.startswith("p = ")
+    assert ("≤ 5%" in note.text) == (expected == evidence.FAILS)
+
+
+def test_claim_11_at_3_vs_3_says_its_repeats_cannot_show_a_difference():
+    v = verdict("11", _client_rows([220, 230, 240], [450, 460, 470]))
+    assert v.verdict == evidence.PARTLY  # not "the client is the limit": 3 vs 3 cannot reach p ≤ 5%
+    assert "3 vs 3 repeats cannot show a difference at 5%" in v.evidence[0]
+    assert [n.text for n in v.chart.panels[0].notes] == ["3 vs 3: cannot show"]
 
 
 def test_claim_11_not_measured_without_aiohttp():
@@ -156,3 +171,77 @@ def test_report_puts_each_measured_verdicts_chart_in_its_row(tmp_path):
         assert has_img == (v.verdict != evidence.NOT_MEASURED), (v.claim, v.verdict)
     assert not (run_dir / "charts").exists()  # a claims run draws no per-scenario grid
     assert "one evidence chart per claim" in page
+
+
+# ------------------------------------------------------- the noise rule as the verdict applied it
+
+
+def test_a_duel_with_repeats_writes_the_tests_p_and_draws_every_repeat_not_a_line():
+    # 5 vs 5 (claims.DIFF_REPEATS): evidence.compare runs the permutation test, which has no line.
+    rows = (repeats("correct-async", "io", [520, 510, 530, 525, 515], loop="uvloop")
+            + repeats("correct-async", "io", [460, 470, 450, 465, 455], loop="asyncio"))
+    v = verdict("7", rows)
+    assert v.verdict == evidence.HOLDS, v
+    [panel] = v.chart.panels
+    assert panel.thresholds == []
+    assert [(n.at, n.text) for n in panel.notes] == [("uvloop", "p = 0.0079 ≤ 5%")]
+    assert [sorted(p.values) for p in panel.points] == [[510, 515, 520, 525, 530], [450, 455, 460, 465, 470]]
+    fig = claim_charts.draw(v.chart)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "p = 0.0079 ≤ 5%" in texts
+    dots = [ln for ln in fig.axes[0].lines if ln.get_marker() == "."]
+    assert sum(len(ln.get_xdata()) for ln in dots) == 10  # every repeat the test read
+    plt.close(fig)
+
+
+def test_a_duel_of_single_repeats_draws_the_margin_line():
+    rows = repeats("correct-async", "io", [520], loop="uvloop") + repeats("correct-async", "io", [460],
+                                                                           loop="asyncio")
+    [panel] = verdict("7", rows).chart.panels
+    assert [(t.y, t.at) for t in panel.thresholds] == [(pytest.approx(460 * 1.1), ("uvloop",))]
+    assert panel.notes == []
+
+
+def test_claim_21_chart_sets_each_server_against_uvicorn_with_the_noise_band():
+    from tests.test_servers import _server_rows
+
+    v = verdict("21", _server_rows({"uvicorn": 2000, "granian": 3000}, {"uvicorn": 95, "granian": 96}))
+    framework, work = v.chart.panels
+    assert "framework-bound" in framework.title and "work-bound" in work.title
+    assert [(p.series, p.y) for p in framework.points] == [("uvicorn", 2000), ("granian", 3000)]
+    assert [(p.series, p.y) for p in work.points] == [("uvicorn", 95), ("granian", 96)]
+    [band] = work.bands
+    assert (band.lo, band.hi) == (pytest.approx(95 / 1.1), pytest.approx(95 * 1.1))
+    assert band.at == (work.points[1].x,) and "uvicorn" in band.label
+    fig = claim_charts.draw(v.chart)
+    assert fig is not None and len(fig.axes) == 2
+    plt.close(fig)
+
+
+def test_every_claim_of_a_run_shaped_like_the_preset_draws_a_chart_with_measured_points():
+    """The plan's own cells (measures made up): every verdict row gets a chart, no panel is empty and
+    no two cells share a bar (claims 7 and 11 add cells at claim 2's W and U)."""
+    import numpy as np
+
+    from harness import claims_preset
+    from tests.test_claims import CORES
+
+    rows = []
+    for c in claims_preset.plan(CORES):
+        rps = c.ceiling_rps * 0.8 if math.isfinite(c.ceiling_rps) else 2000.0
+        params = {k: (np.nan if v is None else v) for k, v in c.params().items()
+                  if k not in ("target", "scenario")}
+        rows.append(row(c.target, c.scenario, rps * (1 + 0.01 * c.repeat), **params,
+                        health_p99_ms=600.0 if c.scenario == "cpu" else 8.0, loop_lag_p99_ms=c.users * 10.0,
+                        fail_ratio=0.5 if c.users > 64 else 0.0, p50_ms=min(c.users, 32) / rps * 1000,
+                        efficiency=0.8, target_rss_mb=50.0 + 10 * (c.pool_size or 0)))
+        if c.scenario == "db":
+            rows[-1].update(db_pool_wait_p50_ms=0.8 * rows[-1]["p50_ms"] if c.knobs["db_pool"] == 2 else 1.0,
+                            loop_lag_p99_ms=1.0)
+    for v in claims.decide(run_of(rows)):
+        assert v.verdict != evidence.NOT_MEASURED, v
+        assert v.chart is not None and v.chart.drawable(), v.claim
+        for panel in v.chart.drawable():
+            xs = [p.x for p in panel.points if panel.kind == "bars"]
+            assert len(xs) == len(set(xs)), (v.claim, panel.title, xs)
+        assert claim_charts.img_tag(v).startswith('<img class="claim-chart"'), v.claim

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from harness.answer import aggregate
-from harness.answer.chart_data import Panel, Threshold, noise_edge, point, value_point, with_chart
+from harness.answer.chart_data import Panel, Threshold, noise_rule, point, value_point, with_chart
 from harness.answer.evidence import (
     CLEAR_RATIO,
     FAILS,
@@ -112,19 +112,25 @@ def decide_2(run: Run) -> Verdict:
                             "gather; run it with few users (bench.py claims uses 4)")
     cases, evidence, cells = [], [], []
     panel = Panel("/io p50 against one call and the sum", "ms", [])
+    # A claims run has several calm cells at one W and U (claim 7's loops, claim 11's client): each
+    # bar names the knobs that tell them apart.
+    differ = [k for k in ("loop", "http_client", "http_connections", "io_ms", "fanout", "server")
+              if k in calm.columns and calm[k].nunique(dropna=False) > 1]
     for _, c in calm.iterrows():
         slowest, total = float(c["io_ms"]), float(c["io_ms"] * c["fanout"])
         mid = (slowest + total) / 2
         outcome = HOLDS if c["p50_ms"] < mid else FAILS
         case = f"W={c['workers']} U={c['users']}"
         cases.append((outcome, case))
-        panel.points.append(point(c, "p50_ms", case, "correct-async"))
-        panel.thresholds += [Threshold(mid, "holds below: midpoint", (case,)),
-                             Threshold(total, f"{c['fanout']} calls in sequence", (case,))]
-        evidence.append(f"{case}: p50 {measure(c, 'p50_ms', 'ms')}; one call {fmt(slowest, 'ms')}, "
+        x = "\n".join([case, *(str(c[k]) if isinstance(c[k], str) else f"{k}={plain(c[k])}" for k in differ)])
+        panel.points.append(point(c, "p50_ms", x, "correct-async"))
+        panel.thresholds += [Threshold(mid, "holds below: midpoint", (x,)),
+                             Threshold(total, f"{c['fanout']} calls in sequence", (x,))]
+        named = "".join(f" {k}={plain(c[k])}" for k in differ)
+        evidence.append(f"{case}{named}: p50 {measure(c, 'p50_ms', 'ms')}; one call {fmt(slowest, 'ms')}, "
                         f"{c['fanout']} in sequence {fmt(total, 'ms')} (midpoint {fmt(mid, 'ms')}); "
                         f"{fmt(100 * c['efficiency'])}% of ceiling")
-        cells.append(label(c))
+        cells.append(label(c, *differ))
     return with_chart(combine("2", cases, evidence, cells), panel)
 
 
@@ -192,7 +198,7 @@ def duel_panel(found: list[tuple[pd.Series, pd.Series]], case_of: Callable[[Any,
         xa, xb = _x(name_a(a), case, len(found)), _x(name_b(b), case, len(found))
         panel.points += [point(a, "rps", xa, name_a(a).split("\n")[0]),
                          point(b, "rps", xb, name_b(b).split("\n")[0])]
-        panel.thresholds.append(Threshold(noise_edge(a, b, "rps"), "measurably above", (xa,)))
+        noise_rule(panel, a, b, "rps", "measurably above", xa)
     return panel
 
 
@@ -231,7 +237,7 @@ def decide_4b(run: Run) -> Verdict:
             cases.append((outcome, case))
             xn, xp = f"native\n{target}", f"python\n{target}"
             rps.points += [point(nat, "rps", xn, "native"), point(py, "rps", xp, "python")]
-            rps.thresholds.append(Threshold(noise_edge(nat, py, "rps"), "measurably above", (xn,)))
+            noise_rule(rps, nat, py, "rps", "measurably above", xn)
             work.points += [value_point(_cores_busy(nat), xn, "native", hollow=not bool(nat["valid"])),
                             value_point(_cores_busy(py), xp, "python", hollow=not bool(py["valid"]))]
             evidence.append(f"{case}: native {measure(nat, 'rps', 'rps')} = {fmt(_cores_busy(nat))} cores of "
@@ -268,7 +274,8 @@ def decide_5(run: Run) -> Verdict:
         health.thresholds.append(Threshold(CLEAR_RATIO * float(pp["health_ms"]),
                                            f"≥ {CLEAR_RATIO:g}× process-pool", (xb,)))
         rps.points += [point(bf, "rps", xb, "blocking-future"), point(pp, "rps", xp, "process-pool")]
-        rps.thresholds.append(Threshold(noise_edge(bf, pp, "rps"), "not above this", (xb,)))
+        noise_rule(health, bf, pp, "health_ms", "", xb)  # its ≥ 2× line lies beyond the margin
+        noise_rule(rps, bf, pp, "rps", "not above this", xb)
         evidence.append(f"{case}: /health {measure(bf, 'health_ms', 'ms')} (blocking-future) vs "
                         f"{measure(pp, 'health_ms', 'ms')} (process-pool), {fmt(h)}×; rps "
                         f"{fmt(bf['rps'])} vs {fmt(pp['rps'])}" + test_note(bf, pp, "health_ms", "/health")
@@ -305,6 +312,9 @@ def decide_6(run: Run) -> Verdict:
                          ((1, one), (k, at_k), (2 * k, over))]
         panel.thresholds.append(Threshold(float(at_k["rps"]) * (1 + WORTHWHILE_GAIN),
                                           f"W={2 * k} adds > {WORTHWHILE_GAIN:.0%} above this"))
+        noise_rule(panel, at_k, one, "rps", f"W={k} measurably above W=1", f"W={k}", versus="W=1")
+        # the +10% line above is the margin line too; with repeats the test decides
+        noise_rule(panel, over, at_k, "rps", "", f"W={2 * k}", versus=f"W={k}")
         line = (f"{target} /cpu: W=1 {measure(one, 'rps', 'rps')}; W={k} {measure(at_k, 'rps', 'rps')}; "
                 f"W={2 * k} {measure(over, 'rps', 'rps')}")
         line += f"; W={2 * k} ÷ W={k} = {fmt(more)}×"
@@ -363,8 +373,9 @@ def decide_8(run: Run) -> Verdict:
         rps.points += [point(r, "rps", f"pool {plain(r['pool_size'])}", name, xval=float(r["pool_size"]))
                        for r in rows]
         rps.marks.append((float(knee["pool_size"]), "knee"))
-        rps.thresholds.append(Threshold(noise_edge(last, knee, "rps"),
-                                        "largest pool measurably above the knee"))
+        if knee is not last:
+            noise_rule(rps, last, knee, "rps", "largest pool measurably above the knee",
+                       f"pool {plain(last['pool_size'])}", versus="the knee")
         sizes = "; ".join(f"pool {plain(r['pool_size'])}: {fmt(r['rps'])} rps" for r in rows)
         line = f"{name}: {sizes}; knee at pool {plain(knee['pool_size'])}"
         if knee is not last:

@@ -208,8 +208,11 @@ def section_verdicts(verdicts: list[evidence.Verdict]) -> str:
             f"{claim_charts.img_tag(v)}</td></tr>")  # the cells its rule read, thresholds drawn
     return ('<h2 id="verdicts-h">The article\'s claims: verdicts from this run</h2>'
             '<p class="sub">Decided from the cells this run holds; a claim whose cells are missing says '
-            "&ldquo;not measured&rdquo;. A difference inside the repeats' noise is &ldquo;no measurable "
-            "difference&rdquo;. <code>bench.py claims</code> runs every cell the claims need.</p>"
+            "&ldquo;not measured&rdquo;. A difference the noise rule does not show (the permutation test "
+            "on the repeats at p &le; 5%, or the 10% margin with one repeat) is &ldquo;no measurable "
+            "difference&rdquo;. Each row's chart holds the cells its rule read: thresholds dashed, each "
+            "repeat a dot, the test's p over the bar it decides. <code>bench.py claims</code> runs every "
+            "cell the claims need.</p>"
             '<table id="verdicts"><thead><tr><th>#</th><th>claim</th><th>verdict</th>'
             f"<th>why, and the numbers</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
