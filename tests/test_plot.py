@@ -356,3 +356,34 @@ def test_plot_run_draws_a_sweep_with_rows_and_memory(tmp_path: Path):
     assert [p.name for p in paths] == ["cpu.png"] and paths[0].stat().st_size > 10_000
     with pytest.raises(ValueError, match="cannot be an x axis"):
         plot_run(tmp_path / "run", x="loop")
+
+
+def _drawn_points(ax) -> int:
+    """Data points drawn on a panel: cell markers with a finite x (flat reference lines, ceilings
+    and error-bar caps carry none of the cell markers)."""
+    from harness.present.plot import _MARKERS
+
+    return sum(int(np.isfinite(np.asarray(ln.get_xdata(), dtype="float64")).sum())
+               for ln in ax.lines if ln.get_marker() in _MARKERS)
+
+
+def test_rows_of_only_ceilings_or_flat_lines_are_not_drawn(tmp_path: Path, monkeypatch):
+    """The issue's case: pool size on x, and rows W=2/W=4 that hold only a pool-less target's flat
+    line. Those rows are dropped (named in a footnote); every panel drawn has measured points."""
+    from harness.present import plot
+
+    df = pd.concat([_sweep_rows(targets=["process-pool"], scenarios=["cpu"], workers=[1],
+                                pool_size=[1, 2, 4]),
+                    _sweep_rows(targets=["correct-async"], scenarios=["cpu"], workers=[1, 2, 4])])
+    t = _texts(df, "cpu", x="pool_size")
+    assert t.x == "pool_size" and t.row_cols == ["workers"] and t.rows == [(1,)]
+    assert t.footnotes[-1].startswith("not drawn (only ceilings or single points")
+    assert "workers=2; workers=4" in t.footnotes[-1]
+    figs = []
+    monkeypatch.setattr(plot.plt, "close", figs.append)
+    plot_run(_write(df, tmp_path / "run"), x="pool_size")
+    axes = [ax for ax in figs[0].axes if ax.get_title()]
+    assert len(axes) == 4  # one row: rps, latency, /health, memory
+    counts = {ax.get_title(): _drawn_points(ax) for ax in axes}
+    assert all(n > 0 for n in counts.values()), counts
+    assert counts[plot.PANELS["rps"]] == 3  # the three process-pool sizes

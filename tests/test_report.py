@@ -89,9 +89,14 @@ def test_report_on_a_run_folder_from_before_reports_existed(old_run: Path, capsy
     assert "no database in this run" in text
     assert "not available: this run predates bottleneck attribution" in text
     assert "upstream" in text and "18902" in text  # its meta.json did record the upstream capacity
-    # Charts were drawn from results.csv (the folder had none) and inlined.
+    # Charts were drawn from results.csv (the folder had none) and inlined; beside them, each measured
+    # claim's evidence chart sits in its verdict row.
     imgs = [a for t, a in page.tags if t == "img"]
-    assert len(imgs) == 2 == len(list((old_run / "charts").glob("*.png")))
+    grid = [a for a in imgs if a.get("class") != "claim-chart"]
+    assert len(grid) == 2 == len(list((old_run / "charts").glob("*.png")))
+    measured = [v.claim for v in claims.decide_run(old_run) if v.verdict != evidence.NOT_MEASURED]
+    assert [a["alt"] for a in imgs if a.get("class") == "claim-chart"] == [
+        f"evidence for claim {c}" for c in measured] and measured
     assert text.count(html_report.READING_GUIDE[0]) == 2  # the reading guide under each chart
     # Tables: one verdict row per claim, one results row per results.csv row.
     verdicts = page.rows["verdicts"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.answer import claims
+from harness.answer import claims, evidence
 from harness.present import html_report
 from tests.conftest import leftover_children
 from tests.test_report import RUN_V1
@@ -51,6 +51,8 @@ addEventListener("load", () => {
     images: images.length,
     loaded: images.filter(i => i.complete && i.naturalWidth > 0).length,
     verdict_rows: document.querySelectorAll("#verdicts tbody tr").length,
+    claim_charts: [...document.querySelectorAll("#verdicts tbody tr")]
+      .filter(tr => tr.querySelector("img.claim-chart")).map(tr => tr.id),
     first_section: (document.querySelector("h2") || {}).id,
     answer_rows: document.querySelectorAll("#answer table.answer tbody tr").length,
     answer_first: !!document.querySelector("body > h1 + p + section#answer"),
@@ -101,7 +103,10 @@ def test_report_in_headless_chromium(tmp_path: Path):
     assert found, "the probe never reported: the page did not finish loading"
     seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")
                       .replace("&lt;", "<").replace("&gt;", ">"))
-    assert seen["images"] == 2 and seen["loaded"] == seen["images"], seen
+    # Two per-scenario charts, and one evidence chart in each measured claim's row, all loaded.
+    measured = [f"claim-{v.claim}" for v in claims.decide_run(run) if v.verdict != evidence.NOT_MEASURED]
+    assert seen["claim_charts"] == measured and measured, seen
+    assert seen["images"] == 2 + len(measured) and seen["loaded"] == seen["images"], seen
     assert seen["verdict_rows"] == len(claims.REGISTRY) and seen["result_rows"] == 36, seen
     assert seen["problems"] == [], seen
     # The answer is the first section, right under the title; one row per target in each workload;

@@ -45,6 +45,7 @@ from harness.answer.evidence import (
     Verdict,
     not_measured,
 )
+from harness.answer.pitfall_deciders import CLIENT_TIMEOUT_S, decide_11, decide_12
 from harness.answer.server_claim import decide_server
 
 
@@ -56,6 +57,7 @@ class Claim:
     rule: str   # how the verdict is decided, thresholds included
     runs: Callable[[int], list[dict]]  # cores → Config overrides that produce the cells
     decide: Callable[[Run], Verdict]
+    preset: str = ""  # a claim whose cells `bench.py claims` does not run: the preset that does
 
 
 def _runs_1(cores: int) -> list[dict]:
@@ -67,8 +69,20 @@ def _runs_1(cores: int) -> list[dict]:
 # Repeats of the cells whose verdict hinges on a difference tested on repeats (claims 4, 4b, 5, 6, 7):
 # 3 vs 3 cannot reach p ≤ 5% in the exact test (smallest p 0.1), 5 vs 5 can (≈ 0.008). Claims 3 and
 # 10 read thresholds within a cell; claims 1, 1b, 9 and 9b need a ≥ 2× ratio and claim 8 is a sweep of
-# single repeats, both against a one-repeat cell (the 10% margin rule, no test).
+# single repeats, both against a one-repeat cell (the 10% margin rule, no test). Claim 11 sets one
+# aiohttp repeat against claim 7's five httpx ones (the same cell): the margin rule too, as five
+# aiohttp repeats (+33 s) do not fit the 10-minute budget.
 DIFF_REPEATS = significance.RECOMMENDED_REPEATS
+
+
+def _runs_12(cores: int) -> list[dict]:
+    # U=32 is claim 1's cell. Unstretched windows keep the run in budget; U=96 (queue ≈ 14 s at
+    # ≈ 6.7 rps) warms up past the 10 s client timeout so its window holds the timeouts.
+    return [dict(targets=["fake-async"], scenarios=["io"], users=[4], duration=5.0, warmup=2.0,
+                 adapt_window=False),
+            dict(targets=["fake-async"], scenarios=["io"], users=[96], duration=5.0, warmup=11.0,
+                 adapt_window=False)]
+
 
 REGISTRY: list[Claim] = [
     Claim("1", "async only helps when the I/O itself is non-blocking: an async def route calling a "
@@ -158,10 +172,27 @@ REGISTRY: list[Claim] = [
           "kind measured, partly when only for some",
           lambda cores: [dict(targets=["mixed"], scenarios=["cpu"], cpu_kind=["python", "native"],
                               repeat=2)], decide_10),
+    Claim("11", "the article's async client, httpx.AsyncClient, is not what limits async /io: with it "
+          "the pattern reaches its ceiling",
+          "correct-async /io with --http-client httpx and aiohttp at equal knobs",
+          "does not hold (the client is the limit) when aiohttp serves measurably and "
+          f"> {WORTHWHILE_GAIN:.0%} more rps while httpx stays below {UNSATURATED:.0%} of the ceiling; "
+          f"holds when httpx reaches {UNSATURATED:.0%} and aiohttp is not clearly faster; otherwise partly",
+          lambda cores: [dict(targets=["correct-async"], scenarios=["io"], http_client=["httpx", "aiohttp"],
+                              repeat=1)], decide_11),
+    Claim("12", "blocking calls fail silently (the fourth pitfall): nothing fails while latency grows, "
+          "until a client timeout makes the failure visible",
+          "a blocking route (fake-async /io) at ≥ 3 user counts, one worker",
+          f"holds when the smallest user counts have 0 failures while p50 and loop lag p99 grow ≥ "
+          f"{CLEAR_RATIO:g}×, and failures appear only at a larger count (the {CLIENT_TIMEOUT_S:g} s client "
+          "timeout); silent at every count: partly; failures first or no growth: does not hold",
+          _runs_12, decide_12),
 ]
 
-# Issue 21: not the article's claim but the deployment question beside it. `bench.py claims` runs
-# a cut (W = 1, uvicorn against granian, the two ends); `bench.py run --preset servers` the whole.
+# Issue 21: not the article's claim but the deployment question beside it, decided from
+# `bench.py run --preset servers`. `bench.py claims` runs none of its cells: a one-repeat cut of two
+# servers sits inside this machine's noise (docs/servers.md), and its 4 cells pushed the claims plan
+# past its budget once claims 11 and 12 came; a claims run shows it as not measured.
 REGISTRY.append(Claim(
     "21", "the server matters only where the framework's own cost dominates",
     "the same cells under uvicorn and another --server: /health, and cells near their ceiling "
@@ -171,10 +202,7 @@ REGISTRY.append(Claim(
     "some server's rps differs measurably from uvicorn's on a framework-bound cell and on no work-bound "
     "one; a work-bound difference: does not hold (partly if framework-bound ones differ too); none: "
     "no measurable difference",
-    lambda cores: [dict(targets=["correct-async"], scenarios=["health"], server=["uvicorn", "granian"]),
-                   dict(targets=["fake-async"], scenarios=["io"], io_ms=[10], fanout=[1],
-                        server=["uvicorn", "granian"])],
-    decide_server))
+    lambda cores: [], decide_server, preset="servers"))
 
 BY_ID = {c.id: c for c in REGISTRY}
 

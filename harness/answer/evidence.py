@@ -15,11 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from harness.answer import aggregate, significance
+
+if TYPE_CHECKING:  # chart_data imports this module
+    from harness.answer.chart_data import Chart
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -96,6 +99,7 @@ class Verdict:
     condition: str = ""  # the limiting condition (partly), the reason (not measured), or a summary
     evidence: list[str] = field(default_factory=list)
     cells: list[str] = field(default_factory=list)
+    chart: Chart | None = None  # the cells the rule read, with its thresholds (harness.answer.chart_data)
 
 
 # ---------------------------------------------------------------------------------- comparisons

@@ -10,6 +10,9 @@ cell decides: work-bound when it reaches UNSATURATED of its ceiling.
 
 "Matters" is the usual noise rule (evidence.compare on rps): with one repeat, a difference beyond
 NOISE_MARGIN; with repeats, the exact permutation test of harness.answer.significance at 5%.
+
+The verdict's chart (harness.answer.chart_data) has a panel per class: each pair's rps bars, uvicorn's
+and the other server's, with uvicorn's ±NOISE_MARGIN band over the other's bar (or the test's p).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import math
 
 import pandas as pd
 
+from harness.answer.chart_data import Panel, noise_band, point, with_chart
 from harness.answer.evidence import (
     FAILS,
     HOLDS,
@@ -72,9 +76,13 @@ def decide_server(run: Run) -> Verdict:
     if not framework or not work:
         missing = "framework-bound (/health)" if not framework else "work-bound (near their ceiling)"
         return not_measured(CLAIM, f"the run has no {missing} cells under two servers")
-    evidence, cells = [], []
+    evidence, cells, panels = [], [], []
     differ: dict[str, list[str]] = {"framework": [], "work": []}
     for kind, found_kind in (("framework", framework), ("work", work)):
+        panel = Panel(f"{kind}-bound: rps against uvicorn", "requests/s", [])
+        panels.append(panel)
+        for uv, other in sorted(found_kind, key=_workload_order):  # a workload's bars side by side
+            _chart_pair(panel, uv, other)
         for uv, other in found_kind:
             d = compare(other, uv, "rps")
             case = f"{other['server']} on {uv['target']} /{uv['scenario']} W={uv['workers']}"
@@ -91,4 +99,19 @@ def decide_server(run: Run) -> Verdict:
         verdict, cond = HOLDS, "the server matters at " + ", ".join(differ["framework"])
     else:
         verdict, cond = NO_DIFF, "no server differs measurably from uvicorn anywhere"
-    return Verdict(CLAIM, verdict, cond, evidence, cells)
+    return with_chart(Verdict(CLAIM, verdict, cond, evidence, cells), *panels)
+
+
+def _workload_order(pair: tuple[pd.Series, pd.Series]) -> tuple[str, str, int, str]:
+    uv, other = pair
+    return str(uv["target"]), str(uv["scenario"]), int(uv["workers"]), str(other["server"])
+
+
+def _chart_pair(panel: Panel, uv: pd.Series, other: pd.Series) -> None:
+    """uvicorn's bar (once per workload) and the other server's, with the noise rule at the latter."""
+    workload = f"{uv['target']} /{uv['scenario']}\nW={uv['workers']}"
+    xu, xo = f"uvicorn\n{workload}", f"{other['server']}\n{workload}"
+    if all(p.x != xu for p in panel.points):
+        panel.points.append(point(uv, "rps", xu, "uvicorn"))
+    panel.points.append(point(other, "rps", xo, str(other["server"])))
+    noise_band(panel, other, uv, "rps", xo, "uvicorn")

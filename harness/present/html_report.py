@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 
 from harness.answer import aggregate, claims, evidence
 from harness.data import schema
+from harness.present import claim_charts
 from harness.present.audit_section import section_audit
 
 REPORT_NAME = "report.html"
@@ -51,6 +53,7 @@ border-radius:4px;display:inline-block}
 color:#1e3a8a}.v-not-measured{background:#eee;color:#444}
 ul.ev{margin:2px 0;padding-left:18px}.cells,.rule{color:#555;font-size:12px}
 figure{margin:10px 0 22px}figure img{max-width:100%;border:1px solid #ddd}
+img.claim-chart{display:block;max-width:100%;margin-top:6px;border:1px solid #eee}
 figcaption{font-size:13px;color:#333;margin-top:4px}
 .scroll{overflow-x:auto}tr.bad td{background:#fff4f4}
 .grid{display:flex;flex-wrap:wrap;gap:6px 28px;align-items:flex-start}.grid>div{min-width:220px}
@@ -201,13 +204,24 @@ def section_verdicts(verdicts: list[evidence.Verdict]) -> str:
             f'<div class="rule">rule: {esc(claim.rule)}</div></td>'
             f'<td><span class="v {cls}">{esc(v.verdict)}</span></td>'
             f"<td>{esc(v.condition)}{f'<ul class=ev>{evidence}</ul>' if evidence else ''}"
-            f'{f"<div class=cells>cells: {esc(cells)}</div>" if cells else ""}</td></tr>')
+            f'{f"<div class=cells>cells: {esc(cells)}</div>" if cells else ""}'
+            f"{claim_charts.img_tag(v)}</td></tr>")  # the cells its rule read, thresholds drawn
     return ('<h2 id="verdicts-h">The article\'s claims: verdicts from this run</h2>'
             '<p class="sub">Decided from the cells this run holds; a claim whose cells are missing says '
-            "&ldquo;not measured&rdquo;. A difference inside the repeats' noise is &ldquo;no measurable "
-            "difference&rdquo;. <code>bench.py claims</code> runs every cell the claims need.</p>"
+            "&ldquo;not measured&rdquo;. A difference the noise rule does not show (the permutation test "
+            "on the repeats at p &le; 5%, or the 10% margin with one repeat) is &ldquo;no measurable "
+            "difference&rdquo;. Each row's chart holds the cells its rule read: thresholds dashed, each "
+            "repeat a dot, the test's p over the bar it decides. <code>bench.py claims</code> runs every "
+            "cell the claims need.</p>"
             '<table id="verdicts"><thead><tr><th>#</th><th>claim</th><th>verdict</th>'
             f"<th>why, and the numbers</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _preset(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "meta.json").read_text()).get("preset", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _png_data(path: Path) -> str:
@@ -218,6 +232,9 @@ def section_charts(run_dir: Path) -> str:
     pngs = sorted((run_dir / "charts").glob("*.png"))
     parts = ['<h2 id="charts">Charts</h2>']
     if not pngs:
+        if _preset(run_dir) == "claims":
+            return parts[0] + _na("a claims run draws one evidence chart per claim, in its verdict row "
+                                  "(bench.py plot DIR draws the per-scenario grid)")
         return parts[0] + _na("no charts in this run folder (bench.py plot DIR draws them)")
     guide = "<br>".join(esc(line) for line in READING_GUIDE)
     for png in pngs:
@@ -426,7 +443,7 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
 def write(run_dir: Path, verdicts: list[evidence.Verdict] | None = None, draw_missing: bool = True) -> Path:
     """Write run_dir/report.html (and claims.csv); draws the charts first if the folder has none."""
     run_dir = Path(run_dir)
-    if draw_missing and not any((run_dir / "charts").glob("*.png")):
+    if draw_missing and _preset(run_dir) != "claims" and not any((run_dir / "charts").glob("*.png")):
         from harness.present import plot
 
         plot.plot_run(run_dir)

@@ -331,6 +331,7 @@ def chart_texts(rows: pd.DataFrame, summary: pd.DataFrame, x: str | None = None)
         row_keys = sorted((tuple(r) for r in combos.itertuples(index=False)), key=_natural)
     else:
         row_cols, line_cols, row_keys = [], swept, [()]
+    row_keys, dropped = _rows_worth_drawing(summary, x, row_cols, line_cols, row_keys)
     row_titles = [", ".join(f"{c}={_fmt_num(v)}" for c, v in zip(row_cols, key, strict=True))
                   for key in row_keys]
     panels = ["rps", "lat", "health"]
@@ -345,7 +346,41 @@ def chart_texts(rows: pd.DataFrame, summary: pd.DataFrame, x: str | None = None)
         x=x, x_label=X_LABELS.get(x, x), panels=panels, row_cols=row_cols, rows=row_keys,
         row_titles=row_titles, line_cols=line_cols, title=scenario_title(scenario, rows, x),
         subtitle=scenario_subtitle(rows, summary, x, tuple(row_cols)), legend=legend,
-        footnotes=_footnotes(summary, x, [*row_cols, *line_cols]), lines=lines)
+        footnotes=_footnotes(summary, x, [*row_cols, *line_cols]) + dropped, lines=lines)
+
+
+def _measured_points(cells: pd.DataFrame, x: str, line_cols: list[str]) -> int:
+    """The most measured points (x known, rps measured) any one line of `cells` has."""
+    ok = cells[(cells["repeats"] > 0) & cells[x].notna() & cells["rps"].notna()]
+    if ok.empty:
+        return 0
+    return int(ok.groupby(["target", *line_cols], dropna=False).size().max())
+
+
+def _rows_worth_drawing(summary: pd.DataFrame, x: str, row_cols: list[str], line_cols: list[str],
+                        row_keys: list[tuple]) -> tuple[list[tuple], list[str]]:
+    """Small-multiples rows whose lines are only ceilings or single points are dropped (issue 18):
+    keep rows with a line of ≥ 2 measured points, else rows with any measured point, else all (a run
+    where everything failed still shows its x marks). Returns the rows and a footnote naming the rest."""
+    if not row_cols:
+        return row_keys, []
+    counts = []
+    for key in row_keys:
+        cells = summary
+        for col, value in zip(row_cols, key, strict=True):
+            cells = cells[cells[col].isna()] if pd.isna(value) else cells[cells[col] == value]
+        counts.append(_measured_points(cells, x, line_cols))
+    for least in (2, 1):
+        kept = [k for k, n in zip(row_keys, counts, strict=True) if n >= least]
+        if kept:
+            break
+    else:
+        return row_keys, []
+    gone = [", ".join(f"{c}={_fmt_num(v)}" for c, v in zip(row_cols, k, strict=True))
+            for k in row_keys if k not in kept]
+    note = [f"not drawn (only ceilings or single points; their cells are in the report's tables): "
+            f"{'; '.join(gone)}"] if gone else []
+    return kept, note
 
 
 # ------------------------------------------------------------------------------------ drawing
