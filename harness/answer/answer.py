@@ -14,6 +14,9 @@ not a size (users, io_ms, rate, ...), so the targets compete on the same work.
 - The ASGI server (issue 21) is a knob of recommend's group, not of the workload: when a run swept
   servers (or ran one other than uvicorn), each target under each server is one entry, so the winner
   names its server ("correct-async under granian") and the table gains a server column.
+
+Why one module over 300 lines: the ranking and the ways it is read (terminal table, answer.csv, the
+report's first section) share the entry and workload types; the rule itself stays recommend's.
 """
 
 from __future__ import annotations

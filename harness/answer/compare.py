@@ -13,6 +13,9 @@ Reads only the two run folders (results.csv, meta.json).
   percentile bootstrap at 3 vs 3 excludes 1 one time in 10 with no difference). With fewer repeats:
   "within noise" when the ratio lies inside the machine's observed repeat spread, else "probably
   faster/slower".
+
+Why one module over 300 lines: joining two runs, their ratios, the verdicts and the comparison chart
+are one command's pipeline over one joined table; the test itself lives in harness.answer.significance.
 """
 
 from __future__ import annotations

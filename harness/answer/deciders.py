@@ -1,7 +1,7 @@
 """The deciders: one function per claim of the article, each reading only the cells its claim
 needs from a finished run folder and returning a Verdict with its evidence.
 
-Longer than ~300 lines because it holds thirteen small deciders of one shape; the rules they share
+Why one module over 300 lines: it holds thirteen small deciders of one shape; the rules they share
 (noise, thresholds, evidence text) live in harness.answer.evidence.
 """
 

@@ -15,6 +15,9 @@ fits are ill-conditioned):
    then the fewest HTTP connections, then the least memory (`target_rss_mb`, when measured).
 
 Little's law cross-checks the pick: requests in flight = X × mean latency, against the pool's slots.
+
+Why one module over 300 lines: the rule, its candidates table, Little's law cross-check and its
+report are read by answer, html_report and the terminal alike; each step is a short function.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ Scopes:
   cell     one value per cell; a Cell field and a results.csv column (sweepable ones take lists)
   run      one value per run (window, repeats, pinning)
   harness  set by the harness in a target's environment, never by the user (no flag)
+
+Why one module over 300 lines: it is the table itself, one row per knob; splitting it would make two
+places to add a knob.
 """
 
 from __future__ import annotations

@@ -34,6 +34,9 @@ and, when no rule fired, a closed loop whose rate is U / p50 is bound by its "us
 
 Target-side rules come first: a saturated worker cannot serve faster whatever else is busy,
 while a busy load generator next to it may only be keeping pace.
+
+Why one module over 300 lines: the rules are tried in one order and each names the next when it also
+holds, so they live together; each rule is a short function.
 """
 
 from __future__ import annotations

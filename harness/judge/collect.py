@@ -8,6 +8,9 @@ A failed request (a timeout, an error status) has no latency to report: it count
 every success, so a percentile that failures reach into is left empty rather than set to the
 client's timeout. Worker-side figures come from the probe files and are computed per worker; the
 row reports the worst worker, because averaging an idle worker with a stalled one hides the stall.
+
+Why one module over 300 lines: it reads every raw file of one cell (requests, probe lines per worker,
+thread tokens, stall stacks, load workers) against the same window; each file has its own reader.
 """
 
 from __future__ import annotations

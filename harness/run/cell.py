@@ -110,132 +110,182 @@ def run_cell(cell: Cell, run_dir: Path, upstream: Upstream, extra_env: dict[str,
     With `profile`, py-spy samples the worker that was busiest in the warm-up, over the window.
     With a `hub` (--remote-load-workers), load workers on other machines join the cell.
     """
+    raw_dir = _fresh_raw_dir(cell, run_dir)
+    row = {**base_row(cell, raw_dir, run_dir, session), "profiled": profile}  # the row says if py-spy ran
+    if cell.scenario == "db" and database is None:
+        return failed_row(row, "the db scenario needs a database (none was started)")
+    db_env = {"DB_URL": database.url} if cell.scenario == "db" and database is not None else {}
+    children = _Children()
+    try:
+        _measure(cell, row, raw_dir, run_dir, upstream, children, env={**(extra_env or {}), **db_env},
+                 stopper=stopper, profile=profile, database=database if db_env else None, hub=hub)
+    except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
+        _raise_if_disk(exc, cell, raw_dir, run_dir)  # a full disk is not the cell's failure
+        return failed_row(row, f"{type(exc).__name__}: {exc}")
+    finally:
+        children.stop(stopper)
+    db_capacity = (database.capacity or {}).get("qps") if database is not None else None
+    return finish_row(row, cell, upstream.capacity_rps, db_capacity_qps=db_capacity)
+
+
+def _fresh_raw_dir(cell: Cell, run_dir: Path) -> Path:
+    """raw/<cell>/, empty: a cell re-run by --resume starts from a clean folder."""
     raw_dir = run_dir / "raw" / cell.cell_id
     try:
-        if raw_dir.exists():  # a cell re-run by --resume starts from a clean folder
+        if raw_dir.exists():
             shutil.rmtree(raw_dir)
         raw_dir.mkdir(parents=True)
     except OSError as exc:
         _raise_if_disk(exc, cell, raw_dir, run_dir)
         raise
-    row = {**base_row(cell, raw_dir, run_dir, session), "profiled": profile}  # the row says if py-spy ran
-    target: Any = None  # a Server launched here, or a RunningServer (--url)
-    locust = profiler = watcher = None
-    started = time.monotonic()
-    db_env = {}
-    if cell.scenario == "db":
-        if database is None:
-            return failed_row(row, "the db scenario needs a database (none was started)")
-        db_env = {"DB_URL": database.url}
-    deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S + (hub.wait_s if hub else 0)
-    try:
-        url, app_dir = cell.knobs.get("url"), cell.knobs.get("app_dir")
-        health_path = cell.knobs.get("health_path") or "/health"
-        if url is not None:  # a server already running: launch nothing, check it answers
-            target = RunningServer(url)
-            target.check(health_path)
-        else:
-            target = launch_target(
-                FOREIGN_TARGET if app_dir else import_string(cell.target), workers=cell.workers,
-                loop=cell.loop, env={**cell.env(), **(extra_env or {}), "UPSTREAM_URL": upstream.url,
-                                     **foreign_env(cell), **db_env},
-                metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log",
-                timeout=LAUNCH_TIMEOUT_S, launch=cell.launch, health_path=health_path,
-                server=cell.server or "uvicorn")
-        if stopper is not None:
-            stopper.wait()
-        if cell.knobs.get("setup"):  # --setup: seed the app's data before the load starts
-            seed.run(cell.knobs["setup"], target.url, raw_dir / "setup.log")
-        files, locust_env = locust_files(cell)
-        # Open loop: one scheduling user per load process instead of closed-loop users.
-        users = load_processes(cell) if cell.rate else cell.users
-        locust = start_locust(files, target.url, users, cell.warmup_s + cell.duration_s, raw_dir,
-                              probe_workers=max(1, cell.workers), env=locust_env,
-                              processes=cell.load_processes, hub=hub, cell_id=cell.cell_id)
-        t_start = locust.wait_started()
-        t0 = t_start + cell.warmup_s
-        t1 = t0 + cell.duration_s
-        trees = {"locust": locust.pids, "upstream": [upstream.pid]}
-        # A server we did not start (--url): its processes are not ours to watch.
-        root = target.proc.pid if url is None else None
-        if root is not None:
-            trees["target"] = [root]
-        profile = profile and root is not None
-        warm = resources.tree_cpu_seconds(root) if profile and root else {}
-        if database is not None and db_env:
-            watcher = ActivityWatcher(database.url).__enter__()
-            if database.pid is not None:
-                trees["db"] = [database.pid]
-        _wait_until(t0, target)
-        before = {name: resources.trees_cpu_seconds(pids) for name, pids in trees.items()}
-        threads_before = resources.thread_cpu_seconds(target.worker_pids)
-        machine_before = resources.machine_busy_seconds()
-        switches_t0 = resources.tree_ctx_switches(root) if root else None
-        rss = resources.PeakRss(root) if root else None
-        if rss is not None:
-            rss.sample()
-        if profile:
-            profiler = Profiler(_busiest(target.worker_pids, warm, before["target"]), cell.duration_s,
-                                raw_dir)
-        _wait_until(t1, target, rss)
-        after = {name: resources.trees_cpu_seconds(pids) for name, pids in trees.items()}
-        threads_after = resources.thread_cpu_seconds(target.worker_pids)
-        machine_after = resources.machine_busy_seconds()
-        switches = (resources.switches_between(switches_t0, resources.tree_ctx_switches(root))
-                    if root and switches_t0 is not None else float("nan"))
-        if rss is not None:
-            rss.sample()
-        locust.end()
-        locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
-        row.update(collect.collect_cell(raw_dir, t0, t1))
-        draw_stalls(raw_dir, cell.cell_id)
-        if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
-            row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
-        if watcher is not None:
-            watcher.__exit__()
-            row["db_active_max"] = watcher.max_between(t0, t1)
-        for name in trees:
-            row[f"{name}_cpu_pct"] = resources.cpu_pct(before[name], after[name], t1 - t0)
-        # Each load process has one core at most: the guard looks at the busiest one, on this
-        # machine by psutil, on the others by the load workers' own samples.
-        here = resources.busiest_pct(before["locust"], after["locust"], t1 - t0)
-        row["locust_cpu_max_pct"] = max_known(here, row.pop("load_worker_cpu_max_pct", float("nan")))
-        row["machine_cpu_pct"] = 100.0 * (machine_after - machine_before) / (t1 - t0)
-        if root is not None:
-            row.update(resources.worker_cpu(before["target"], after["target"], t1 - t0,
-                                            root=root, workers=target.worker_pids,
-                                            threads_before=threads_before, threads_after=threads_after))
-        else:
-            row["target_cpu_pct"] = float("nan")
-        if profiler is not None:
-            result = profiler.finish()
-            row["profile"] = result.summary
-            row["profile_svg"] = str(result.svg.relative_to(run_dir)) if result.svg else ""
-        # The cost of the configuration: what a bigger pool pays in memory and scheduling.
-        row["target_rss_mb"] = rss.peak if rss is not None else float("nan")
-        row["ctx_switches_per_req"] = switches / row["requests"] if row["requests"] else float("nan")
-    except (LaunchError, DriveError, CellError, OSError, ValueError) as exc:
-        _raise_if_disk(exc, cell, raw_dir, run_dir)  # a full disk is not the cell's failure
-        return failed_row(row, f"{type(exc).__name__}: {exc}")
-    finally:
-        if profiler is not None:
-            profiler.stop()  # py-spy never outlives its cell
-        if watcher is not None:
-            watcher.__exit__()
-        if locust is not None:
-            locust.stop()
-        if isinstance(target, RunningServer):
+    return raw_dir
+
+
+@dataclass
+class _Children:
+    """What a cell started, so that one `finally` stops all of it on every way out."""
+
+    target: Server | RunningServer | None = None
+    locust: Any = None
+    profiler: Profiler | None = None
+    watcher: ActivityWatcher | None = None
+
+    def stop(self, stopper: Stopper | None) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()  # py-spy never outlives its cell
+        if self.watcher is not None:
+            self.watcher.__exit__()
+        if self.locust is not None:
+            self.locust.stop()
+        if isinstance(self.target, Server):
             if stopper is not None:
-                stopper.wait()
-        elif target is not None:
-            if stopper is not None:
-                stopper.stop(target)
+                stopper.stop(self.target)  # stops in the background, while the next cell launches
             else:
-                target.stop()
-        elif stopper is not None:
+                self.target.stop()
+        elif stopper is not None:  # --url, or nothing launched: still wait for the previous target
             stopper.wait()
-    db_capacity = (database.capacity or {}).get("qps") if database is not None else None
-    return finish_row(row, cell, upstream.capacity_rps, db_capacity_qps=db_capacity)
+
+
+def _start_target(cell: Cell, raw_dir: Path, upstream: Upstream,
+                  env: dict[str, str]) -> Server | RunningServer:
+    """Launch the cell's target (or, with --url, check that the running server answers)."""
+    url, app_dir = cell.knobs.get("url"), cell.knobs.get("app_dir")
+    health_path = cell.knobs.get("health_path") or "/health"
+    if url is not None:  # a server already running: launch nothing
+        running = RunningServer(url)
+        running.check(health_path)
+        return running
+    return launch_target(
+        FOREIGN_TARGET if app_dir else import_string(cell.target), workers=cell.workers, loop=cell.loop,
+        env={**cell.env(), **env, "UPSTREAM_URL": upstream.url, **foreign_env(cell)},
+        metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S,
+        launch=cell.launch, health_path=health_path, server=cell.server or "uvicorn")
+
+
+def _measure(cell: Cell, row: dict, raw_dir: Path, run_dir: Path, upstream: Upstream, children: _Children, *,
+             env: dict[str, str], stopper: Stopper | None, profile: bool, database: Database | None,
+             hub: Hub | None) -> None:
+    """Launch, load, and measure the window [t0, t1] into `row`; raises on a failed cell."""
+    started = time.monotonic()
+    deadline = cell.warmup_s + cell.duration_s + LAUNCH_TIMEOUT_S + GRACE_S + (hub.wait_s if hub else 0)
+    children.target = target = _start_target(cell, raw_dir, upstream, env)
+    if stopper is not None:
+        stopper.wait()
+    if cell.knobs.get("setup"):  # --setup: seed the app's data before the load starts
+        seed.run(cell.knobs["setup"], target.url, raw_dir / "setup.log")
+    files, locust_env = locust_files(cell)
+    users = load_processes(cell) if cell.rate else cell.users  # open loop: one scheduler per process
+    children.locust = locust = start_locust(
+        files, target.url, users, cell.warmup_s + cell.duration_s, raw_dir,
+        probe_workers=max(1, cell.workers), env=locust_env, processes=cell.load_processes, hub=hub,
+        cell_id=cell.cell_id)
+    t0 = locust.wait_started() + cell.warmup_s
+    t1 = t0 + cell.duration_s
+    # A server we did not start (--url): its processes are not ours to watch.
+    root = target.proc.pid if isinstance(target, Server) else None
+    trees = _trees(locust.pids, upstream.pid, root, database)
+    profile = profile and root is not None
+    warm = resources.tree_cpu_seconds(root) if profile and root else {}
+    if database is not None:
+        children.watcher = ActivityWatcher(database.url).__enter__()
+    _wait_until(t0, target)
+    first = _Snapshot.take(trees, target, root)
+    rss = resources.PeakRss(root) if root else None
+    if rss is not None:
+        rss.sample()
+    if profile:
+        children.profiler = Profiler(_busiest(target.worker_pids, warm, first.cpu["target"]), cell.duration_s,
+                                     raw_dir)
+    _wait_until(t1, target, rss)
+    last = _Snapshot.take(trees, target, root)
+    if rss is not None:
+        rss.sample()
+    locust.end()
+    locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
+    row.update(collect.collect_cell(raw_dir, t0, t1))
+    draw_stalls(raw_dir, cell.cell_id)
+    if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
+        row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
+    if children.watcher is not None:
+        children.watcher.__exit__()
+        row["db_active_max"] = children.watcher.max_between(t0, t1)
+    row.update(_window_figures(first, last, t1 - t0, target.worker_pids, root,
+                               row.pop("load_worker_cpu_max_pct", float("nan"))))
+    # The cost of the configuration: what a bigger pool pays in memory and scheduling.
+    row["target_rss_mb"] = rss.peak if rss is not None else float("nan")
+    switches = (resources.switches_between(first.switches, last.switches)
+                if root and first.switches is not None else float("nan"))
+    row["ctx_switches_per_req"] = switches / row["requests"] if row["requests"] else float("nan")
+    if children.profiler is not None:  # py-spy ends its own recording at the window's end
+        result = children.profiler.finish()
+        row["profile"] = result.summary
+        row["profile_svg"] = str(result.svg.relative_to(run_dir)) if result.svg else ""
+
+
+def _trees(locust: list[int], upstream: int, root: int | None,
+           database: Database | None) -> dict[str, list[int]]:
+    """The process trees whose CPU the window counts: Locust, the upstream, our target, our database."""
+    trees = {"locust": locust, "upstream": [upstream]}
+    if root is not None:
+        trees["target"] = [root]
+    if database is not None and database.pid is not None:
+        trees["db"] = [database.pid]
+    return trees
+
+
+@dataclass
+class _Snapshot:
+    """The counters read at one edge of the window: CPU per process tree, per worker thread, the
+    machine's busy time and the target's context switches."""
+
+    cpu: dict[str, Any]
+    threads: Any
+    machine: float
+    switches: Any
+
+    @classmethod
+    def take(cls, trees: dict[str, list[int]], target: Server | RunningServer, root: int | None) -> _Snapshot:
+        return cls(cpu={name: resources.trees_cpu_seconds(pids) for name, pids in trees.items()},
+                   threads=resources.thread_cpu_seconds(target.worker_pids),
+                   machine=resources.machine_busy_seconds(),
+                   switches=resources.tree_ctx_switches(root) if root else None)
+
+
+def _window_figures(first: _Snapshot, last: _Snapshot, span: float, workers: list[int], root: int | None,
+                    remote_locust_max: float) -> dict[str, float]:
+    """CPU shares over the window: per process tree, the busiest load process, the machine, each worker."""
+    out = {f"{name}_cpu_pct": resources.cpu_pct(first.cpu[name], last.cpu[name], span) for name in first.cpu}
+    # Each load process has one core at most: the guard looks at the busiest one, on this
+    # machine by psutil, on the others by the load workers' own samples.
+    here = resources.busiest_pct(first.cpu["locust"], last.cpu["locust"], span)
+    out["locust_cpu_max_pct"] = max_known(here, remote_locust_max)
+    out["machine_cpu_pct"] = 100.0 * (last.machine - first.machine) / span
+    if root is None:
+        out["target_cpu_pct"] = float("nan")
+        return out
+    out.update(resources.worker_cpu(first.cpu["target"], last.cpu["target"], span, root=root, workers=workers,
+                                    threads_before=first.threads, threads_after=last.threads))
+    return out
 
 
 def draw_stalls(raw_dir: Path, title: str) -> None:
