@@ -79,3 +79,42 @@ def test_the_rule_catches_an_upward_import():
 def test_no_module_is_left_flat_but_the_commands():
     flat = {p.stem for p in HARNESS.glob("*.py")} - {"__init__"}
     assert flat == {"cli", "calibrate", "overhead", "recorder_cost", "claims_preset", "audit_cmd"}
+
+
+# Issue 20: no module over ~300 lines without a reason in its docstring, no function over ~60 lines.
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 60
+REASON = "over 300 lines"
+
+
+def _sources() -> list[Path]:
+    return sorted(HARNESS.rglob("*.py")) + [HARNESS.parent / "bench.py"]
+
+
+def size_problems(path: Path, source: str) -> list[str]:
+    tree = ast.parse(source)
+    out = []
+    lines = len(source.splitlines())
+    if lines > MAX_MODULE_LINES and REASON not in (ast.get_docstring(tree) or ""):
+        out.append(f"{path}: {lines} lines and no 'Why one module {REASON}: ...' in its docstring")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                out.append(f"{path}:{node.lineno} {node.name} is {length} lines")
+    return out
+
+
+def test_no_long_module_without_a_reason_and_no_long_function():
+    problems = [p for path in _sources() for p in size_problems(path.relative_to(HARNESS.parent),
+                                                                 path.read_text())]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_size_rule_catches_a_long_function_and_an_unexplained_module():
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    assert size_problems(Path("m.py"), f'"""doc"""\ndef f():\n{body}\n') == ["m.py:2 f is 62 lines"]
+    long_module = '"""doc"""\n' + "x = 1\n" * 301
+    assert size_problems(Path("m.py"), long_module)
+    explained = f'"""doc\n\nWhy one module {REASON}: a reason."""\n'
+    assert not size_problems(Path("m.py"), explained + "x = 1\n" * 301)

@@ -5,6 +5,10 @@ the tuning recommendations, the cells the harness does not trust and the failed 
 each cell, what was run (collapsed), the tidy table.
 Images are inlined as base64 and a Content-Security-Policy forbids every fetch, so the file reads
 the same offline, attached to a ticket. A section the folder cannot fill says so.
+
+Why one module over 300 lines: the page is one document with one style sheet and one escaping
+rule; each section is its own short function, and the audit section and the claims' charts come
+from their own modules (audit_section, claim_charts).
 """
 
 from __future__ import annotations
@@ -120,69 +124,24 @@ def section_run(meta: dict, run_dir: Path) -> str:
             f"{_section_run(meta, run_dir)}</details>")
 
 
+MISSING = "not recorded in this run folder"
+
+
 def _section_run(meta: dict, run_dir: Path) -> str:
     if not meta:
         return '<h2 id="run">What was run</h2>' + _na(
             "meta.json is missing or unreadable: the machine, versions and calibration are not recorded.")
-    missing = "not recorded in this run folder"
-    machine = [
-        ("run id", meta.get("run_id", run_dir.name)), ("preset", meta.get("preset", missing)),
-        ("command", meta.get("command", missing)), ("started", meta.get("started_at", missing)),
-        ("finished", meta.get("finished_at", missing)), ("git commit", meta.get("git_commit", missing)),
-        ("CPU model", meta.get("cpu_model", missing)), ("CPUs", meta.get("cpu_count", missing)),
-        ("cores available", meta.get("cores_available", missing)), ("pinning", meta.get("pinning", missing)),
-        ("host", meta.get("host", missing)),
-    ]
-    parts = ['<h2 id="run">What was run</h2><div class="grid"><div><h3>Machine</h3>',
-             _kv_table(machine, "machine"), "</div><div>"]
-
-    parts.append("<h3>CPU calibration</h3>")
-    if "cpu_units_per_ms" in meta:
-        spread = meta.get("cpu_speed_spread")
-        cal = [("work rate (units/ms, fastest probe)", meta["cpu_units_per_ms"])]
-        for kind, rate in (meta.get("cpu_units_per_ms_by_kind") or {}).items():
-            cal.append((f"work rate, {kind} work", rate))
-        cal.append(("spread (best ÷ median probe)", spread if spread is not None else missing))
-        parts.append(_kv_table(cal, "calibration"))
-        if isinstance(spread, int | float) and spread > SPREAD_WARNING:
-            parts.append(_na(f"CPU speed was unsteady: the median probe ran {spread - 1:.0%} slower than the "
-                             "best, so CPU-bound cells scatter."))
-    else:
-        parts.append(_na("no CPU calibration recorded"))
-
-    parts.append("</div><div><h3>Upstream capacity</h3>")
-    cap = meta.get("upstream_capacity")
-    if isinstance(cap, dict) and cap:
-        rows = [(k, v) for k, v in cap.items() if not isinstance(v, dict | list)]
-        rows.append(("restarts during the run", meta.get("upstream_restarts", 0)))
-        parts.append(_kv_table(rows, "upstream"))
-    else:
-        parts.append(_na("not measured in this run (no upstream_capacity in meta.json)"))
-
-    parts.append("</div><div><h3>Database capacity</h3>")
-    db = {k: v for k, v in meta.items() if k.startswith("database") or k.startswith("db_")}
-    if db:
-        flat = []
-        for k, v in db.items():
-            if isinstance(v, dict):
-                flat += [(f"{k}.{kk}", vv) for kk, vv in v.items() if not isinstance(vv, dict | list)]
-            else:
-                flat.append((k, v))
-        parts.append(_kv_table(flat, "database"))
-    else:
-        parts.append(_na("no database in this run"))
-
-    versions = meta.get("versions")
-    parts.append("</div><div><h3>Versions</h3>")
-    parts.append(_kv_table(list(versions.items()), "versions") if isinstance(versions, dict)
-                 else _na("versions not recorded"))
-    knobs = meta.get("knobs")
-    runs = meta.get("claims_runs")
+    boxes = [("Machine", _machine_box(meta, run_dir)), ("CPU calibration", _calibration_box(meta)),
+             ("Upstream capacity", _upstream_box(meta)), ("Database capacity", _database_box(meta)),
+             ("Versions", _kv_table(list(meta["versions"].items()), "versions")
+              if isinstance(meta.get("versions"), dict) else _na("versions not recorded"))]
+    knobs, runs = meta.get("knobs"), meta.get("claims_runs")
     if isinstance(knobs, dict):
         heading = "Knobs (each claim's sweep below overrides them)" if runs else "Knobs"
-        parts.append(f"</div><div><h3>{esc(heading)}</h3>" + _kv_table(
-            list(knobs.items()), "knobs"))
-    parts.append("</div></div>")
+        boxes.append((heading, _kv_table(list(knobs.items()), "knobs")))
+    parts = ['<h2 id="run">What was run</h2><div class="grid">']
+    parts += [f"<div><h3>{esc(title)}</h3>{body}</div>" for title, body in boxes]
+    parts.append("</div>")
     if isinstance(runs, list) and runs:
         table = pd.DataFrame([{k: plain(v) if isinstance(v, list | dict) or v is None else v
                                for k, v in r.items()}
@@ -190,6 +149,55 @@ def _section_run(meta: dict, run_dir: Path) -> str:
         parts.append("<h3>The sweeps <code>bench.py claims</code> ran, per claim</h3>"
                      + _frame_table(table, "claims-runs"))
     return "".join(parts)
+
+
+def _machine_box(meta: dict, run_dir: Path) -> str:
+    machine = [
+        ("run id", meta.get("run_id", run_dir.name)), ("preset", meta.get("preset", MISSING)),
+        ("command", meta.get("command", MISSING)), ("started", meta.get("started_at", MISSING)),
+        ("finished", meta.get("finished_at", MISSING)), ("git commit", meta.get("git_commit", MISSING)),
+        ("CPU model", meta.get("cpu_model", MISSING)), ("CPUs", meta.get("cpu_count", MISSING)),
+        ("cores available", meta.get("cores_available", MISSING)), ("pinning", meta.get("pinning", MISSING)),
+        ("host", meta.get("host", MISSING)),
+    ]
+    return _kv_table(machine, "machine")
+
+
+def _calibration_box(meta: dict) -> str:
+    if "cpu_units_per_ms" not in meta:
+        return _na("no CPU calibration recorded")
+    spread = meta.get("cpu_speed_spread")
+    cal = [("work rate (units/ms, fastest probe)", meta["cpu_units_per_ms"])]
+    for kind, rate in (meta.get("cpu_units_per_ms_by_kind") or {}).items():
+        cal.append((f"work rate, {kind} work", rate))
+    cal.append(("spread (best ÷ median probe)", spread if spread is not None else MISSING))
+    out = _kv_table(cal, "calibration")
+    if isinstance(spread, int | float) and spread > SPREAD_WARNING:
+        out += _na(f"CPU speed was unsteady: the median probe ran {spread - 1:.0%} slower than the "
+                   "best, so CPU-bound cells scatter.")
+    return out
+
+
+def _upstream_box(meta: dict) -> str:
+    cap = meta.get("upstream_capacity")
+    if not (isinstance(cap, dict) and cap):
+        return _na("not measured in this run (no upstream_capacity in meta.json)")
+    rows = [(k, v) for k, v in cap.items() if not isinstance(v, dict | list)]
+    rows.append(("restarts during the run", meta.get("upstream_restarts", 0)))
+    return _kv_table(rows, "upstream")
+
+
+def _database_box(meta: dict) -> str:
+    db = {k: v for k, v in meta.items() if k.startswith("database") or k.startswith("db_")}
+    if not db:
+        return _na("no database in this run")
+    flat: list[tuple[str, object]] = []
+    for k, v in db.items():
+        if isinstance(v, dict):
+            flat += [(f"{k}.{kk}", vv) for kk, vv in v.items() if not isinstance(vv, dict | list)]
+        else:
+            flat.append((k, v))
+    return _kv_table(flat, "database")
 
 
 def section_verdicts(verdicts: list[evidence.Verdict]) -> str:
