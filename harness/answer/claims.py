@@ -76,11 +76,13 @@ DIFF_REPEATS = significance.RECOMMENDED_REPEATS
 
 
 def _runs_12(cores: int) -> list[dict]:
-    # U=32 is claim 1's cell. Unstretched windows keep the run in budget; U=96 (queue ≈ 14 s at
-    # ≈ 6.7 rps) warms up past the 10 s client timeout so its window holds the timeouts.
+    # U=32 is claim 1's cell. Unstretched windows keep the run in budget. At U=96 (queue ≈ 14 s at
+    # ≈ 6.7 rps) the users time out together, in waves one 10 s client timeout apart: a window shorter
+    # than that misses or catches a wave by phase (a 5 s window after an 11 s warm-up saw 0 of 82
+    # timeouts, 2026-12-04), so its window spans the first wave and more than one timeout period.
     return [dict(targets=["fake-async"], scenarios=["io"], users=[4], duration=5.0, warmup=2.0,
                  adapt_window=False),
-            dict(targets=["fake-async"], scenarios=["io"], users=[96], duration=5.0, warmup=11.0,
+            dict(targets=["fake-async"], scenarios=["io"], users=[96], duration=12.0, warmup=2.0,
                  adapt_window=False)]
 
 
