@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from harness.data import knobs, store
@@ -186,6 +187,13 @@ def _add_run(sub) -> None:
     out.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     out.add_argument("--resume", type=Path, metavar="DIR", help="re-run only the cells missing from DIR")
     out.add_argument("--no-plot", action="store_true", help="skip drawing charts at the end")
+    _add_health_slo(out)
+
+
+def _add_health_slo(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument("--slo-health-p99", type=float, default=None, metavar="MS",
+                        help="the neighbours' SLO: a configuration whose /health p99 (its max when too few "
+                        "probes) exceeds MS does not meet it (default 50; 0 turns it off)")
 
 
 def _add_folder_commands(sub) -> None:
@@ -207,6 +215,7 @@ def _add_folder_commands(sub) -> None:
                      help="p99 bound in ms (default 1000)")
     rec.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
                      help="largest acceptable failure ratio (default 0.01)")
+    _add_health_slo(rec)
 
     ans = sub.add_parser("answer", help="per workload: the winning pattern and its sizes under a p99 SLO "
                          "(from DIR only)")
@@ -216,6 +225,7 @@ def _add_folder_commands(sub) -> None:
                      help="p99 bound in ms (default 1000)")
     ans.add_argument("--max-fail-ratio", type=float, default=None, metavar="R",
                      help="largest acceptable failure ratio (default 0.01)")
+    _add_health_slo(ans)
 
     cmp = sub.add_parser("compare", help="run B against run A, cell by cell (from the folders only)")
     cmp.set_defaults(func=cmd_read_runs)
@@ -325,15 +335,19 @@ def cmd_run(args) -> int:
     from harness.run.sweep import run_sweep
 
     profile = args.profile_cells or ("*" if args.profile else None)
+    health = health_slo(args)
     _stop_leftovers()
     try:
+        t0 = time.monotonic()
         code = run_sweep(plan, run_dir, preset=preset, resume=bool(args.resume), profile=profile)
+        if preset in HINGE_PRESETS:
+            code = max(code, hinge_repeats(plan, run_dir, time.monotonic() - t0, health))
     except store.DiskError as exc:
         procs.stop_all()
         _tell(exc.line(run_dir))
         return EXIT_DISK
     try:
-        report.finish(run_dir, plot_charts=not args.no_plot)
+        report.finish(run_dir, plot_charts=not args.no_plot, slo_health_ms=health)
     except OSError as exc:
         if not store.is_disk_error(exc):
             raise
@@ -341,6 +355,47 @@ def cmd_run(args) -> int:
               f"cell is safely in results.csv. Free space, then bench.py plot {run_dir}")
         return EXIT_DISK
     return code
+
+
+HINGE_PRESETS = ("default",)  # the presets whose answer may buy repeats where it hinges on the noise
+HINGE_BUDGET_S = 150.0  # what they may spend: make bench stays within 10 minutes with its install
+
+
+def hinge_repeats(plan, run_dir: Path, sweep_s: float, slo_health_ms: float) -> int:
+    """Where a workload's answer hinges on one repeat's noise (harness.answer.answer.hinge_cells),
+    re-measure only those cells, to 5 repeats when the budget allows, else 4 (the fewest the
+    permutation test can decide on), for as many workloads as the budget holds; said up front."""
+    from harness.answer import aggregate, answer, cost, recommend
+    from harness.run import sweep
+
+    df = aggregate.load_results(run_dir)
+    workloads = answer.answer(df, recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO,
+                              slo_health_ms)
+    named = answer.distinguishing(workloads)
+    hinges = [(answer.workload_title(w, named), cells) for w in workloads if (cells := answer.hinge_cells(w))]
+    if not hinges:
+        return 0
+    per_cell = sweep_s / max(1, len(df))
+
+    def fitting(n: int) -> list[tuple[str, list]]:
+        out, spent = [], 0.0
+        for title, cells in hinges:
+            spent += len(cells) * (n - 1) * per_cell
+            if spent > HINGE_BUDGET_S:
+                break
+            out.append((title, cells))
+        return out
+
+    n = max((cost.MAX_REPEATS, cost.TEST_REPEATS), key=lambda k: len(fitting(k)))
+    chosen = fitting(n)
+    wanted = [{c: cell[c] for c in aggregate.CELL_COLUMNS} for _, cells in chosen for cell in cells]
+    extra = sweep.repeat_cells(plan, run_dir, wanted, n)
+    skipped = [t for t, _ in hinges[len(chosen):]]
+    sweep.say(f"\nthe answer hinges on one repeat's noise in {', '.join(t for t, _ in hinges)}: re-measuring "
+              f"{len(wanted)} cell(s) of {', '.join(t for t, _ in chosen) or 'none'} to {n} repeats each "
+              f"({len(extra)} more cells, about {sweep.fmt_s(len(extra) * per_cell)})"
+              + (f"; not {', '.join(skipped)} (over the {HINGE_BUDGET_S:.0f} s budget)" if skipped else ""))
+    return sweep.run_more(plan, run_dir, extra)
 
 
 def _preflight(plan) -> None:
@@ -424,6 +479,16 @@ def cmd_claims(args) -> int:
     return claims_preset.run_claims(run_dir)
 
 
+def health_slo(args) -> float:
+    """--slo-health-p99, else its default; a negative bound is bad input (exit 2) before any run."""
+    from harness.answer import recommend
+
+    value = recommend.DEFAULT_SLO_HEALTH_P99_MS if args.slo_health_p99 is None else args.slo_health_p99
+    if not value >= 0:
+        raise ConfigError(f"--slo-health-p99 must be ≥ 0 ms (0 turns it off), got {value:g}")
+    return float(value)
+
+
 def cmd_read_runs(args) -> int:
     """recommend, answer and compare: they read run folders only; unusable folders are bad input (exit 2)."""
     from harness.answer import aggregate, compare, recommend
@@ -436,7 +501,8 @@ def cmd_read_runs(args) -> int:
 
             rule = answer.run if args.command == "answer" else recommend.run
             rule(args.dir, recommend.DEFAULT_SLO_P99_MS if args.slo_p99 is None else args.slo_p99,
-                 recommend.DEFAULT_MAX_FAIL_RATIO if args.max_fail_ratio is None else args.max_fail_ratio)
+                 recommend.DEFAULT_MAX_FAIL_RATIO if args.max_fail_ratio is None else args.max_fail_ratio,
+                 slo_health_ms=health_slo(args))
     except (compare.CompareError, recommend.RecommendError, aggregate.ResultsFormatError) as exc:
         raise ConfigError(str(exc)) from None
     return 0

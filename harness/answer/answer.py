@@ -5,10 +5,12 @@ within 5% of that target's best feasible throughput); this module puts the picks
 by side. A *workload* is one recommend group without its target: the scenario and every knob that is
 not a size (users, io_ms, rate, ...), so the targets compete on the same work.
 
-- The winner is the pick with the highest throughput.
-- A run cannot decide when the runner-up is inside the noise: with one repeat each, within recommend's
-  5% band; with repeats, when the two repeat intervals overlap (recommend's own near-best test), and
-  the verdict says how many repeats that rests on ("3 vs 3 repeats, min–max ranges").
+- The SLO has two sides: the route's own p99, and its neighbours' (/health p99, or its max where too
+  few probes stand behind a p99: recommend.health_reason). A pattern that stalls its neighbours does
+  not meet it; `--slo-health-p99 0` ranks on the route alone.
+- The winner is the best throughput, unless other picks are inside its noise: then the cheapest of
+  them wins (harness.answer.cost: fewest processes, then least memory), and the verdict says why. A
+  run cannot decide only on a true tie: same cost and /health alike, inside the noise.
 - Losers are named with what they lose by: the throughput ratio, and /health when the pick stalls the
   loop (its /health latency reaches half the work endpoint's p50, and at least STALL_MS).
 - The ASGI server (issue 21) is a knob of recommend's group, not of the workload: when a run swept
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.answer import aggregate, recommend, significance
+from harness.answer import aggregate, cost, recommend, significance
 
 CSV_NAME = "answer.csv"
 STALL_MS = 50.0  # /health slower than this (and than half the work p50) means the loop stalls neighbours
@@ -162,28 +164,43 @@ def _entry(result: recommend.GroupResult, by_server: bool = False) -> Entry:
     return Entry(target, result.closest, False, str(reason), server=server)
 
 
-def _inside_noise(best: pd.Series, other: pd.Series) -> bool:
-    """other's throughput cannot be told from best's: recommend's near-best test (within 5%, or the
-    repeat intervals overlap)."""
-    return bool(other["rps"] >= recommend.NEAR_BEST * best["rps"]) or recommend._overlaps(other, best)
-
-
-def _tie_text(best: pd.Series, other: pd.Series) -> str:
-    """`0.94×, intervals overlap: 3 vs 3 repeats, min–max ranges`: the ratio and what the tie rests on."""
-    head = f"{other['rps'] / best['rps']:.2f}×"
-    if other["repeats"] < 2 or best["repeats"] < 2 or other["rps"] >= recommend.NEAR_BEST * best["rps"]:
-        return head
-    return f"{head}, intervals overlap: {recommend.overlap_text(other, best)}"
-
-
 def _loss(winner: pd.Series, entry: Entry) -> str:
     if not entry.feasible or entry.cell is None:
         return f"{entry.name}: no configuration meets the SLO ({entry.reason})"
     cell = entry.cell
     parts = [f"{cell['rps'] / winner['rps']:.2f}× the rps"]
+    if cell["rps"] > winner["rps"]:  # faster but lost on cost: say what it costs
+        parts.append(f"within noise, at {cost.cost_text(cell)}")
     if stalls_neighbours(cell) and not stalls_neighbours(winner):
         parts.append(f"/health {health_text(cell)}, stalls neighbours")
     return f"{entry.name}: " + "; ".join(parts)
+
+
+def _by_cost(best: Entry, near: list[Entry]) -> tuple[Entry | None, str]:
+    """The cheapest of the entries within noise of the best, and why; a true tie names no one."""
+    ranked = sorted(near, key=lambda e: cost.cost_key(e.cell))
+    first, second = ranked[0], ranked[1]
+    a, b = first.cell, second.cell
+    assert a is not None and b is not None and best.cell is not None
+    if not cost.same_cost(a, b):
+        if first is best:
+            return first, (f"the cheapest of those within noise: {cost.cost_text(a)}, against "
+                           f"{cost.cost_text(b)} for {second.name} ({cost.noise(a, b).why})")
+        return first, (f"within noise of the best ({cost.noise(best.cell, a).why}) at {cost.cost_text(a)}, "
+                       f"against {cost.cost_text(best.cell)} for {best.name}")
+    if not cost.health_alike(a, b):
+        low, high = (first, second) if cost.cost_key(a)[2] <= cost.cost_key(b)[2] else (second, first)
+        return low, (f"within noise ({cost.noise(best.cell, second.cell if low is best else low.cell).why}) "
+                     f"at the same cost ({cost.cost_text(a)}), and /health {health_text(low.cell)} "
+                     f"against {health_text(high.cell)} for {high.name}")
+    costs = (f"{cost.cost_text(a)} each" if cost.cost_text(a) == cost.cost_text(b)
+             else f"{cost.cost_text(a)} against {cost.cost_text(b)}")
+    return None, (f"a true tie: throughput within noise ({cost.noise(a, b).why}), the same cost "
+                  f"({costs}), /health alike ({health_text(a)} against {health_text(b)})")
+
+
+def _near(best: Entry, feasible: list[Entry]) -> list[Entry]:
+    return [best, *(e for e in feasible[1:] if cost.noise(best.cell, e.cell).inside)]
 
 
 def decide(key: dict[str, object], results: list[recommend.GroupResult], by_server: bool = False) -> Workload:
@@ -197,23 +214,42 @@ def decide(key: dict[str, object], results: list[recommend.GroupResult], by_serv
         work.verdict = "cannot decide: no configuration of any pattern meets the SLO"
         work.losses = [_loss(pd.Series(dtype=object), e) for e in others]
         return work
-    best = feasible[0].cell
-    assert best is not None
-    ties = [e for e in feasible[1:] if _inside_noise(best, e.cell)]
-    if ties:
-        one = best["repeats"] < 2 or any(e.cell["repeats"] < 2 for e in ties)  # type: ignore[index]
-        why = ("one repeat, and a difference inside the 5% noise" if one
-               else "the difference is inside the repeats' noise (within 5%, or the intervals overlap)")
-        names = ", ".join(f"{e.name} ({_tie_text(best, e.cell)})" for e in ties)
-        more = f"; run more repeats (--repeat {significance.RECOMMENDED_REPEATS})" if one else ""
-        work.verdict = (f"cannot decide between {feasible[0].name} ({sizes_text(best)}) and {names}: "
-                        f"{why}{more}")
-    else:
-        work.verdict = f"winner: {feasible[0].name} with {sizes_text(best)}, {_f(best['rps'], 1)} rps"
-    if stalls_neighbours(best):  # the fastest pick may still block its loop: say so, never hide it
-        work.verdict += f" (but its /health {health_text(best)}: it stalls neighbours)"
-    work.losses = [_loss(best, e) for e in work.entries[1:]]
+    best = feasible[0]
+    near = _near(best, feasible)
+    chosen, why = (best, "") if len(near) == 1 else _by_cost(best, near)
+    if chosen is None:
+        one = any(int(e.cell["repeats"]) < cost.TEST_REPEATS for e in near)  # type: ignore[index]
+        more = (f"; more repeats (--repeat {significance.RECOMMENDED_REPEATS}) may part them" if one else "")
+        names = " and ".join(f"{e.name} ({sizes_text(e.cell)})" for e in near)
+        work.verdict = f"cannot decide between {names}: {why}{more}"
+        work.losses = [_loss(best.cell, e) for e in work.entries[1:]]
+        return work
+    cell = chosen.cell
+    assert cell is not None
+    work.entries = [chosen, *(e for e in work.entries if e is not chosen)]
+    work.verdict = f"winner: {chosen.name} with {sizes_text(cell)}, {_f(cell['rps'], 1)} rps"
+    if why:
+        work.verdict += f": {why}"
+    if stalls_neighbours(cell):  # with the neighbour SLO off the pick may block its loop: say so
+        work.verdict += f" (but its /health {health_text(cell)}: it stalls neighbours)"
+    work.losses = [_loss(cell, e) for e in work.entries[1:]]
     return work
+
+
+def hinge_cells(work: Workload) -> list[pd.Series]:
+    """The cells the answer hinges on at too few repeats for the permutation test: the best throughput
+    and the cheaper pick inside its noise (or the two of a true tie). Empty when the answer does not
+    depend on the noise (one candidate inside it, or the best is also the cheapest)."""
+    feasible = sorted((e for e in work.entries if e.feasible), key=lambda e: -float(e.cell["rps"]))  # type: ignore[index]
+    if len(feasible) < 2:
+        return []
+    near = _near(feasible[0], feasible)
+    if len(near) < 2 or (work.decided and work.entries[0] is feasible[0]):
+        return []
+    pair = [feasible[0], work.entries[0]] if work.decided else sorted(
+        near, key=lambda e: cost.cost_key(e.cell))[:2]
+    cells = [e.cell for e in pair if e.cell is not None]
+    return cells if any(int(c["repeats"]) < cost.TEST_REPEATS for c in cells) else []
 
 
 # Knobs of recommend's group that an entry carries instead of the workload: the targets (and the
@@ -226,9 +262,10 @@ def workload_columns(results: list[recommend.GroupResult]) -> list[str]:
 
 
 def answer(df: pd.DataFrame, slo_p99_ms: float = recommend.DEFAULT_SLO_P99_MS,
-           max_fail_ratio: float = recommend.DEFAULT_MAX_FAIL_RATIO) -> list[Workload]:
+           max_fail_ratio: float = recommend.DEFAULT_MAX_FAIL_RATIO,
+           slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> list[Workload]:
     """One Workload per scenario × non-size knobs, from recommend's groups of a results frame."""
-    return from_groups(recommend.recommend(df, slo_p99_ms, max_fail_ratio))
+    return from_groups(recommend.recommend(df, slo_p99_ms, max_fail_ratio, slo_health_ms))
 
 
 def from_groups(results: list[recommend.GroupResult]) -> list[Workload]:
@@ -287,10 +324,12 @@ def _aligned(header: list[str], body: list[list[str]], indent: str) -> list[str]
             for r in [header, *body]]
 
 
-def text(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float, *, full: bool = True) -> str:
+def text(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float, *, full: bool = True,
+         slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> str:
     """The terminal answer: per workload one verdict line (and, when `full`, the ranked table)."""
-    lines = [f"The answer, per workload ({recommend.slo_text(slo_p99_ms, max_fail_ratio)}; each pattern at "
-             "recommend's pick: its cheapest configuration within 5% of its best feasible throughput)"]
+    lines = [f"The answer, per workload ({recommend.slo_text(slo_p99_ms, max_fail_ratio, slo_health_ms)}; "
+             "each pattern at recommend's pick: its cheapest configuration within 5% of its best feasible "
+             f"throughput; {cost.RULE_TEXT})"]
     if not workloads:
         return lines[0] + "\n  no measured cells"
     named = distinguishing(workloads)
@@ -303,7 +342,8 @@ def text(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float, *,
     return "\n".join(lines)
 
 
-def to_frame(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float) -> pd.DataFrame:
+def to_frame(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float,
+             slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> pd.DataFrame:
     named = distinguishing(workloads)
     header = table_header(workloads[0]) if workloads else list(TABLE_HEADER)  # one run: all alike
     out = []
@@ -311,20 +351,21 @@ def to_frame(workloads: list[Workload], slo_p99_ms: float, max_fail_ratio: float
         for r in rows(w):
             out.append({"workload": workload_title(w, named), "verdict": w.verdict, "decided": w.decided,
                         **dict(zip(table_header(w), r, strict=True)), "slo_p99_ms": slo_p99_ms,
-                        "max_fail_ratio": max_fail_ratio})
+                        "max_fail_ratio": max_fail_ratio, "slo_health_p99_ms": slo_health_ms})
     return pd.DataFrame(out, columns=["workload", "verdict", "decided", *header, "slo_p99_ms",
-                                      "max_fail_ratio"])
+                                      "max_fail_ratio", "slo_health_p99_ms"])
 
 
 def run(run_dir: Path, slo_p99_ms: float = recommend.DEFAULT_SLO_P99_MS,
         max_fail_ratio: float = recommend.DEFAULT_MAX_FAIL_RATIO, *, full: bool = True,
-        say: Callable[[str], None] = print) -> list[Workload]:
+        say: Callable[[str], None] = print,
+        slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> list[Workload]:
     """`bench.py answer DIR`: print the answer and write run_dir/answer.csv."""
     if not (Path(run_dir) / "results.csv").is_file():
         raise recommend.RecommendError(f"{run_dir}/results.csv not found")
-    workloads = answer(aggregate.load_results(run_dir), slo_p99_ms, max_fail_ratio)
-    say(text(workloads, slo_p99_ms, max_fail_ratio, full=full))
+    workloads = answer(aggregate.load_results(run_dir), slo_p99_ms, max_fail_ratio, slo_health_ms)
+    say(text(workloads, slo_p99_ms, max_fail_ratio, full=full, slo_health_ms=slo_health_ms))
     path = Path(run_dir) / CSV_NAME
-    to_frame(workloads, slo_p99_ms, max_fail_ratio).to_csv(path, index=False)
+    to_frame(workloads, slo_p99_ms, max_fail_ratio, slo_health_ms).to_csv(path, index=False)
     say(f"answer: {path}")
     return workloads

@@ -35,6 +35,10 @@ from harness.data import schema
 
 DEFAULT_SLO_P99_MS = 1000.0
 DEFAULT_MAX_FAIL_RATIO = 0.01
+# The neighbour SLO: /health (a trivial async route beside the work) must answer within this p99. 50 ms
+# is the answer's stall line (a loop that delays a no-op by 50 ms delays every neighbour as much);
+# docs/report.md says why. 0 turns it off.
+DEFAULT_SLO_HEALTH_P99_MS = 50.0
 NEAR_BEST = 0.95  # within 5% of X*
 # Size knobs, cheapest-first. Only those present in schema.PARAM_COLUMNS are used, so a knob added
 # later (a database pool, say) joins by being listed here; every other parameter defines the group.
@@ -81,7 +85,8 @@ def cell_table(df: pd.DataFrame) -> pd.DataFrame:
     summary = aggregate.summarize(df)
     keys = [c for c in cell_columns() if c in summary.columns]
     ok = df[df["status"] == "ok"]
-    aggs = {"fail_ratio": ("fail_ratio", "mean"), "mean_ms": (MEAN_LATENCY, "median")}
+    aggs = {"fail_ratio": ("fail_ratio", "mean"), "mean_ms": (MEAN_LATENCY, "median"),
+            "rps_runs": ("rps", tuple)}  # each ok repeat's rps: the answer's permutation test reads them
     if MEMORY not in summary.columns:  # summarize carries the memory median itself (schema ≥ 2)
         aggs[MEMORY] = (MEMORY, "median")
     extra = ok.groupby(keys, dropna=False, sort=False).agg(**aggs).reset_index()
@@ -102,7 +107,26 @@ def _fmt(v: object, digits: int = 1) -> str:
     return f"{f:.{digits}f}" if f != round(f) or digits == 0 else f"{f:.0f}"
 
 
-def infeasible_reason(cell: pd.Series, slo_p99_ms: float, max_fail_ratio: float) -> str:
+def health_figure(cell: pd.Series) -> tuple[float, str]:
+    """The /health figure the neighbour SLO reads: (p99, "p99"), else (max, "max") where collect left
+    the p99 empty (too few probe samples), else (nan, "")."""
+    for col, name in (("health_p99_ms", "p99"), ("health_max_ms", "max")):
+        value = cell.get(col)
+        if value is not None and pd.notna(value):
+            return float(value), name
+    return math.nan, ""
+
+
+def health_reason(cell: pd.Series, slo_health_ms: float) -> str:
+    """`stalls neighbours: /health max 309 ms > 50 ms`, or "" (within it, unmeasured, or the SLO off)."""
+    value, name = health_figure(cell)
+    if not slo_health_ms > 0 or math.isnan(value) or value <= slo_health_ms:
+        return ""
+    return f"stalls neighbours: /health {name} {_fmt(value, 0)} ms > {_fmt(slo_health_ms, 0)} ms"
+
+
+def infeasible_reason(cell: pd.Series, slo_p99_ms: float, max_fail_ratio: float,
+                      slo_health_ms: float = 0.0) -> str:
     """Why a cell is not feasible ("" when it is)."""
     if cell["repeats"] == 0:
         return f"failed: {cell['error']}" if cell["error"] else "no successful repeat"
@@ -120,7 +144,7 @@ def infeasible_reason(cell: pd.Series, slo_p99_ms: float, max_fail_ratio: float)
         return f"p99 {_fmt(cell['p99_ms'])} ms > SLO {_fmt(slo_p99_ms)} ms"
     if pd.notna(cell["fail_ratio"]) and cell["fail_ratio"] > max_fail_ratio:
         return f"failures {cell['fail_ratio']:.1%} > {max_fail_ratio:.1%}"
-    return ""
+    return health_reason(cell, slo_health_ms)
 
 
 def cheapest_first(cells: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +258,8 @@ def varying_sizes(cells: pd.DataFrame) -> list[str]:
     return varying or [k for k in knobs if cells[k].notna().any()]
 
 
-def _closest(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) -> pd.Series | None:
+def _closest(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float,
+             slo_health_ms: float = 0.0) -> pd.Series | None:
     """The measured cell nearest to meeting the SLO: smallest relative excess, valid cells first."""
     measured = cells[(cells["repeats"] > 0) & cells["p99_ms"].notna()]
     if measured.empty:
@@ -242,15 +267,20 @@ def _closest(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) -> p
     fail = measured["fail_ratio"].fillna(0.0)
     excess = (measured["p99_ms"] / slo_p99_ms - 1).clip(lower=0) \
         + ((fail - max_fail_ratio) / max(max_fail_ratio, 0.01)).clip(lower=0)
+    if slo_health_ms > 0:  # the neighbour SLO's excess counts alike
+        health = measured.apply(lambda c: health_figure(c)[0], axis=1).astype("float64").fillna(0.0)
+        excess = excess + (health / slo_health_ms - 1).clip(lower=0)
     ranked = measured.assign(_excess=excess, _invalid=~measured["valid"], _neg_rps=-measured["rps"])
     ranked = ranked.sort_values(["_invalid", "_excess", "_neg_rps"], kind="stable")
     return ranked.iloc[0].drop(["_excess", "_invalid", "_neg_rps"])
 
 
-def decide_group(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) -> GroupResult:
+def decide_group(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float,
+                 slo_health_ms: float = 0.0) -> GroupResult:
     """Apply the SLO rule to one group's cells."""
     cells = cheapest_first(cells).reset_index(drop=True)
-    cells["reason"] = [infeasible_reason(c, slo_p99_ms, max_fail_ratio) for _, c in cells.iterrows()]
+    cells["reason"] = [infeasible_reason(c, slo_p99_ms, max_fail_ratio, slo_health_ms)
+                       for _, c in cells.iterrows()]
     cells["feasible"] = cells["reason"] == ""
     cells["near_best"] = False
     cells["role"] = np.where(cells["feasible"], "feasible", "infeasible")
@@ -258,7 +288,7 @@ def decide_group(cells: pd.DataFrame, slo_p99_ms: float, max_fail_ratio: float) 
     sizes = varying_sizes(cells)
     feasible = cells[cells["feasible"]]
     if feasible.empty:
-        closest = _closest(cells, slo_p99_ms, max_fail_ratio)
+        closest = _closest(cells, slo_p99_ms, max_fail_ratio, slo_health_ms)
         why = ["no configuration meets the SLO"]
         if closest is not None:
             cells.loc[closest.name, "role"] = "closest"
@@ -308,17 +338,20 @@ def _why_chosen(cells: pd.DataFrame, chosen: pd.Series, best: pd.Series, sizes: 
 
 
 def recommend(df: pd.DataFrame, slo_p99_ms: float = DEFAULT_SLO_P99_MS,
-              max_fail_ratio: float = DEFAULT_MAX_FAIL_RATIO) -> list[GroupResult]:
+              max_fail_ratio: float = DEFAULT_MAX_FAIL_RATIO,
+              slo_health_ms: float = DEFAULT_SLO_HEALTH_P99_MS) -> list[GroupResult]:
     """The SLO rule applied to every group of a results frame (see the module docstring)."""
     if not slo_p99_ms > 0:
         raise RecommendError(f"--slo-p99 must be > 0 ms, got {slo_p99_ms:g}")
+    if not slo_health_ms >= 0:
+        raise RecommendError(f"--slo-health-p99 must be ≥ 0 ms (0 turns it off), got {slo_health_ms:g}")
     if not 0 <= max_fail_ratio <= 1:
         raise RecommendError(f"--max-fail-ratio must be in [0, 1], got {max_fail_ratio:g}")
     cells = cell_table(df)
     groups = [c for c in group_columns() if c in cells.columns]
     out = []
     for _, group in cells.groupby(groups, dropna=False, sort=True):
-        out.append(decide_group(group, slo_p99_ms, max_fail_ratio))
+        out.append(decide_group(group, slo_p99_ms, max_fail_ratio, slo_health_ms))
     return out
 
 
@@ -378,16 +411,19 @@ def candidates_table(result: GroupResult) -> str:
     return "\n".join("    " + line for line in lines)
 
 
-def slo_text(slo_p99_ms: float, max_fail_ratio: float) -> str:
-    return f"SLO: p99 ≤ {_fmt(slo_p99_ms)} ms and failures ≤ {max_fail_ratio:.1%}"
+def slo_text(slo_p99_ms: float, max_fail_ratio: float,
+             slo_health_ms: float = DEFAULT_SLO_HEALTH_P99_MS) -> str:
+    neighbour = (f", /health p99 ≤ {_fmt(slo_health_ms)} ms (the neighbours)" if slo_health_ms > 0
+                 else ", /health not bounded")
+    return f"SLO: p99 ≤ {_fmt(slo_p99_ms)} ms and failures ≤ {max_fail_ratio:.1%}{neighbour}"
 
 
 def report(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: float, *,
-           full: bool = True) -> str:
+           full: bool = True, slo_health_ms: float = DEFAULT_SLO_HEALTH_P99_MS) -> str:
     """The text a user reads: per group the candidates (when `full`) and why the pick wins."""
-    lines = [f"Recommendations ({slo_text(slo_p99_ms, max_fail_ratio)}; cheapest within 5% of the best "
-             "feasible throughput, or whose repeat interval overlaps it; cheapest = fewest workers, then "
-             "smallest pool, then least memory)"]
+    lines = [f"Recommendations ({slo_text(slo_p99_ms, max_fail_ratio, slo_health_ms)}; cheapest within 5% "
+             "of the best feasible throughput, or whose repeat interval overlaps it; cheapest = fewest "
+             "workers, then smallest pool, then least memory)"]
     distinguishing = distinguishing_columns(results)
     for r in results:
         title = group_title(r, distinguishing)
@@ -405,10 +441,11 @@ def report(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: float,
 
 CSV_COLUMNS = ["group", "role", "feasible", "near_best", "reason", "rps", "rps_lo", "rps_hi",
                "repeats", "p99_ms", "fail_ratio", MEMORY, "in_flight", "pool_slots", "slo_p99_ms",
-               "max_fail_ratio"]
+               "max_fail_ratio", "slo_health_p99_ms"]
 
 
-def to_frame(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: float) -> pd.DataFrame:
+def to_frame(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: float,
+             slo_health_ms: float = DEFAULT_SLO_HEALTH_P99_MS) -> pd.DataFrame:
     frames = []
     for i, r in enumerate(results):
         cells = r.cells.copy()
@@ -418,6 +455,7 @@ def to_frame(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: floa
         cells["group"] = i
         cells["slo_p99_ms"] = slo_p99_ms
         cells["max_fail_ratio"] = max_fail_ratio
+        cells["slo_health_p99_ms"] = slo_health_ms
         frames.append(cells)
     if not frames:
         return pd.DataFrame(columns=[*cell_columns(), *CSV_COLUMNS])
@@ -427,14 +465,15 @@ def to_frame(results: list[GroupResult], slo_p99_ms: float, max_fail_ratio: floa
 
 def run(run_dir: Path, slo_p99_ms: float = DEFAULT_SLO_P99_MS,
         max_fail_ratio: float = DEFAULT_MAX_FAIL_RATIO, *, full: bool = True,
-        say: Callable[[str], None] = print) -> list[GroupResult]:
+        say: Callable[[str], None] = print,
+        slo_health_ms: float = DEFAULT_SLO_HEALTH_P99_MS) -> list[GroupResult]:
     """Recommend for one run folder: print the report and write run_dir/recommend.csv."""
     if not (Path(run_dir) / "results.csv").is_file():
         raise RecommendError(f"{run_dir}/results.csv not found")
     df = aggregate.load_results(run_dir)
-    results = recommend(df, slo_p99_ms, max_fail_ratio)
-    say(report(results, slo_p99_ms, max_fail_ratio, full=full))
+    results = recommend(df, slo_p99_ms, max_fail_ratio, slo_health_ms)
+    say(report(results, slo_p99_ms, max_fail_ratio, full=full, slo_health_ms=slo_health_ms))
     path = Path(run_dir) / CSV_NAME
-    to_frame(results, slo_p99_ms, max_fail_ratio).to_csv(path, index=False)
+    to_frame(results, slo_p99_ms, max_fail_ratio, slo_health_ms).to_csv(path, index=False)
     say(f"recommendations: {path}")
     return results

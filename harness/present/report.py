@@ -11,7 +11,8 @@ from harness.data import knobs
 from harness.present import plot
 
 
-def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | None = None) -> None:
+def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | None = None,
+           slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> None:
     """Print invalid / failed / noisy cells, draw the charts (x axis `x`, else the knob swept most)
     and write report.html for `run_dir`."""
     results = run_dir / "results.csv"
@@ -45,13 +46,13 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
             print(f"chart: {path}")
     # recommend.csv for the report (its 15 per-target lines are condensed into the answer below); the
     # default SLO is stated in the answer's first line.
-    groups = recommend.run(run_dir, full=False, say=lambda _line: None)
+    groups = recommend.run(run_dir, full=False, say=lambda _line: None, slo_health_ms=slo_health_ms)
     workloads = answer.from_groups(groups)
     slo, fail = recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO
-    print(answer.text(workloads, slo, fail))
-    answer.to_frame(workloads, slo, fail).to_csv(run_dir / answer.CSV_NAME, index=False)
+    print(answer.text(workloads, slo, fail, slo_health_ms=slo_health_ms))
+    answer.to_frame(workloads, slo, fail, slo_health_ms).to_csv(run_dir / answer.CSV_NAME, index=False)
     print(f"  per-target candidates: bench.py recommend {run_dir}; another SLO: bench.py answer {run_dir} "
-          "--slo-p99 MS")
+          "--slo-p99 MS --slo-health-p99 MS")
     if html:  # last: it shows the recommend.csv just written
         from harness.present import html_report
 

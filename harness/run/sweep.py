@@ -10,16 +10,17 @@ its progress line; the cell itself is harness.run.cell, the plan harness.data.ma
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness.data import store
+from harness.data import knobs, store
 from harness.data.address import parse_address
 from harness.data.matrix import Cell, Config, cores_available, plan_cells
 from harness.judge.resources import cpu_model
@@ -358,6 +359,40 @@ def check_stored(row: dict, raw_dir: Path) -> None:
                 raise store.DiskError(f"writing the raw files of cell {raw_dir.name}", raw_dir, message)
     store.check_room(raw_dir if raw_dir.is_dir() else raw_dir.parent,
                      f"writing the raw files of cell {raw_dir.name}")
+
+
+def _key_text(value: object) -> str:
+    """A summary's parameter as results.csv writes it (`4`, not `4.0`; empty for none)."""
+    if value is None or str(value) in ("nan", "<NA>", "None"):  # any frame's missing value
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def repeat_cells(plan: list[Config], run_dir: Path, wanted: Sequence[Mapping[str, object]],
+                 repeats: int) -> list[Cell]:
+    """The plan's cells whose parameters (all but the repeat) are `wanted`'s, at repeats 1 … repeats−1,
+    less those results.csv already has: the hinge repeats of a one-repeat run."""
+    def identity(params: Mapping[str, object]) -> tuple:
+        return knobs.cell_key({**{k: _key_text(v) for k, v in params.items()}, "repeat": "0"})
+
+    keys = {identity(w) for w in wanted}
+    done = store.done_keys(run_dir / "results.csv")
+    base = [c for c in plan_cells(plan, cores=procs.target_cores()) if identity(c.params()) in keys]
+    extra = [dataclasses.replace(c, repeat=k) for k in range(1, repeats) for c in base]
+    return [c for c in extra if c.key not in done]
+
+
+def run_more(plan: list[Config], run_dir: Path, cells: Sequence[Cell]) -> int:
+    """Measure extra repeats into a finished run folder, in the run's own session; exit code as
+    run_sweep's."""
+    if not cells:
+        return 0
+    meta = store.read_meta(run_dir / "meta.json")
+    rows = run_cells(cells, run_dir, meta, cpu_kind=plan[0].cpu_kind[0], measure_upstream=False,
+                     db_url=plan[0].db_url)
+    return 1 if any(r["status"] != "ok" for r in rows) else 0
 
 
 def run_sweep(plan: Config | list[Config], run_dir: Path, *, preset: str, resume: bool = False,
