@@ -26,6 +26,7 @@ calibrate: $(STAMP)
 	$(PY) bench.py calibrate
 
 test: $(STAMP)
+	sh .ci/chromium
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -q

@@ -63,8 +63,8 @@ def test_param_given_twice_is_refused():
         routes.parse_params(["a=1", "a=2"])
 
 
-HEALTHY = {"status": "ok", "fail_ratio": 0.0, "loop_blocked_pct_max": 3.0, "worker_cpu_max_pct": 40.0,
-           "users": 32}
+HEALTHY = {"status": "ok", "requests": 4800, "failures": 0, "fail_ratio": 0.0, "loop_blocked_pct_max": 3.0,
+           "worker_cpu_max_pct": 40.0, "users": 32, "bound_by": "users"}
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -88,6 +88,19 @@ HEALTHY = {"status": "ok", "fail_ratio": 0.0, "loop_blocked_pct_max": 3.0, "work
     ({"worker_cpu_max_pct": 99.0}, "limited by workers' CPU"),
     # failures come first: a loop blocked while every request fails is still a failing route
     ({"fail_ratio": 1.0, "fail_top": "timeout 100%", "loop_blocked_pct_max": 99.0}, "failing: timeout 100%"),
+    ({"fail_ratio": 0.24, "fail_top": "timeout 24%"}, "failing: timeout 24%"),
+    # a route that never answers: no request counted in the window, whatever else was quiet
+    ({"requests": 0, "failures": 0, "fail_ratio": float("nan"), "users": 8},
+     "failing: no response within the window (8 in flight)"),
+    # "fine" needs the bound to be the users (or the load): otherwise the bound, or unexplained
+    ({"bound_by": "unexplained", "bound_detail": "no ceiling; no rule matched; closest: worker CPU at 44% "
+      "of its threshold: busiest worker at 40% of one core"}, "unexplained (closest: worker CPU)"),
+    ({"bound_by": ""}, "unexplained (no limit measured)"),
+    ({"bound_by": "load generator"}, "fine at this load"),
+    ({"bound_by": "accept imbalance"}, "limited by accept imbalance"),
+    # the users named, yet every token taken a fifth of the window: a queue, so not fine
+    ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 20.0},
+     "unexplained (queued: all 40 thread tokens taken 20% of the window (at most 40 busy))"),
 ])
 def test_verdict(changes, expected):
     assert audit.verdict({**HEALTHY, **changes}) == expected
@@ -117,6 +130,11 @@ def test_advice_names_the_call_site():
         "async client")
     missing = {**HEALTHY, "fail_ratio": 1.0, "fail_top": "404 Not Found 100%"}
     assert "--setup" in audit.advice(missing, audit.verdict(missing))
+    silent = {**HEALTHY, "requests": 0}
+    assert "no timeout" in audit.advice(silent, audit.verdict(silent))
+    assert audit.advice(HEALTHY, audit.verdict(HEALTHY)) == "nothing to change at 32 users"
+    odd = {**HEALTHY, "bound_by": "unexplained"}
+    assert "--users" in audit.advice(odd, audit.verdict(odd))
 
 
 def test_the_table_tells_thread_token_sizes_apart_only_when_swept():

@@ -339,9 +339,32 @@ def test_an_app_without_a_model_is_bound_by_its_blocked_loop(cpu, what):
 
 
 def test_an_app_without_a_model_and_nothing_saturated_is_bound_by_its_users():
-    r = row(efficiency=float("nan"), ceiling_rps=float("nan"), users=16, p50_ms=22.8, rps=681.0)
+    r = row(efficiency=float("nan"), ceiling_rps=float("nan"), users=16, p50_ms=22.8, rps=681.0,
+            thread_tokens_total=40, thread_tokens_busy_max=3, thread_tokens_full_pct=0.0)
     r["rps"] = 681.0  # row() recomputes rps from the ceiling
     v = attribute(r, CTX)
     assert v.bound_by == "users" and "about 702 rps (measured 681)" in v.detail, v
-    r["rps"] = 300.0  # far from U / p50: not the users' doing
-    assert attribute(r, CTX).bound_by == "unexplained"
+    far = attribute({**r, "rps": 300.0}, CTX)  # far from U / p50: not the users' doing
+    assert far.bound_by == "unexplained" and "closest: worker CPU at 44% of its threshold" in far.detail, far
+
+
+def test_users_are_not_named_without_evidence_that_nothing_queued():
+    # The pool-bound shape: 32 users, 40 tokens never all taken, p50 815 ms, 39.6 rps = 32 / 0.815 s.
+    base = row(efficiency=float("nan"), ceiling_rps=float("nan"), users=32, p50_ms=815.0)
+    base["rps"] = 39.6
+    unseen = attribute(base, CTX)  # the worker's waits not measured (--url): U / p50 proves nothing
+    assert unseen.bound_by == "unexplained" and "does not show the users are the limit" in unseen.detail
+    assert "were not measured" in unseen.detail, unseen
+    queued = attribute({**base, "thread_tokens_total": 40, "thread_tokens_busy_max": 40,
+                        "thread_tokens_full_pct": 30.0}, CTX)
+    assert queued.bound_by == "unexplained", queued
+    assert "closest: thread pool at 60% of its threshold" in queued.detail, queued
+    assert "requests queued: all 40 thread tokens taken 30% of the window" in queued.detail, queued
+    pool = attribute({**base, "thread_tokens_total": 40, "thread_tokens_busy_max": 32,
+                      "thread_tokens_full_pct": 0.0, "app_pool_size": 2, "app_pool_full_pct": 98.0}, CTX)
+    assert pool.bound_by != "users", pool
+
+
+def test_a_cell_with_no_response_in_its_window_is_bound_by_no_response():
+    v = attribute(row(requests=0, failures=0, users=8), CTX)
+    assert v == bottleneck.Verdict("no response", "no response within the window (8 in flight)")

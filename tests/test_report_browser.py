@@ -67,9 +67,9 @@ addEventListener("load", () => {
 
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:  # a clear failure, not a skip: .ci/run installs it (apt-get install chromium)
+    if path is None:  # a clear failure, not a skip: make test installs it first (.ci/chromium)
         pytest.fail("chromium is not installed: run `apt-get update && apt-get install -y chromium` "
-                    "(.ci/run does this)")
+                    "(make test does this as root: .ci/chromium)")
     return path
 
 

@@ -2,12 +2,18 @@
 (route × workers × thread tokens), plus the routes skipped, in audit.csv and a terminal table.
 
 The verdict is the first of these that the row's own figures show:
-  failing               over 1% of the requests failed (FAIL_RATIO_LIMIT; the most frequent: fail_top)
+  failing               no request completed in the window ("no response within the window (N in
+                        flight)"), or over 1% of the requests failed (FAIL_RATIO_LIMIT; the most
+                        frequent: fail_top, e.g. "timeout 24%")
   blocks the event loop the worst worker's loop was blocked ≥ BLOCKED_PCT of the window
   limited by the thread pool   anyio's default limiter had every token borrowed for ≥ TOKENS_FULL_PCT of
                         the window (thread_tokens_full_pct, as bottleneck's "thread pool" rule)
   limited by workers' CPU      the busiest worker used ≥ CORE_BUSY_PCT of a core
-  fine at this load     none of the above
+  fine at this load     only on evidence: requests completed, the bound (bottleneck's bound_by) is the
+                        users or the load generator / machine, and the row shows no queue in front of
+                        the route (harness/judge/waits.py)
+  limited by <bound>    the bound bottleneck named, when it is none of the above
+  unexplained           no rule found the limit: the closest one, from bound_detail
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import re
 from pathlib import Path
 
 from harness.data.schema import read_results
+from harness.judge import waits
 from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
 
@@ -54,6 +61,8 @@ def verdict(row: dict) -> str:
     """The route's verdict from its row (see the module's docstring)."""
     if _text(row, "status") == "failed":
         return "failing: the cell did not run (" + (_text(row, "error") or "no error recorded") + ")"
+    if silent := waits.no_response(row):
+        return f"failing: {silent}"
     if _num(row, "fail_ratio") > FAIL_RATIO_LIMIT:  # the share beyond which the row is not valid either
         top = _text(row, "fail_top")
         return f"failing: {top}" if top else f"failing: {_num(row, 'fail_ratio'):.0%} of requests failed"
@@ -64,7 +73,26 @@ def verdict(row: dict) -> str:
         return f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy)"
     if _num(row, "worker_cpu_max_pct") >= CORE_BUSY_PCT:
         return "limited by workers' CPU"
-    return "fine at this load"
+    return _by_bound(row)
+
+
+# Bounds under which the route itself kept up: the users, or the load they could generate.
+FINE_BOUNDS = ("users", "pattern: users", "load generator", "machine CPU")
+_CLOSEST = re.compile(r"closest: (.+?) at \d+% of its threshold")
+
+
+def _by_bound(row: dict) -> str:
+    """After the rules above: 'fine' only on evidence, else the bound bottleneck named."""
+    bound = _text(row, "bound_by")
+    if bound in FINE_BOUNDS and not waits.queue_evidence(row):
+        return "fine at this load"
+    if bound in ("", "unexplained") or bound in FINE_BOUNDS:  # users named, yet a queue shows: not proven
+        closest = _CLOSEST.search(_text(row, "bound_detail"))
+        queue = waits.queue_evidence(row)
+        why = "; ".join(t for t in (f"closest: {closest.group(1)}" if closest else "",
+                                    f"queued: {queue}" if queue else "") if t)
+        return "unexplained" + (f" ({why})" if why else " (no limit measured)")
+    return f"limited by {bound.removeprefix('pattern: ')}"
 
 
 _SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?$")
@@ -73,6 +101,9 @@ _SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?
 def advice(row: dict, verdict_text: str) -> str:
     """One line: what to change, naming the call site when the stall sampler found one."""
     site = _text(row, "stall_site")
+    if verdict_text.startswith("failing: no response"):
+        return ("no request was answered within the window: look for an await or a lock with no "
+                "timeout in the route, and give it one")
     if verdict_text.startswith("failing"):
         code = re.search(r"\b([45]\d\d)\b", verdict_text)
         if code and code.group(1) == "404":
@@ -93,6 +124,11 @@ def advice(row: dict, verdict_text: str) -> str:
     if verdict_text == "limited by workers' CPU":
         cpu = f" (the CPU work at {site})" if site else ""
         return f"add workers (--workers), or move the CPU work{cpu} to a process pool"
+    if verdict_text.startswith("unexplained"):
+        return ("no measured limit explains the latency: audit again with more users (--users) to see "
+                "whether throughput grows with them")
+    if verdict_text.startswith("limited by"):
+        return f"the limit named: see bound_detail ({_text(row, 'bound_detail') or 'no detail recorded'})"
     return f"nothing to change at {_num(row, 'users'):.0f} users"
 
 

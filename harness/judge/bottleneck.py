@@ -30,7 +30,10 @@ limiter had every token taken for most of the window (`def` routes waited for a 
 Without a model (your own app, --url) there is no pattern to name, but the loop says it: a worker
 whose event loop was late on its heartbeat for ≥ half the window is "blocked loop" (little CPU: a
 blocking call such as sync I/O or time.sleep in async def; a saturated core: CPU work on the loop),
-and, when no rule fired, a closed loop whose rate is U / p50 is bound by its "users".
+and, when no rule fired, a closed loop whose rate is U / p50 is bound by its "users" only when the
+worker's waits were measured and show no queue (harness/judge/waits.py); otherwise "unexplained",
+naming the closest rule and the wait the row shows. A cell with no request in the window is bound by
+"no response".
 
 Target-side rules come first: a saturated worker cannot serve faster whatever else is busy,
 while a busy load generator next to it may only be keeping pace.
@@ -47,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.data import model
+from harness.judge import waits
 from targets import db_pool_max
 
 PATTERN_EFFICIENCY = 0.9
@@ -147,15 +151,21 @@ def _closed_loop_users(row: dict) -> str | None:
     """For an app the model does not know, with nothing saturated: U closed-loop users each waiting
     about p50 send about U / p50 requests a second (Little's law). When the rate is that, the users
     set it, not the server: more users would find its limit."""
+    if not (_littles_law(row) and waits.server_measured(row)) or waits.queue_evidence(row):
+        return None  # U / latency holds for any closed loop: only a server seen free of waits proves it
     users, p50, rps = _num(row, "users"), _num(row, "p50_ms"), _num(row, "rps")
-    if not (users > 0 and p50 > 0 and rps > 0):
-        return None
     offered = users / (p50 / 1000)
-    if abs(offered - rps) > 0.25 * rps:  # not Little's law at the median: something else shapes it
-        return None
     return (f"a closed loop of {users:.0f} users at p50 {p50:.1f} ms sends about {offered:.0f} rps "
             f"(measured {rps:.0f}) and nothing measured was saturated: the users set the rate; add users "
             "to find the server's limit")
+
+
+def _littles_law(row: dict) -> bool:
+    """The rate is about U / p50: the users kept one request each in flight."""
+    users, p50, rps = _num(row, "users"), _num(row, "p50_ms"), _num(row, "rps")
+    if not (users > 0 and p50 > 0 and rps > 0):
+        return False
+    return abs(users / (p50 / 1000) - rps) <= 0.25 * rps  # else something else shapes the median
 
 
 def _rule_imbalance(row: dict, ctx: Context) -> str | None:
@@ -325,8 +335,30 @@ def _nearest(row: dict, ctx: Context, part: str, why: str) -> Verdict | None:
                    f"threshold: {figures}")
 
 
+def _unexplained_unmodelled(row: dict, ctx: Context) -> Verdict:
+    """An app without a model where no rule fired: the rule closest to firing, with its figures, and
+    the wait the row shows (why the users are not named), rather than a guess."""
+    full = _num(row, "thread_tokens_full_pct")
+    candidates = [("thread pool", full / TOKENS_FULL_PCT, f"every thread token taken {full:.0f}% of the "
+                   f"window (the rule needs {TOKENS_FULL_PCT:.0f}%)"), *_closeness(row, ctx)]
+    candidates = [c for c in candidates if not math.isnan(c[1])]
+    out = "no rule matched"
+    if candidates:
+        name, ratio, figures = max(candidates, key=lambda c: c[1])
+        out += f"; closest: {name} at {ratio:.0%} of its threshold: {figures}"
+    if queue := waits.queue_evidence(row):
+        out += f"; requests queued: {queue}"
+    if _littles_law(row):
+        out += (f"; the rate is {_num(row, 'users'):.0f} users / p50 {_num(row, 'p50_ms'):.0f} ms, as in any "
+                "closed loop, so it does not show the users are the limit"
+                + ("" if waits.server_measured(row) else " (the worker's waits were not measured)"))
+    return Verdict("unexplained", f"{_efficiency_text(row)}; {out}")
+
+
 def attribute(row: dict, ctx: Context) -> Verdict:
     """The bound of one measured row (status ok). Failed rows have no bound."""
+    if silent := waits.no_response(row):
+        return Verdict("no response", silent)
     if failing := _all_failed(row):
         return failing
     eff = _num(row, "efficiency")
@@ -359,6 +391,8 @@ def attribute(row: dict, ctx: Context) -> Verdict:
         return Verdict("users", f"{_efficiency_text(row)}; {closed}")
     if near := _nearest(row, ctx, part, why):
         return near
+    if not math.isfinite(_num(row, "ceiling_rps")):
+        return _unexplained_unmodelled(row, ctx)
     figures = ", ".join(
         f"{label} {v:.0f}%" for label, v in (
             ("busiest worker", _num(row, "worker_cpu_max_pct")), ("target", _num(row, "target_cpu_pct")),
