@@ -145,3 +145,9 @@ def test_hinge_repeats_are_the_plans_own_cells_at_later_repeats(tmp_path: Path):
     wanted["pool_size"] = pd.NA if first.params()["pool_size"] is None else wanted["pool_size"]
     extra = sweep.repeat_cells(plan, tmp_path, [wanted], 4)
     assert [(c.workers, c.repeat) for c in extra] == [(first.workers, k) for k in (1, 2, 3)]
+
+
+def test_the_hinge_budget_shrinks_when_the_sweep_ran_long():
+    assert cli.hinge_budget(300.0) == cli.HINGE_BUDGET_S  # a quick sweep: the whole allowance
+    assert cli.hinge_budget(450.0) == 60.0  # 600 − 90 install − 450: what is left of make bench's budget
+    assert cli.hinge_budget(780.0) == 0.0  # a shared machine already overran it: no extra repeats
