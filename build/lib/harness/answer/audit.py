@@ -1,0 +1,175 @@
+"""Verdicts of `bench.py audit`, read from a finished run folder only: one row per measured cell
+(route × workers × thread tokens), plus the routes skipped, in audit.csv and a terminal table.
+
+The verdict is the first of these that the row's own figures show:
+  failing               over 1% of the requests failed (FAIL_RATIO_LIMIT; the most frequent: fail_top)
+  blocks the event loop the worst worker's loop was blocked ≥ BLOCKED_PCT of the window
+  limited by the thread pool   anyio's default limiter had every token borrowed for ≥ TOKENS_FULL_PCT of
+                        the window (thread_tokens_full_pct, as bottleneck's "thread pool" rule)
+  limited by workers' CPU      the busiest worker used ≥ CORE_BUSY_PCT of a core
+  fine at this load     none of the above
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+from harness.data.schema import read_results
+from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
+from harness.judge.validity import FAIL_RATIO_LIMIT
+
+AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
+AUDIT_CSV = "audit.csv"
+COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
+           "health_max_ms", "loop_lag_p99_ms", "stall_site", "advice", "valid", "invalid_reason"]
+
+
+def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
+    (run_dir / AUDIT_JSON).write_text(json.dumps({"routes": routes, "skipped": skipped, "setup": setup},
+                                                 indent=1))
+
+
+def _num(row: dict, key: str) -> float:
+    try:
+        value = float(row.get(key))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return value
+
+
+def _text(row: dict, key: str) -> str:
+    value = row.get(key)
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _tokens(row: dict) -> tuple[float, float]:
+    return _num(row, "thread_tokens_busy_max"), _num(row, "thread_tokens_total")
+
+
+def verdict(row: dict) -> str:
+    """The route's verdict from its row (see the module's docstring)."""
+    if _text(row, "status") == "failed":
+        return "failing: the cell did not run (" + (_text(row, "error") or "no error recorded") + ")"
+    if _num(row, "fail_ratio") > FAIL_RATIO_LIMIT:  # the share beyond which the row is not valid either
+        top = _text(row, "fail_top")
+        return f"failing: {top}" if top else f"failing: {_num(row, 'fail_ratio'):.0%} of requests failed"
+    if _num(row, "loop_blocked_pct_max") >= BLOCKED_PCT:
+        return "blocks the event loop"
+    busy, total = _tokens(row)
+    if _num(row, "thread_tokens_full_pct") >= TOKENS_FULL_PCT:  # at the limit most of the window, not once
+        return f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy)"
+    if _num(row, "worker_cpu_max_pct") >= CORE_BUSY_PCT:
+        return "limited by workers' CPU"
+    return "fine at this load"
+
+
+_SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?$")
+
+
+def advice(row: dict, verdict_text: str) -> str:
+    """One line: what to change, naming the call site when the stall sampler found one."""
+    site = _text(row, "stall_site")
+    if verdict_text.startswith("failing"):
+        code = re.search(r"\b([45]\d\d)\b", verdict_text)
+        if code and code.group(1) == "404":
+            return ("the route answered 404: seed data with --setup FILE, or give an id that exists "
+                    "with --param")
+        if code and code.group(1) == "422":
+            return "the app refused the parameters (422): give valid values with --param name=value"
+        return "fix the failures first: their causes are in raw/<cell>/locust_failures.csv"
+    if verdict_text == "blocks the event loop":
+        return _blocking_advice(site)
+    if verdict_text.startswith("limited by the thread pool"):
+        total = _num(row, "thread_tokens_total")
+        size = f"{total:.0f}" if total > 0 else "40"
+        sizes = f"{size},{2 * int(float(size))},{4 * int(float(size))}"
+        return (f"`def` routes waited for one of {size} threads: raise "
+                "anyio.to_thread.current_default_thread_limiter().total_tokens at start-up (measure "
+                f"sizes with --thread-tokens {sizes}), or make the route async with an async client")
+    if verdict_text == "limited by workers' CPU":
+        cpu = f" (the CPU work at {site})" if site else ""
+        return f"add workers (--workers), or move the CPU work{cpu} to a process pool"
+    return f"nothing to change at {_num(row, 'users'):.0f} users"
+
+
+def _blocking_advice(site: str) -> str:
+    match = _SITE.match(site.strip()) if site else None
+    if match is None:
+        return ("a call in this async def blocks the loop: make the route def, or await an async client "
+                "(no call site recorded for this cell)")
+    call, where = match.group("call"), match.group("where")
+    if call and call.endswith("(CPU)"):
+        work = call.removesuffix("(CPU)").strip()
+        return (f"move the CPU work `{work}` at {where} off the loop: a process pool (run_in_executor), "
+                "or a def route")
+    what = f"`{call}`" if call else f"the call in {match.group('func')}"
+    return f"move {what} at {where} out of `async def`: make the route `def`, or await an async client"
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    return "" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def audit_rows(run_dir: Path) -> list[dict]:
+    """audit.csv's rows: every measured cell of the run, then every skipped route."""
+    found = json.loads((run_dir / AUDIT_JSON).read_text())
+    template = {r["url"]: r["template"] for r in found["routes"]}
+    results = run_dir / "results.csv"
+    rows = read_results(results).to_dict("records") if results.is_file() else []
+    out = []
+    for row in rows:
+        url = _text(row, "scenario")
+        text = verdict(row)
+        out.append({
+            "route": template.get(url, url), "url": url, "workers": _fmt(_num(row, "workers")),
+            "users": _fmt(_num(row, "users")), "thread_tokens": _fmt(_num(row, "thread_tokens")),
+            "verdict": text, "rps": _fmt(_num(row, "rps"), 1), "p99_ms": _fmt(_num(row, "p99_ms"), 1),
+            "health_p99_ms": _fmt(_num(row, "health_p99_ms"), 1),
+            "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
+            "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
+            "advice": advice(row, text), "valid": _text(row, "valid"),
+            "invalid_reason": _text(row, "invalid_reason"),
+        })
+    for skip in found["skipped"]:
+        out.append({**dict.fromkeys(COLUMNS, ""), "route": skip["template"],
+                    "verdict": "skipped: " + skip["reason"]})
+    return out
+
+
+def write_csv(run_dir: Path) -> list[dict]:
+    rows = audit_rows(run_dir)
+    with open(run_dir / AUDIT_CSV, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def read_csv(run_dir: Path) -> list[dict]:
+    with open(run_dir / AUDIT_CSV, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def format_table(rows: list[dict]) -> str:
+    """The terminal table: one route per block, the verdict and advice under its figures."""
+    tokens = any(r.get("thread_tokens") for r in rows)  # --thread-tokens given: a column tells them apart
+    head = f" {'tokens':>6}" if tokens else ""
+    lines = [f"{'route':<28} {'W':>2}{head} {'rps':>8} {'p99 ms':>8} {'health p99':>10} {'loop lag p99':>12}"]
+    for r in rows:
+        if r["verdict"].startswith("skipped"):
+            lines.append(f"{r['route']:<28} {r['verdict']}")
+            continue
+        health = r["health_p99_ms"] or (f"max {r['health_max_ms']}" if r["health_max_ms"] else "")
+        size = f" {r.get('thread_tokens') or '40':>6}" if tokens else ""  # unset: anyio's default
+        lines.append(f"{r['route']:<28} {r['workers']:>2}{size} {r['rps']:>8} {r['p99_ms']:>8} "
+                     f"{health:>10} {r['loop_lag_p99_ms']:>12}")
+        site = f" at {r['stall_site']}" if r["stall_site"] else ""
+        lines.append(f"    {r['verdict']}{site}")
+        lines.append(f"    → {r['advice']}")
+        if r["valid"] not in ("True", "true", "1") and r["invalid_reason"]:
+            lines.append(f"    (not valid: {r['invalid_reason']})")
+    return "\n".join(lines)

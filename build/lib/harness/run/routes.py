@@ -1,0 +1,169 @@
+"""The GET routes of your own app, from its OpenAPI schema: what `bench.py audit` measures.
+
+The schema is read in a child process (your app's import runs its module code; a crash or a hang
+there must not take the harness with it). Each GET route becomes a concrete URL when every
+required parameter has a value: from `--param name=value`, else the parameter's example(s) or
+default in the schema. Optional query parameters are left to the app's defaults unless
+`--param` names them. A route that cannot be filled is skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from harness.system import procs
+
+SCHEMA_TIMEOUT_S = 60.0
+
+# Run in the child: import the app as targets/foreign.py does (app_dir first on sys.path), print its schema.
+_DUMP = """
+import importlib, json, sys
+spec, app_dir = sys.argv[1], sys.argv[2]
+sys.path.insert(0, app_dir)
+module, _, attr = spec.partition(":")
+obj = importlib.import_module(module)
+for part in attr.split("."):
+    obj = getattr(obj, part)
+if not callable(getattr(obj, "openapi", None)):
+    sys.exit(f"{spec} has no OpenAPI schema (not a FastAPI app): give its paths to bench.py run --path")
+json.dump(obj.openapi(), sys.stdout)
+"""
+
+
+class RouteError(ValueError):
+    """The schema could not be read, or a --param / glob is malformed: one line for the user."""
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str   # as in the schema: /heroes/{hero_id}
+    url: str        # what the users request: /heroes/1
+    name: str       # the operation's function name, when the schema gives it
+
+
+@dataclass(frozen=True)
+class Skipped:
+    template: str
+    reason: str
+
+
+def parse_params(items: Sequence[str]) -> dict[str, str]:
+    """`--param name=value`, repeated; RouteError on anything else."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise RouteError(f"--param {item!r}: expected name=value (e.g. --param hero_id=1)")
+        if name in out:
+            raise RouteError(f"--param {name} given twice")
+        out[name] = value
+    return out
+
+
+def read_schema(app: str, app_dir: str) -> dict:
+    """`app.openapi()` of 'pkg.module:app' imported from app_dir, read in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "schema.log"
+        proc = procs.spawn([sys.executable, "-c", _DUMP, app, app_dir], stdout=subprocess.PIPE, log_path=log)
+        try:
+            out, _ = proc.communicate(timeout=SCHEMA_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RouteError(f"{app}: reading its OpenAPI schema took over {SCHEMA_TIMEOUT_S:.0f} s") \
+                from None
+        finally:
+            procs.stop_tree(proc, grace=1.0)
+        lines = log.read_text(errors="replace").strip().splitlines()
+    if proc.returncode != 0:
+        last = lines[-1] if lines else f"exit {proc.returncode}"
+        raise RouteError(f"{app}: importing it or reading its OpenAPI schema failed: {last}")
+    try:
+        schema = json.loads(out)
+    except ValueError:
+        raise RouteError(f"{app}: its OpenAPI schema is not JSON") from None
+    if not isinstance(schema, dict):
+        raise RouteError(f"{app}: its OpenAPI schema is not an object")
+    return schema
+
+
+def schema_value(param: Mapping) -> tuple[bool, object]:
+    """(found, value) from a parameter's example(s) or default, the parameter's own before its schema's."""
+    schema = param.get("schema") or {}
+    if "example" in param:
+        return True, param["example"]
+    examples = param.get("examples")
+    if isinstance(examples, dict) and examples:  # OpenAPI 3: {name: {"value": ...}}
+        first = next(iter(examples.values()))
+        if isinstance(first, dict) and "value" in first:
+            return True, first["value"]
+    for key in ("example", "examples", "default"):
+        if key in schema:
+            value = schema[key]
+            if key == "examples":
+                if not isinstance(value, list) or not value:
+                    continue
+                value = value[0]
+            return True, value
+    return False, None
+
+
+def _text(value: object) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def fill(template: str, operation: Mapping, given: Mapping[str, str]) -> Route | Skipped:
+    """The concrete URL of one GET operation, or why it cannot be requested."""
+    path, query = template, {}
+    for param in operation.get("parameters") or []:
+        name, where, required = param.get("name", ""), param.get("in"), bool(param.get("required"))
+        if name in given:
+            value: object = given[name]
+        else:
+            found, value = schema_value(param)
+            if where == "query" and not required:
+                continue  # the app's own default applies
+            if not found:
+                if not required:
+                    continue
+                return Skipped(template, f"{where} parameter {name!r} has no example or default: "
+                                         f"give --param {name}=VALUE")
+        if where == "path":
+            path = path.replace("{" + name + "}", quote(_text(value), safe=""))
+        elif where == "query":
+            query[name] = _text(value)
+        elif required:
+            return Skipped(template, f"required {where} parameter {name!r}: the audit sends none")
+    if "requestBody" in operation and (operation["requestBody"] or {}).get("required"):
+        return Skipped(template, "needs a request body")
+    url = path + ("?" + urlencode(query) if query else "")
+    return Route(template, url, str(operation.get("operationId") or ""))
+
+
+def discover(schema: Mapping, given: Mapping[str, str], include: Sequence[str] = (),
+             exclude: Sequence[str] = ()) -> tuple[list[Route], list[Skipped]]:
+    """Every GET route of the schema: the ones to measure and the ones skipped (with reasons).
+    --include / --exclude globs match the schema's path (/heroes/{hero_id})."""
+    routes: list[Route] = []
+    skipped: list[Skipped] = []
+    for template, item in (schema.get("paths") or {}).items():
+        operation = (item or {}).get("get")
+        if operation is None:
+            continue
+        if include and not any(fnmatch.fnmatchcase(template, g) for g in include):
+            continue
+        if any(fnmatch.fnmatchcase(template, g) for g in exclude):
+            skipped.append(Skipped(template, "matched --exclude"))
+            continue
+        shared = [p for p in item.get("parameters") or [] if isinstance(p, dict)]
+        merged = {**operation, "parameters": shared + list(operation.get("parameters") or [])}
+        found = fill(template, merged, given)
+        (routes if isinstance(found, Route) else skipped).append(found)  # type: ignore[arg-type]
+    return routes, skipped
