@@ -270,7 +270,8 @@ class _Version(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         # the same two facts every run's meta.json records (versions.harness, git_commit)
-        parser.exit(0, f"{parser.prog} {store.harness_version()} (commit {store.git_commit()})\n")
+        print(f"{parser.prog} {store.harness_version()} (commit {store.git_commit()})")
+        parser.exit(0)
 
 
 def _prog() -> str:

@@ -11,6 +11,7 @@ clone's editable install there does not leak the clone back in.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from harness.data import store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = ["--workers", "1", "--users", "4", "--duration", "2", "--warmup", "0.5"]
@@ -95,6 +98,10 @@ def test_installed_run_and_audit_write_to_the_current_folder(installed, tmp_path
     with open(run_dir / "results.csv", newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["status"] == "ok" and float(row["rps"]) > 0, row
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["sessions"][0]["versions"]["harness"] == "0.1.0"
+    # installed from a wheel file (not a git URL) and outside any repository: no commit to claim
+    assert meta["sessions"][0]["git_commit"] == "unknown"
 
     app = shutil.copytree(ROOT / "tests" / "fixture_app", tmp_path / "app",
                           ignore=shutil.ignore_patterns("__pycache__"))
@@ -108,3 +115,25 @@ def test_installed_run_and_audit_write_to_the_current_folder(installed, tmp_path
                         "/items/awaiting": "fine at this load"}, verdicts
     assert "blocks the event loop" in (audit_dir / "report.html").read_text()
     assert not (ROOT / "results" / audit_dir.name).exists()  # not the clone's results/
+
+
+def test_run_folders_default_to_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert store.results_dir() == tmp_path / "results"
+
+
+def test_a_copy_inside_another_repository_does_not_record_its_commit(tmp_path, monkeypatch):
+    """A CI job's .venv inside the app's own repository: `git rev-parse` there names the app's
+    commit, not the harness's."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "the app"], check=True)
+    site = tmp_path / ".venv" / "site-packages"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(store, "ROOT", site)
+    monkeypatch.setattr(store, "_installed_commit", lambda: None)
+    assert store.git_commit() == "unknown"
+    monkeypatch.setattr(store, "_installed_commit", lambda: "c0ffee")  # pip's record of a git URL install
+    assert store.git_commit() == "c0ffee"
+    monkeypatch.setattr(store, "ROOT", tmp_path)  # the clone itself: its own commit
+    assert len(store.git_commit()) == 40
