@@ -82,6 +82,9 @@ def test_installed_command_imports_nothing_from_the_clone(installed, tmp_path):
     assert all(p.startswith(str(installed.parent)) for p in paths), paths
     version = command(installed, tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("fastapi-bench 0.1.0 "), version
+    as_module = subprocess.run([str(installed / "python"), "-m", "harness", "--version"], cwd=tmp_path,
+                               capture_output=True, text=True)
+    assert as_module.stdout == version.stdout, as_module  # the same program, the same answer
     listed = command(installed, tmp_path, "list")
     assert listed.returncode == 0, listed.stderr
     assert "fake-async" in listed.stdout and "health" in listed.stdout
