@@ -1,1 +1,0 @@
-"""Draws and writes from a run folder: the charts, the self-contained HTML report and flame graphs."""
