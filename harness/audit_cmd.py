@@ -54,7 +54,7 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     from harness.run.sweep import estimate_s, fmt_s, run_sweep
 
     cfg, found, skipped = plan_audit(args, overrides)
-    run_dir = args.out or store.ROOT / "results" / store.new_run_id("audit")
+    run_dir = args.out or store.results_dir() / store.new_run_id("audit")
     store.prepare_run_dir(run_dir, resume=False)
     audit.write_found(run_dir, [{"template": r.template, "url": r.url} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)

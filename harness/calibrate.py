@@ -81,7 +81,7 @@ def judge(why: str, cell: Cell, row: dict) -> tuple[bool, float, float, str]:
 def calibrate(out: Path | None = None, duration: float = 6.0) -> int:
     if not 1 <= duration <= 600:
         raise ConfigError(f"--duration {duration} is out of range: must be between 1 and 600")
-    run_dir = out or store.ROOT / "results" / store.new_run_id("calibrate")
+    run_dir = out or store.results_dir() / store.new_run_id("calibrate")
     store.prepare_run_dir(run_dir, resume=False)
     cases = calibration_cells(duration)
     meta = new_meta(run_dir, "calibrate", {"cases": [c for _, c in CASES]})

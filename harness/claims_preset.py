@@ -107,4 +107,4 @@ _RUN_KNOBS = ("targets", "scenarios", "workers", "users", "loop", "pool_size", "
 
 
 def new_run_dir() -> Path:
-    return store.ROOT / "results" / store.new_run_id("claims")
+    return store.results_dir() / store.new_run_id("claims")

@@ -275,8 +275,23 @@ def _add_machine_commands(sub) -> None:
                     "(default: a new temporary folder)")
 
 
+class _Version(argparse.Action):
+    """--version, worked out only when asked: git_commit() runs git, and bad input launches nothing."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        # the same two facts every run's meta.json records (versions.harness, git_commit)
+        print(f"{parser.prog} {store.harness_version()} (commit {store.git_commit()})")
+        parser.exit(0)
+
+
+def _prog() -> str:
+    """The name the user typed: `bench.py` in the clone, `fastapi-bench` (or python -m harness) installed."""
+    return "fastapi-bench" if Path(sys.argv[0]).name in ("fastapi-bench", "__main__.py") else "bench.py"
+
+
 def build_parser() -> Parser:
-    p = Parser(prog="bench.py", description="FastAPI concurrency benchmark harness")
+    p = Parser(prog=_prog(), description="FastAPI concurrency benchmark harness")
+    p.add_argument("--version", action=_Version, nargs=0, help="the version and commit meta.json records")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("list", help="targets and scenarios").set_defaults(func=lambda args: cmd_list())
     _add_run(sub)
@@ -329,7 +344,7 @@ def cmd_run(args) -> int:
         preset = args.preset or "default"
         plan = make_plan(preset, **overrides)
         _preflight(plan)
-        run_dir = args.out or store.ROOT / "results" / store.new_run_id(preset)
+        run_dir = args.out or store.results_dir() / store.new_run_id(preset)
         store.prepare_run_dir(run_dir, resume=False)
     from harness.present import report  # heavy imports only once the input is known to be good
     from harness.run.sweep import run_sweep

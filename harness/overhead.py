@@ -26,7 +26,7 @@ def measure_overhead(out: Path | None = None, repeat: int = 3, users: int = 16,
                          duration=duration, warmup=1.5, repeat=repeat, adapt_window=False)
     cfg_off = cfg_on.replace(probe=False)
     cells = [c for pair in zip(build_cells(cfg_on), build_cells(cfg_off), strict=True) for c in pair]
-    run_dir = out or store.ROOT / "results" / store.new_run_id("overhead")
+    run_dir = out or store.results_dir() / store.new_run_id("overhead")
     store.prepare_run_dir(run_dir, resume=False)
     meta = new_meta(run_dir, "overhead", cfg_on.knobs())
     say(f"probe overhead: {target} /health, {users} users, {repeat} × (probe on, probe off) → {run_dir}")

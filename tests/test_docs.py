@@ -27,7 +27,7 @@ FOREIGN = {
 }
 SPAN = re.compile(r"`([^`\n]+)`")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
-COMMAND = re.compile(r"bench\.py\s+([a-z][a-z-]*)")
+COMMAND = re.compile(r"(?:bench\.py|fastapi-bench)\s+([a-z][a-z-]*)")  # the clone's, the installed one
 
 
 def doc_files() -> list[Path]:
@@ -53,11 +53,11 @@ def flags_of(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def problems(files: list[Path], commands: dict[str, argparse.ArgumentParser]) -> list[str]:
-    every = set().union(*(flags_of(p) for p in commands.values()))
+    every = set().union(*(flags_of(p) for p in commands.values())) | flags_of(build_parser())  # + --version
     found = []
     for path in files:
         for piece in code_pieces(path.read_text(encoding="utf-8")):
-            parts = re.split(r"(?=bench\.py\s+[a-z])", piece)
+            parts = re.split(r"(?=(?:bench\.py|fastapi-bench)\s+[a-z])", piece)
             for part in parts:
                 named = COMMAND.match(part)
                 if named and named.group(1) not in commands:

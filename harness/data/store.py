@@ -203,7 +203,41 @@ def done_keys(path: Path) -> set[tuple]:
     return keys
 
 
+DIST = "fastapi-concurrency-bench"  # the distribution's name in pyproject.toml
+
+
+def results_dir() -> Path:
+    """Where a run folder goes by default: ./results of the current folder (in the clone, the clone's)."""
+    return Path.cwd() / "results"
+
+
+def harness_version() -> str:
+    """The installed distribution's version; a clone run without `pip install` reads pyproject.toml."""
+    try:
+        return metadata.version(DIST)
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        try:
+            return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def _installed_commit() -> str | None:
+    """The commit pip recorded for an install from a git URL (PEP 610 direct_url.json), if any."""
+    try:
+        text = metadata.distribution(DIST).read_text("direct_url.json")
+        return json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
+    except (metadata.PackageNotFoundError, ValueError, AttributeError):
+        return None
+
+
 def git_commit() -> str:
+    # Only the clone's own .git: an installed copy inside someone else's repository (a CI job's
+    # .venv) must not record that repository's commit as ours.
+    if not (ROOT / ".git").exists():
+        return _installed_commit() or "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              timeout=5)
@@ -213,7 +247,7 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    out = {"python": platform.python_version(), "harness": harness_version()}
     for pkg in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "httpx", "anyio", "locust",
                 "pandas", "matplotlib", "psutil"):
         try:
