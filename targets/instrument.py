@@ -11,13 +11,15 @@ loop, so its latency shows whether the app's loop is stalled, whatever the app's
 Everything else is passed through untouched. The probe starts once the app's own lifespan start-up
 has completed (so "ready" means the app is set up) and stops before the app's shutdown. Without
 METRICS_DIR (a deployment that does not run under the harness) the wrapper only serves
-HEALTH_PATH. PROBE=0 switches the probe off, as for the built-in targets.
+HEALTH_PATH. PROBE=0 switches the probe off, as for the built-in targets. With SQLAlchemy in the
+app's interpreter, its pools' checkouts are watched too (targets/pool_events.py).
 """
 
 from __future__ import annotations
 
 import os
 
+from targets import pool_events
 from targets.probe import WorkerProbe
 
 HEALTH_PATH = "/_bench/health"
@@ -36,6 +38,7 @@ class Instrumented:
         # Requests to this path count as health, the rest as work (worker share is over work).
         self.health_path = health_path or os.environ.get("BENCH_HEALTH_PATH") or HEALTH_PATH
         self.label = getattr(app, "title", None) or type(app).__name__
+        self.pools: pool_events.PoolWatch | None = None  # the app's SQLAlchemy pools, once started
 
     async def __call__(self, scope, receive, send) -> None:
         kind = scope["type"]
@@ -48,6 +51,8 @@ class Instrumented:
                     return
             else:
                 self.probe.work += 1
+                if self.pools is not None:
+                    pool_events.request_started()
         elif kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
             return
@@ -56,6 +61,10 @@ class Instrumented:
     def _lifespan_send(self, send):
         async def wrapped(message) -> None:
             if message["type"] == "lifespan.startup.complete":
+                if self.probe.enabled and self.pools is None:
+                    self.pools = pool_events.install()
+                    if self.pools is not None and self.probe.extra is None:
+                        self.probe.extra = self.pools.take
                 self.probe.start()
                 self.probe.mark_ready(target=self.label)
             elif message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):

@@ -6,6 +6,8 @@ The verdict is the first of these that the row's own figures show:
                         flight)"), or over 1% of the requests failed (FAIL_RATIO_LIMIT; the most
                         frequent: fail_top, e.g. "timeout 24%")
   blocks the event loop the worst worker's loop was blocked ≥ BLOCKED_PCT of the window
+  limited by the database pool  the app's own SQLAlchemy pool had every connection out for ≥
+                        POOL_FULL_PCT of the window (harness/judge/waits.py, from its pool events)
   limited by the thread pool   anyio's default limiter had every token borrowed for ≥ TOKENS_FULL_PCT of
                         the window (thread_tokens_full_pct, as bottleneck's "thread pool" rule)
   limited by workers' CPU      the busiest worker used ≥ CORE_BUSY_PCT of a core
@@ -68,6 +70,8 @@ def verdict(row: dict) -> str:
         return f"failing: {top}" if top else f"failing: {_num(row, 'fail_ratio'):.0%} of requests failed"
     if _num(row, "loop_blocked_pct_max") >= BLOCKED_PCT:
         return "blocks the event loop"
+    if pool := waits.pool_limit(row):  # before the tokens: threads held waiting on the pool fill them too
+        return pool
     busy, total = _tokens(row)
     if _num(row, "thread_tokens_full_pct") >= TOKENS_FULL_PCT:  # at the limit most of the window, not once
         return f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy)"
@@ -114,6 +118,8 @@ def advice(row: dict, verdict_text: str) -> str:
         return "fix the failures first: their causes are in raw/<cell>/locust_failures.csv"
     if verdict_text == "blocks the event loop":
         return _blocking_advice(site)
+    if verdict_text.startswith("limited by the database pool"):
+        return waits.pool_advice(row)
     if verdict_text.startswith("limited by the thread pool"):
         total = _num(row, "thread_tokens_total")
         size = f"{total:.0f}" if total > 0 else "40"
@@ -170,10 +176,31 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "advice": advice(row, text), "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"),
         })
+    _sweep_notes(out)
     for skip in found["skipped"]:
         out.append({**dict.fromkeys(COLUMNS, ""), "route": skip["template"],
                     "verdict": "skipped: " + skip["reason"]})
     return out
+
+
+def _sweep_notes(rows: list[dict]) -> None:
+    """A --thread-tokens sweep that did not move a pool-bound route says so in each row's advice."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["verdict"].startswith("limited by the database pool") and r["thread_tokens"]:
+            groups.setdefault((r["url"], r["workers"], r["users"]), []).append(r)
+    for group in groups.values():
+        rates = {r["thread_tokens"]: float(r["rps"] or "nan") for r in group}
+        if len(rates) < 2 or not all(v > 0 for v in rates.values()):
+            continue
+        low, high = min(rates.values()), max(rates.values())
+        if high > 1.1 * low:  # the tokens moved it: nothing to add
+            continue
+        sizes = ",".join(sorted(rates, key=float))
+        note = (f" (--thread-tokens {sizes} left it at {low:.1f}–{high:.1f} rps: the pool, not the "
+                "threads, sets the rate)")
+        for r in group:
+            r["advice"] += note
 
 
 def write_csv(run_dir: Path) -> list[dict]:

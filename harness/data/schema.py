@@ -25,6 +25,9 @@ Versions (columns are only ever added, so an older file reads with the newer col
      samples) and the default thread limiter's tokens (busy at most, total, share of the window full)
   8  the ASGI server (server: uvicorn, gunicorn, gunicorn-asgi, granian, hypercorn); older files ran
      uvicorn and read with server = uvicorn
+  9  APP_POOL_COLUMNS: the app's own SQLAlchemy pools seen through their events from the wrapper
+     (targets/pool_events.py): capacity (pool_size + max_overflow), the share of the window all of
+     it was out, the p99 of each request's wait from its arrival to its first checkout
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -39,7 +42,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -79,6 +82,10 @@ STALL_COLUMNS = ["stall_site", "stall_samples", "thread_tokens_busy_max", "threa
                  "thread_tokens_full_pct"]
 MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS]
 
+# The app's own SQLAlchemy pools (targets/pool_events.py, harness/judge/collect.py).
+APP_POOL_COLUMNS = ["app_pool_size", "app_pool_full_pct", "app_pool_wait_p99_ms"]
+MEASURE_COLUMNS += APP_POOL_COLUMNS
+
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
 # Columns each version added, in the order they appeared.
@@ -103,6 +110,7 @@ HISTORY: dict[int, list[str]] = {
     6: ["p99_lower_ms"],
     7: ["thread_tokens", "fail_top", *STALL_COLUMNS],
     8: ["server"],
+    9: APP_POOL_COLUMNS,
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

@@ -13,6 +13,8 @@ names the bound, and any later one that also holds is listed after it ("also: ..
                       request just cost more CPU than calibrated (a slowed or shared core).
    Below 0.9 (or without a ceiling), what the target, the machine and the helpers did:
 2. accept imbalance   the busiest worker served well over its even share 1/W while another idled.
+   database pool      the app's own SQLAlchemy pool had every connection out for most of the window
+                      (harness/judge/waits.py; its events, seen from the wrapper).
 3. GIL                threads doing pure-Python CPU, their process at about one core.
 4. worker CPU         a worker process at ≥ 90% of one core (framework, client library, JSON...).
 5. upstream           the upstream's CPU saturated, or its demand above half its measured capacity.
@@ -244,8 +246,13 @@ def _rule_locust(row: dict, ctx: Context) -> str | None:
     return f"Locust at {cpu:.0f}% of its one core" if cpu >= CORE_BUSY_PCT else None
 
 
+def _rule_app_pool(row: dict, ctx: Context) -> str | None:
+    return waits.pool_limit(row)
+
+
 RULES: list[tuple[str, Callable[[dict, Context], str | None]]] = [
     ("accept imbalance", _rule_imbalance),
+    ("database pool", _rule_app_pool),  # before the tokens: threads waiting on the pool hold them
     ("thread pool", _rule_thread_pool),
     ("GIL", _rule_gil),
     ("worker CPU", _rule_worker_cpu),

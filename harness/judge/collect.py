@@ -213,8 +213,21 @@ def _worker_probe(lines: list[dict], t0: float, t1: float) -> dict | None:
         "db_wait_ms": [x for r in inside for x in r.get("db_wait_ms", [])],
         "db_busy": max((r["db_busy"] for r in inside if "db_busy" in r), default=NAN),
         **_tokens(inside),
+        **_app_pool(inside),
         "stalls": [x for r in inside for x in r.get("_stalls", ())],
     }
+
+
+def _app_pool(inside: list[dict]) -> dict:
+    """The app's own SQLAlchemy pools in one worker (targets/pool_events.py): their capacity, the share
+    of the window every connection was out, and each request's wait for its first connection."""
+    timed = [r for r in inside if "app_pool_span_ms" in r]
+    span = sum(r["app_pool_span_ms"] for r in timed)
+    sizes = [r["app_pool_size"] for r in timed if r.get("app_pool_size") is not None]
+    return {"app_pool_size": max(sizes, default=NAN),
+            "app_pool_full_pct": 100 * sum(r["app_pool_full_ms"] for r in timed) / span
+            if span and sizes else NAN,
+            "app_pool_wait_ms": [x for r in timed for x in r.get("app_pool_wait_ms", [])]}
 
 
 def _resolve_stacks(lines: list[dict]) -> None:
@@ -273,6 +286,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
     cpu_ms = [x for w in workers for x in w.pop("cpu_ms")]
     cpu_time_ms = [x for w in workers for x in w.pop("cpu_time_ms")]
     db_waits = np.asarray([x for w in workers for x in w.pop("db_wait_ms")], dtype=float)
+    app_waits = np.asarray([x for w in workers for x in w.pop("app_pool_wait_ms")], dtype=float)
     samples = [x for w in workers for x in w.pop("stalls")]
     for w in workers:
         w["work_share"] = w["work_served"] / total if total else NAN
@@ -297,6 +311,9 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         "thread_tokens_busy_max": _known_max(w["tokens_busy"] for w in workers),
         "thread_tokens_total": _known_max(w["tokens_total"] for w in workers),
         "thread_tokens_full_pct": _known_max(w["tokens_full_pct"] for w in workers),
+        "app_pool_size": _known_max(w["app_pool_size"] for w in workers),
+        "app_pool_full_pct": _known_max(w["app_pool_full_pct"] for w in workers),
+        "app_pool_wait_p99_ms": float(np.percentile(app_waits, 99)) if len(app_waits) else NAN,
     }
     found = stalls.reduce(samples, t1 - t0, len(workers))
     row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found)
