@@ -40,11 +40,12 @@ def test_routes_filled_from_the_schema_and_params_and_skipped_with_reasons():
 
 
 def test_every_operation_is_measured_or_skipped_with_its_reason():
-    schema = {"paths": {"/a": {"get": {}, "post": {}, "put": {}, "patch": {}, "delete": {}}}}
+    schema = {"paths": {"/a": {"get": {}, "post": {}, "put": {}, "patch": {}, "delete": {}, "head": {}}}}
     found, skipped = routes.discover(schema, {}, methods=("GET", "DELETE"))
     assert [r.key for r in found] == ["/a", "DELETE /a"]
     assert {s.template: s.reason for s in skipped} == {
-        f"{m} /a": "method not selected (--methods GET,DELETE)" for m in ("POST", "PUT", "PATCH")}
+        **{f"{m} /a": "method not selected (--methods GET,DELETE)" for m in ("POST", "PUT", "PATCH")},
+        "HEAD /a": "method not selected (the audit measures GET, POST, PUT, PATCH, DELETE)"}
 
 
 def test_header_parameter_filled_by_header_flag_in_any_case():
@@ -155,3 +156,13 @@ def test_the_table_tells_thread_token_sizes_apart_only_when_swept():
     swept = audit.format_table([row | {"thread_tokens": "40"}, row | {"thread_tokens": "80", "rps": "240.0"}])
     head, first, _, _, second = swept.splitlines()[:5]
     assert "tokens" in head and " 40 " in first and " 80 " in second and "240.0" in second
+
+
+def test_body_and_header_flags_parse(tmp_path):
+    from harness.run import audit_flags
+    (tmp_path / "login.json").write_text('{"username": "alice"}')
+    got = audit_flags.parse_bodies(["post /login=@login.json", 'PUT /a/{id}={"x": 1}'], base=tmp_path)
+    assert got == {"POST /login": '{"username": "alice"}', "PUT /a/{id}": '{"x": 1}'}
+    assert audit_flags.parse_headers(["Authorization: Bearer a:b", "X-Key:1"]) == {
+        "Authorization": "Bearer a:b", "X-Key": "1"}  # split at the first colon only
+    assert audit_flags.parse_methods("get, Post,GET") == ("GET", "POST")

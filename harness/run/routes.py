@@ -47,6 +47,7 @@ class RouteError(ValueError):
 
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+OTHER_METHODS = ("HEAD", "OPTIONS", "TRACE")  # in a schema, listed as skipped: never measured
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def operations(schema: Mapping) -> list[tuple[str, str, dict]]:
     out = []
     for template, item in (schema.get("paths") or {}).items():
         shared = [p for p in (item or {}).get("parameters") or [] if isinstance(p, dict)]
-        for method in METHODS:
+        for method in (*METHODS, *OTHER_METHODS):
             operation = (item or {}).get(method.lower())
             if isinstance(operation, dict):
                 out.append((method, template,
@@ -221,6 +222,9 @@ def discover(schema: Mapping, given: Mapping[str, str], include: Sequence[str] =
             continue
         if any(fnmatch.fnmatchcase(template, g) for g in exclude):
             skipped.append(Skipped(label, "matched --exclude"))
+            continue
+        if method in OTHER_METHODS:
+            skipped.append(Skipped(label, f"method not selected (the audit measures {', '.join(METHODS)})"))
             continue
         if method not in methods:
             skipped.append(Skipped(label, f"method not selected (--methods {','.join(methods)})"))
