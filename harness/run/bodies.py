@@ -10,6 +10,12 @@ only rewrites the schema so that examples and defaults win, and takes the first 
 (hypothesis starts from the simplest value: the same body on every run). JSON bodies and form bodies
 (application/x-www-form-urlencoded, OAuth2's password form) are built the same way; multipart
 (file uploads) is not: BodyError names why.
+
+Why schemathesis and not hypothesis-jsonschema: hypothesis-jsonschema 0.23.1 (its last release, 2024)
+fails on the hypothesis this project installs (6.170: "'many' object has no attribute 'more'" on
+any object schema); schemathesis keeps its own generator up to date with hypothesis, and reads the
+OpenAPI document itself ($refs across components, form media types). Loading it and drawing the
+bodies of tests/login_app took 1.6 s here.
 """
 
 from __future__ import annotations
