@@ -1,10 +1,13 @@
-"""`bench.py audit APP`: every GET route of your own FastAPI app, found in its OpenAPI schema, run
-as a `--path` scenario (per-worker probe, the workers list, the normal validity rules, short
-windows); then a verdict and one line of advice per route in audit.csv, report.html and the terminal.
+"""`bench.py audit APP`: every operation of your own FastAPI app (of the --methods selected), found
+in its OpenAPI schema with its body, run as a `--path` scenario (per-worker probe, the workers list,
+the normal validity rules, short windows); then a verdict and one line of advice per route in
+audit.csv, report.html and the terminal. Each request's method, body and headers go to the cells in
+the run folder's requests.json.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -12,40 +15,70 @@ from typing import Any
 
 from harness.data import store
 from harness.data.matrix import ConfigError, make_config, plan_cells
-from harness.run import routes
+from harness.run import audit_flags, routes
 
 AUDIT_WARMUP_S = 1.0     # short windows: the audit is a first look, `run` measures for longer
 AUDIT_DURATION_S = 5.0  # the probe sends 25 req/s per worker: 125 in a window, enough for a /health p99
 AUDIT_WORKERS = [1, 2]
+REQUESTS_JSON = "requests.json"
+METHODS_HELP = ("the HTTP methods to measure, comma list (default: GET,POST). PUT, PATCH and DELETE are "
+                "off by default: a load test that updates or deletes changes the data the next request "
+                "needs (the second DELETE of an id is a 404)")
 
 
 def plan_audit(args: Any, overrides: dict[str, Any]) -> tuple[Any, list[routes.Route], list[routes.Skipped]]:
     """The run's Config and what the schema gave; ConfigError (one line) before anything is launched."""
     try:
         given = routes.parse_params(args.param or [])
+        methods = audit_flags.parse_methods(args.methods or "GET,POST")
+        headers = audit_flags.parse_headers(args.header or [])
+        overrides_body = audit_flags.parse_bodies(args.body or [])
         include, exclude = args.include or [], args.exclude or []
         for glob in [*include, *exclude]:
             if not glob.startswith("/") and not glob.startswith("*"):
                 raise routes.RouteError(f"glob {glob!r} must match a path: start it with '/' or '*'")
     except routes.RouteError as exc:
         raise ConfigError(str(exc)) from None
-    knobs = {k: v for k, v in overrides.items() if v is not None}
-    knobs.setdefault("duration", AUDIT_DURATION_S)
-    knobs.setdefault("warmup", AUDIT_WARMUP_S)
-    knobs.setdefault("workers", AUDIT_WORKERS)
+    knobs = audit_knobs(overrides)
     # checked (app importable, --app-dir, --setup) before the app's code runs to read its schema
     cfg = make_config("default", **{**knobs, "app": args.app, "app_dir": args.app_dir, "paths": ["/"]})
     try:
         schema = routes.read_schema(args.app, cfg.app_dir)
-        found, skipped = routes.discover(schema, given, include, exclude)
+        found, skipped = routes.discover(schema, given, include, exclude, methods, list(headers),
+                                         overrides_body)
     except routes.RouteError as exc:
         raise ConfigError(str(exc)) from None
     if not found:
-        why = "; ".join(f"{s.template}: {s.reason}" for s in skipped) or "the schema has no GET route"
+        why = "; ".join(f"{s.template}: {s.reason}" for s in skipped) or "the schema has no operation"
         raise ConfigError(f"nothing to audit in {args.app} ({why})")
     cfg = make_config("default", **{**knobs, "app": args.app, "app_dir": cfg.app_dir,
-                                  "paths": [r.url for r in found]})
+                                  "paths": [r.key for r in found]})
     return cfg, found, skipped
+
+
+def audit_knobs(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The knobs given, with the audit's own short defaults."""
+    knobs = {k: v for k, v in overrides.items() if v is not None}
+    knobs.setdefault("duration", AUDIT_DURATION_S)
+    knobs.setdefault("warmup", AUDIT_WARMUP_S)
+    knobs.setdefault("workers", AUDIT_WORKERS)
+    return knobs
+
+
+def requests_json(found: list[routes.Route], headers: dict[str, str]) -> dict:
+    """What the cells read (harness/run/request_env.py): each route's request, and the headers."""
+    return {"headers": headers, "routes": {r.key: {
+        "method": r.method, "url": r.url, "body": r.body.text if r.body else None,
+        "content_type": r.body.content_type if r.body else None} for r in found}}
+
+
+def auth_warnings(found: list[routes.Route], headers: dict[str, str], setup: str | None) -> list[str]:
+    """A route whose schema declares a security scheme, when no credentials are given at all."""
+    if headers or setup:
+        return []
+    return [f"warning: {r.label} declares a security scheme and no credentials are given: expect 401; "
+            "give --header 'Authorization: Bearer TOKEN', or return headers from --setup" for r in found
+            if r.secured]
 
 
 def run_audit(args: Any, overrides: dict[str, Any]) -> int:
@@ -54,14 +87,21 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     from harness.run.sweep import estimate_s, fmt_s, run_sweep
 
     cfg, found, skipped = plan_audit(args, overrides)
+    headers = audit_flags.parse_headers(args.header or [])
     run_dir = args.out or store.results_dir() / store.new_run_id("audit")
     store.prepare_run_dir(run_dir, resume=False)
-    audit.write_found(run_dir, [{"template": r.template, "url": r.url} for r in found],
+    requests_file = Path(run_dir).resolve() / REQUESTS_JSON  # the cells read each route's request here
+    requests_file.write_text(json.dumps(requests_json(found, headers), indent=1))
+    cfg = make_config("default", **{**audit_knobs(overrides), "app": args.app, "app_dir": cfg.app_dir,
+                                    "paths": cfg.paths, "requests": str(requests_file)})
+    audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)
     print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
           f"{fmt_s(estimate_s(plan_cells([cfg])))} in all", flush=True)
     for s in skipped:
         print(f"  skipped {s.template}: {s.reason}", flush=True)
+    for line in auth_warnings(found, headers, cfg.setup):
+        print("  " + line, flush=True)
     started = time.monotonic()
     code = run_sweep(cfg, run_dir, preset="audit", measure_upstream=False)  # no route calls it
     rows = audit.write_csv(run_dir)
@@ -74,14 +114,22 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
 
 def add_parser(sub: Any, add_knob: Any) -> None:
     """The `audit` subcommand's flags (the knobs it shares with `run` come from the knob table)."""
-    au = sub.add_parser("audit", help="every GET route of your FastAPI app (from its OpenAPI schema): "
-                        "a verdict and one line of advice each")
+    au = sub.add_parser("audit", help="every route of your FastAPI app (from its OpenAPI schema, with "
+                        "bodies built from it): a verdict and one line of advice each")
     au.add_argument("app", help="your app, 'pkg.module:app'")
     au.add_argument("--app-dir", dest="app_dir", help="where APP's module is imported from (default: .)")
     for name in ("workers", "users", "duration", "warmup", "setup", "thread_tokens"):
         add_knob(au, name)
     au.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="a value for a path or query parameter (repeatable), e.g. --param hero_id=1")
+    au.add_argument("--methods", metavar="LIST", help=METHODS_HELP)
+    au.add_argument("--header", action="append", metavar="'NAME: VALUE'",
+                    help="a header sent with every request of the load and given to --setup (repeatable), "
+                    "e.g. --header 'Authorization: Bearer TOKEN'; it also fills the schema's header "
+                    "parameters")
+    au.add_argument("--body", action="append", metavar="'METHOD /path=JSON'",
+                    help="the body of one operation, inline JSON or @FILE (repeatable), e.g. "
+                    "--body 'POST /login=@login.json' (default: built from the schema's examples and types)")
     au.add_argument("--include", action="append", metavar="GLOB",
                     help="audit only routes whose schema path matches (repeatable), e.g. '/heroes/*'")
     au.add_argument("--exclude", action="append", metavar="GLOB",

@@ -69,7 +69,14 @@ class WorkUser(FastHttpUser):
         if OPEN_RATE:
             self._open_loop(OPEN_RATE / SCHEDULERS)
         else:
+            self._request()
+
+    def _request(self, context: dict | None = None) -> None:
+        """One work request (a subclass may send another method, a body, headers)."""
+        if context is None:
             self.client.get(self.path, name=self.stats_name)
+        else:
+            self.client.get(self.path, name=self.stats_name, context=context)
 
     def _open_loop(self, rate: float) -> None:
         """Schedule sends at t0 + i/rate (or Poisson gaps) whatever the server does; never returns.
@@ -95,7 +102,7 @@ class WorkUser(FastHttpUser):
             pool.kill(block=False)
 
     def _send(self, intended: float) -> None:
-        self.client.get(self.path, name=self.stats_name, context={"intended": intended})
+        self._request({"intended": intended})
 
 
 def worker_pid(response) -> int | None:

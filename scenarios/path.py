@@ -1,15 +1,46 @@
-"""Any endpoint (`bench.py run --app ... --path /x` or `--url ... --path /x`): closed-loop users on
-GET BENCH_PATH; plus the /health probe (on BENCH_HEALTH_PATH).
+"""Any endpoint (`bench.py run --app ... --path /x` or `--url ... --path /x`, and `bench.py audit`):
+closed-loop users on BENCH_METHOD (default GET) BENCH_PATH, with BENCH_BODY sent as
+BENCH_CONTENT_TYPE and BENCH_HEADERS (a JSON object) on every request; plus the /health probe
+(on BENCH_HEALTH_PATH).
+
+The first 401, 403 or 422 answer's body is written to BENCH_FIRST_ERROR (once per load process):
+the audit names the validation error's field from it, which Locust's failure file does not keep.
 
 Run alone: BENCH_PATH=/items locust -f scenarios/path.py -H http://127.0.0.1:8000
 """
 
+import json
 import os
 
 from _base import HealthProbe, WorkUser
+from locust import events
 
 __all__ = ["PathUser", "HealthProbe"]
+
+METHOD = (os.environ.get("BENCH_METHOD") or "GET").upper()
+BODY = os.environ.get("BENCH_BODY")
+HEADERS = {**json.loads(os.environ.get("BENCH_HEADERS") or "{}"),
+           **({"Content-Type": os.environ.get("BENCH_CONTENT_TYPE") or "application/json"} if BODY else {})}
+FIRST_ERROR = os.environ.get("BENCH_FIRST_ERROR")
+KEPT_STATUSES = (401, 403, 422)
+_kept: list[int] = []
 
 
 class PathUser(WorkUser):
     path = os.environ.get("BENCH_PATH") or "/"
+
+    def _request(self, context: dict | None = None) -> None:
+        kwargs = {"context": context} if context else {}
+        self.client.request(METHOD, self.path, name=self.stats_name, data=BODY, headers=HEADERS or None,
+                            **kwargs)
+
+
+if FIRST_ERROR:
+    @events.request.add_listener
+    def _keep_first_error(name, response=None, exception=None, **_kw) -> None:
+        if _kept or exception is None or response is None or name != PathUser.stats_name:
+            return
+        if getattr(response, "status_code", 0) in KEPT_STATUSES:
+            _kept.append(1)
+            with open(f"{FIRST_ERROR}.{os.getpid()}", "w") as fh:
+                json.dump({"status": response.status_code, "body": (response.text or "")[:4000]}, fh)

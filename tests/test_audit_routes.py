@@ -29,27 +29,56 @@ def _by_template(found):
 
 def test_routes_filled_from_the_schema_and_params_and_skipped_with_reasons():
     found, skipped = routes.discover(SCHEMA, {})
-    assert [r.url for r in found] == ["/heroes/", "/teams/red%20one"]  # optional query left to the app
+    # optional query left to the app; the POSTs without a body are measured too (default GET,POST)
+    assert [r.key for r in found] == ["/heroes/", "POST /heroes/", "/teams/red%20one", "POST /upload"]
     reasons = {s.template: s.reason for s in skipped}
-    assert set(reasons) == {"/heroes/{hero_id}", "/search", "/private"}  # /upload has no GET
+    assert set(reasons) == {"/heroes/{hero_id}", "/search", "/private"}
+    assert "no value for path parameter 'hero_id'" in reasons["/heroes/{hero_id}"]
     assert "--param hero_id=VALUE" in reasons["/heroes/{hero_id}"]
     assert "'q'" in reasons["/search"]
-    assert "header" in reasons["/private"]
+    assert reasons["/private"] == "no value for header parameter 'x-token': give --header 'x-token: VALUE'"
+
+
+def test_every_operation_is_measured_or_skipped_with_its_reason():
+    schema = {"paths": {"/a": {"get": {}, "post": {}, "put": {}, "patch": {}, "delete": {}, "head": {}}}}
+    found, skipped = routes.discover(schema, {}, methods=("GET", "DELETE"))
+    assert [r.key for r in found] == ["/a", "DELETE /a"]
+    assert {s.template: s.reason for s in skipped} == {
+        **{f"{m} /a": "method not selected (--methods GET,DELETE)" for m in ("POST", "PUT", "PATCH")},
+        "HEAD /a": "method not selected (the audit measures GET, POST, PUT, PATCH, DELETE)"}
+
+
+def test_header_parameter_filled_by_header_flag_in_any_case():
+    found, skipped = routes.discover(SCHEMA, {"hero_id": "1", "q": "x"}, headers=["X-Token"],
+                                     methods=("GET",))
+    assert "/private" in {r.template for r in found} and not [s for s in skipped if "header" in s.reason]
+
+
+def test_security_scheme_marks_the_route_and_warns_without_credentials():
+    from harness.audit_cmd import auth_warnings
+    schema = {"security": [{"bearer": []}], "paths": {"/open": {"get": {"security": []}}, "/me": {"get": {}}}}
+    found, _ = routes.discover(schema, {})
+    assert {r.template: r.secured for r in found} == {"/open": False, "/me": True}
+    warned = auth_warnings(found, {}, None)
+    assert len(warned) == 1 and warned[0].startswith("warning: /me declares a security scheme")
+    assert auth_warnings(found, {"Authorization": "Bearer x"}, None) == []
+    assert auth_warnings(found, {}, "/setup.py") == []
 
 
 def test_params_fill_path_and_required_query_and_name_optional_ones():
-    found, skipped = routes.discover(SCHEMA, {"hero_id": "7", "q": "a b", "offset": "5"})
+    found, skipped = routes.discover(SCHEMA, {"hero_id": "7", "q": "a b", "offset": "5"}, methods=("GET",))
     urls = _by_template(found)
     assert urls["/heroes/{hero_id}"].url == "/heroes/7"
     assert urls["/search"].url == "/search?q=a+b&page=2"  # page from the parameter's own example
     assert urls["/heroes/"].url == "/heroes/?offset=5"
-    assert [s.template for s in skipped] == ["/private"]
+    assert [s.template for s in skipped] == ["POST /heroes/", "/private", "POST /upload"]
 
 
 def test_include_and_exclude_globs_match_the_schema_path():
     found, skipped = routes.discover(SCHEMA, {"hero_id": "1"}, include=["/heroes/*"], exclude=["/heroes/"])
     assert [r.template for r in found] == ["/heroes/{hero_id}"]
-    assert [(s.template, s.reason) for s in skipped] == [("/heroes/", "matched --exclude")]
+    assert [(s.template, s.reason) for s in skipped] == [("/heroes/", "matched --exclude"),
+                                                         ("POST /heroes/", "matched --exclude")]
 
 
 @pytest.mark.parametrize("bad", ["hero_id", "=1", "1x=2", "a b=1"])
@@ -145,3 +174,13 @@ def test_the_table_tells_thread_token_sizes_apart_only_when_swept():
     swept = audit.format_table([row | {"thread_tokens": "40"}, row | {"thread_tokens": "80", "rps": "240.0"}])
     head, first, _, _, second = swept.splitlines()[:5]
     assert "tokens" in head and " 40 " in first and " 80 " in second and "240.0" in second
+
+
+def test_body_and_header_flags_parse(tmp_path):
+    from harness.run import audit_flags
+    (tmp_path / "login.json").write_text('{"username": "alice"}')
+    got = audit_flags.parse_bodies(["post /login=@login.json", 'PUT /a/{id}={"x": 1}'], base=tmp_path)
+    assert got == {"POST /login": '{"username": "alice"}', "PUT /a/{id}": '{"x": 1}'}
+    assert audit_flags.parse_headers(["Authorization: Bearer a:b", "X-Key:1"]) == {
+        "Authorization": "Bearer a:b", "X-Key": "1"}  # split at the first colon only
+    assert audit_flags.parse_methods("get, Post,GET") == ("GET", "POST")

@@ -5,6 +5,7 @@ leaving no process behind."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,8 @@ FIXTURE = str(ROOT / "tests" / "fixture_app")
 HEROES = str(ROOT / "tests" / "sqlmodel_app")
 SEED = str(ROOT / "tests" / "sqlmodel_app" / "seed_heroes.py")
 THREE = str(ROOT / "tests" / "fixture_threads")
+LOGIN = str(ROOT / "tests" / "login_app")
+LOGIN_SETUP = str(ROOT / "tests" / "login_app" / "login_setup.py")
 SHORT = ["--workers", "1", "--users", "4", "--duration", "2", "--warmup", "0.5"]
 
 
@@ -93,15 +96,46 @@ def test_thread_pool_blocking_and_404_routes_told_apart(tmp_path):
 def test_heroes_app_seeded_by_setup(tmp_path):
     out = tmp_path / "audit"
     done = bench("audit", "heroes:app", "--app-dir", HEROES, *SHORT, "--param", "hero_id=2",
-                 "--setup", SEED, "--out", str(out), env={"HEROES_DB": str(tmp_path / "heroes.db")})
+                 "--methods", "get", "--setup", SEED, "--out", str(out),
+                 env={"HEROES_DB": str(tmp_path / "heroes.db")})
     assert done.returncode == 0, done.stdout + done.stderr
     rows = audit_rows(out)
-    assert set(rows) == {"/heroes/", "/heroes/{hero_id}"}
+    assert set(rows) == {"/heroes/", "/heroes/{hero_id}", "POST /heroes/"}
+    assert rows.pop("POST /heroes/")["verdict"] == "skipped: method not selected (--methods GET)"
     assert rows["/heroes/{hero_id}"]["url"] == "/heroes/2"
     for row in rows.values():  # seeded: hero 2 exists, so nothing fails
         assert not row["verdict"].startswith("failing"), row
         assert float(row["rps"]) > 0
     assert (next((out / "raw").iterdir()) / "setup.log").exists()
+
+
+def test_login_app_measured_with_the_token_setup_returned(tmp_path):
+    out = tmp_path / "audit"
+    done = bench("audit", "login:app", "--app-dir", LOGIN, *SHORT, "--setup", LOGIN_SETUP, "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = audit_rows(out)
+    assert set(rows) == {"POST /login", "/me", "POST /items"}  # every operation, the POSTs with bodies
+    for route, row in rows.items():
+        assert row["verdict"] == "fine at this load", (route, row)
+        assert float(row["rps"]) > 0
+    assert "security scheme" not in done.stdout  # credentials come from setup: no warning
+    sent = json.loads((out / "requests.json").read_text())["routes"]
+    assert json.loads(sent["POST /login"]["body"]) == {"username": "alice", "password": "wonderland"}
+
+
+def test_login_app_without_token_reads_401_and_a_bad_body_422(tmp_path):
+    out = tmp_path / "audit"
+    done = bench("audit", "login:app", "--app-dir", LOGIN, *SHORT, "--body", 'POST /items={"name": "x"}',
+                 "--methods", "GET,POST,DELETE", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning: /me declares a security scheme and no credentials are given" in done.stdout
+    rows = audit_rows(out)
+    assert rows["POST /login"]["verdict"] == "fine at this load", rows["POST /login"]
+    assert rows["/me"]["verdict"] == "failing: 401 Unauthorized 100% (Not authenticated)", rows["/me"]
+    assert "--header 'Authorization: Bearer TOKEN'" in rows["/me"]["advice"]
+    assert rows["POST /items"]["verdict"] == ("failing: 422 Unprocessable Entity 100% "
+                                              "(body.price: Field required)"), rows["POST /items"]
+    assert "--body 'POST /items=@body.json'" in rows["POST /items"]["advice"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -111,6 +145,15 @@ def test_heroes_app_seeded_by_setup(tmp_path):
     (["heroes:app", "--app-dir", HEROES, "--include", "/heroes/{*"], "nothing to audit"),
     (["items:app", "--app-dir", FIXTURE, "--setup", FIXTURE + "/items.py"], "no top-level function setup"),
     (["items:notthere", "--app-dir", FIXTURE], "reading its OpenAPI schema failed"),
+    (["login:app", "--app-dir", LOGIN, "--header", "Authorization Bearer x"], "expected 'Name: value'"),
+    (["login:app", "--app-dir", LOGIN, "--header", "Bad Name: x"], "expected 'Name: value'"),
+    (["login:app", "--app-dir", LOGIN, "--header", "X-A: 1", "--header", "x-a: 2"], "given twice"),
+    (["login:app", "--app-dir", LOGIN, "--methods", "GET,FETCH"], "expected a comma list of GET"),
+    (["login:app", "--app-dir", LOGIN, "--methods", ","], "expected a comma list of GET"),
+    (["login:app", "--app-dir", LOGIN, "--body", "POST /nope={}"], "'POST /nope': no such operation"),
+    (["login:app", "--app-dir", LOGIN, "--body", "POST /items={name"], "POST /items: not JSON"),
+    (["login:app", "--app-dir", LOGIN, "--body", "/items={}"], "expected 'METHOD /path=JSON'"),
+    (["login:app", "--app-dir", LOGIN, "--body", "POST /items=@/no/such.json"], "is not a file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     done = bench("audit", *args, "--out", str(tmp_path / "audit"), timeout=120)

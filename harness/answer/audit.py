@@ -102,8 +102,9 @@ def _by_bound(row: dict) -> str:
 _SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?$")
 
 
-def advice(row: dict, verdict_text: str) -> str:
-    """One line: what to change, naming the call site when the stall sampler found one."""
+def advice(row: dict, verdict_text: str, route: str = "") -> str:
+    """One line: what to change, naming the call site when the stall sampler found one (`route`:
+    the operation as --body names it)."""
     site = _text(row, "stall_site")
     if verdict_text.startswith("failing: no response"):
         return ("no request was answered within the window: look for an await or a lock with no "
@@ -114,7 +115,11 @@ def advice(row: dict, verdict_text: str) -> str:
             return ("the route answered 404: seed data with --setup FILE, or give an id that exists "
                     "with --param")
         if code and code.group(1) == "422":
-            return "the app refused the parameters (422): give valid values with --param name=value"
+            return ("the app refused the request (422): give valid values with --param name=value, or the "
+                    f"body with --body '{route or 'METHOD /path'}=@body.json'")
+        if code and code.group(1) in ("401", "403"):
+            return (f"the route refused the credentials ({code.group(1)}): give --header 'Authorization: "
+                    "Bearer TOKEN', or log in in --setup and return the headers from setup(base_url)")
         return "fix the failures first: their causes are in raw/<cell>/locust_failures.csv"
     if verdict_text == "blocks the event loop":
         return _blocking_advice(site)
@@ -152,6 +157,25 @@ def _blocking_advice(site: str) -> str:
     return f"move {what} at {where} out of `async def`: make the route `def`, or await an async client"
 
 
+def first_error(run_dir: Path, row: dict) -> str:
+    """'body.password: Field required' (a 422's first validation error) or a 401/403's detail, from
+    the first such answer the load kept (scenarios/path.py); '' when none was kept."""
+    raw = _text(row, "raw_dir")
+    kept = sorted((run_dir / raw).glob("first_error.json.*")) if raw else []
+    for path in kept:
+        try:
+            body = json.loads(json.loads(path.read_text())["body"])
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            loc = ".".join(str(p) for p in detail[0].get("loc") or [])
+            return f"{loc}: {detail[0].get('msg', '')}".strip(": ")
+        if isinstance(detail, str):
+            return detail[:120]
+    return ""
+
+
 def _fmt(value: float, digits: int = 0) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -159,21 +183,25 @@ def _fmt(value: float, digits: int = 0) -> str:
 def audit_rows(run_dir: Path) -> list[dict]:
     """audit.csv's rows: every measured cell of the run, then every skipped route."""
     found = json.loads((run_dir / AUDIT_JSON).read_text())
-    template = {r["url"]: r["template"] for r in found["routes"]}
+    template = {r.get("scenario", r["url"]): r["template"] for r in found["routes"]}
+    urls = {r.get("scenario", r["url"]): r["url"] for r in found["routes"]}
     results = run_dir / "results.csv"
     rows = read_results(results).to_dict("records") if results.is_file() else []
     out = []
     for row in rows:
-        url = _text(row, "scenario")
+        scenario = _text(row, "scenario")
         text = verdict(row)
+        if re.match(r"failing: (401|403|422) ", text) and (detail := first_error(run_dir, row)):
+            text += f" ({detail})"
         out.append({
-            "route": template.get(url, url), "url": url, "workers": _fmt(_num(row, "workers")),
+            "route": template.get(scenario, scenario), "url": urls.get(scenario, scenario),
+            "workers": _fmt(_num(row, "workers")),
             "users": _fmt(_num(row, "users")), "thread_tokens": _fmt(_num(row, "thread_tokens")),
             "verdict": text, "rps": _fmt(_num(row, "rps"), 1), "p99_ms": _fmt(_num(row, "p99_ms"), 1),
             "health_p99_ms": _fmt(_num(row, "health_p99_ms"), 1),
             "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
-            "advice": advice(row, text), "valid": _text(row, "valid"),
+            "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"),
         })
     _sweep_notes(out)

@@ -257,6 +257,9 @@ TABLE: list[Knob] = [
          "/health probe user and its recorder)", scope="run", flag="--locustfile"),
     Knob("setup", str, None, "a Python file defining setup(base_url): run before each cell's load to seed "
          "your app's data (see docs/audit.md)", scope="run", flag="--setup"),
+    Knob("requests", str, None, "a JSON file of each --path's method, body and content type and of the "
+         "headers of every request, as `bench.py audit` writes it (requests.json in its run folder)",
+         scope="run", flag="--requests"),
     # db cells get it from the harness: the throwaway server's, or this one
     Knob("db_url", str, None, "an existing PostgreSQL (postgresql://...) instead of a throwaway one the "
          "harness starts; never started or stopped by the harness", scope="run", env="DB_URL",
@@ -274,8 +277,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
 
 # `bench.py run --help` in groups, in this order (tests/test_knobs.py: every flagged knob in exactly one).
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
-    "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "setup", "health_path",
-                    "url", "allow_non_loopback"),
+    "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "setup", "requests",
+                    "health_path", "url", "allow_non_loopback"),
     "sizes": ("workers", "users", "pool_size", "thread_tokens", "http_connections", "db_pool", "rate",
               "arrivals", "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",

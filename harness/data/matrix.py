@@ -32,6 +32,10 @@ MAX_STRETCH = 4.0  # never stretch a cell's window beyond this multiple of the a
 ALL = "*"  # key of the pool sizes that apply to every target with a pool
 
 
+REQUEST_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+FOREIGN_ONLY = ("paths", "locustfile", "app_dir", "health_path", "setup", "requests")  # need --app/--url
+
+
 class ConfigError(ValueError):
     """Bad input: a one-line message for the user."""
 
@@ -165,8 +169,9 @@ def validate(values: Mapping[str, Any]) -> Config:
             raise ConfigError("--app/--url replace --targets: give one or the other")
         out["targets"] = []
         _check_foreign(out)
-    elif any(out[k] is not None for k in ("paths", "locustfile", "app_dir", "health_path", "setup")):
-        raise ConfigError("--path, --locustfile, --app-dir, --health-path and --setup need --app or --url")
+    elif any(out[k] is not None for k in FOREIGN_ONLY):
+        raise ConfigError("--path, --locustfile, --app-dir, --health-path, --setup and --requests need --app "
+                          "or --url")
     _check_remote(out)
     if out["locustfile"] and any(out["rate"]):
         raise ConfigError("--rate drives --path (or a built-in scenario); --locustfile is closed-loop only")
@@ -220,13 +225,18 @@ def _check_foreign(out: dict[str, Any]) -> None:
                               "load a server on another machine")
         out["url"] = out["url"].rstrip("/")
     for path in [*(out["paths"] or []), *([out["health_path"]] if out["health_path"] else [])]:
-        if not path.startswith("/"):
+        method, _, rest = path.partition(" ")  # the audit's 'POST /login'
+        if not path.startswith("/") and not (method in REQUEST_METHODS and rest.startswith("/")):
             raise ConfigError(f"path {path!r} must start with '/'")
     if out["setup"] is not None:
         try:
             out["setup"] = setup_file.check(out["setup"])
         except setup_file.SetupError as exc:
             raise ConfigError(str(exc)) from None
+    if out["requests"] is not None:
+        if not os.path.isfile(out["requests"]):
+            raise ConfigError(f"--requests {out['requests']!r} is not a file")
+        out["requests"] = os.path.abspath(out["requests"])
     if out["locustfile"] is not None:
         if not os.path.isfile(out["locustfile"]):
             raise ConfigError(f"--locustfile {out['locustfile']!r} is not a file")
@@ -467,6 +477,7 @@ def _work_items(cfg: Config) -> list[tuple[str, str, dict[str, Any]]]:
         return [(t, s, {}) for t in cfg.targets for s in cfg.scenarios]
     target = cfg.app if cfg.app is not None else cfg.url
     common = {"app_dir": cfg.app_dir, "url": cfg.url, "locustfile": cfg.locustfile, "setup": cfg.setup,
+              "requests": cfg.requests,
               "health_path": cfg.health_path or ("/_bench/health" if cfg.app is not None else "/health")}
     if cfg.paths:
         return [(target, p, {**common, "path": p}) for p in cfg.paths]

@@ -27,6 +27,7 @@ from harness.run.drive import DriveError, scenario_file, start_locust
 from harness.run.launch import LaunchError, Server, launch_target
 from harness.run.profile import Profiler
 from harness.run.remote import Hub
+from harness.run.request_env import request_env, requests_of
 from harness.system import procs
 from targets import import_string
 
@@ -191,9 +192,10 @@ def _measure(cell: Cell, row: dict, raw_dir: Path, run_dir: Path, upstream: Upst
     children.target = target = _start_target(cell, raw_dir, upstream, env)
     if stopper is not None:
         stopper.wait()
-    if cell.knobs.get("setup"):  # --setup: seed the app's data before the load starts
-        seed.run(cell.knobs["setup"], target.url, raw_dir / "setup.log")
-    files, locust_env = locust_files(cell)
+    given = requests_of(cell).get("headers") or {}
+    if cell.knobs.get("setup"):  # --setup: seed the app's data (and log in) before the load starts
+        given = {**given, **seed.run(cell.knobs["setup"], target.url, raw_dir / "setup.log", given)}
+    files, locust_env = locust_files(cell, given)
     users = load_processes(cell) if cell.rate else cell.users  # open loop: one scheduler per process
     children.locust = locust = start_locust(
         files, target.url, users, cell.warmup_s + cell.duration_s, raw_dir,
@@ -345,8 +347,8 @@ def max_known(*values: float) -> float:
     return max(known) if known else float("nan")
 
 
-def locust_files(cell: Cell) -> tuple[list[Path], dict[str, str]]:
-    """The Locust files for a cell and the settings they read."""
+def locust_files(cell: Cell, headers: dict[str, str] | None = None) -> tuple[list[Path], dict[str, str]]:
+    """The Locust files for a cell and the settings they read (`headers`: sent with every work request)."""
     env = {"BENCH_HEALTH_PATH": cell.knobs.get("health_path") or "/health"}
     if cell.rate:
         env.update(BENCH_RATE=repr(cell.rate), BENCH_ARRIVALS=cell.arrivals,
@@ -354,7 +356,8 @@ def locust_files(cell: Cell) -> tuple[list[Path], dict[str, str]]:
     if cell.knobs.get("locustfile"):
         return [scenario_file("probe"), Path(cell.knobs["locustfile"])], env
     if cell.knobs.get("path") is not None:
-        return [scenario_file("path")], {**env, "BENCH_PATH": cell.knobs["path"]}
+        spec = (requests_of(cell).get("routes") or {}).get(cell.knobs["path"]) or {}
+        return [scenario_file("path")], {**env, **request_env(cell.knobs["path"], spec, headers or {})}
     return [scenario_file(cell.scenario)], env
 
 

@@ -149,6 +149,7 @@ def start_locust(scenario: str | list[Path], url: str, users: int, seconds: floa
         "--csv", str(raw_dir / "locust"), "--logfile", str(raw_dir / "locust.log"),
     ]
     full_env = {**clean_env(), **(env or {}), "BENCH_RECORD": str(raw_dir / "requests.csv"),
+                "BENCH_FIRST_ERROR": str(raw_dir / "first_error.json"),
                 "BENCH_TIMEOUT": str(timeout_s), "BENCH_PROBE_WORKERS": str(probe_workers)}
     if hub is not None:
         return _start_with_remote(cmd, files, full_env, raw_dir, run_time, processes, hub, cell_id)

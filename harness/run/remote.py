@@ -33,7 +33,7 @@ BASE_FILE = SCENARIOS / "_base.py"  # every scenario file imports it: it must ma
 # Settings a master may hand a worker: the scenario files' own, never the recorder's output file nor
 # anything that changes what Python runs (PYTHONPATH, LD_PRELOAD...).
 SENT_PREFIX = "BENCH_"
-NOT_SENT = ("BENCH_RECORD", "BENCH_LOAD_WORKER")
+NOT_SENT = ("BENCH_RECORD", "BENCH_LOAD_WORKER", "BENCH_FIRST_ERROR")
 
 
 def sha256(path: Path) -> str:

@@ -1,10 +1,12 @@
-"""The GET routes of your own app, from its OpenAPI schema: what `bench.py audit` measures.
+"""The operations of your own app, from its OpenAPI schema: what `bench.py audit` measures.
 
 The schema is read in a child process (your app's import runs its module code; a crash or a hang
 there must not take the harness with it). Each GET route becomes a concrete URL when every
 required parameter has a value: from `--param name=value`, else the parameter's example(s) or
 default in the schema. Optional query parameters are left to the app's defaults unless
-`--param` names them. A route that cannot be filled is skipped, with the reason.
+`--param` names them. A required header parameter takes its value from `--header`. A body comes
+from `--body`, else from the schema (bodies.py). Only the `--methods` selected are measured; every
+other operation, and one that cannot be filled, is skipped with the reason: none is left out unsaid.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
+from harness.run import bodies
 from harness.system import procs
 
 SCHEMA_TIMEOUT_S = 60.0
@@ -42,11 +46,32 @@ class RouteError(ValueError):
     """The schema could not be read, or a --param / glob is malformed: one line for the user."""
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+OTHER_METHODS = ("HEAD", "OPTIONS", "TRACE")  # in a schema, listed as skipped: never measured
+
+
 @dataclass(frozen=True)
 class Route:
     template: str   # as in the schema: /heroes/{hero_id}
     url: str        # what the users request: /heroes/1
     name: str       # the operation's function name, when the schema gives it
+    method: str = "GET"
+    body: bodies.Body | None = None
+    secured: bool = False  # the schema declares a security scheme for it
+
+    @property
+    def key(self) -> str:
+        """The cell's scenario name: the URL of a GET, 'POST /login' otherwise."""
+        return self.url if self.method == "GET" else f"{self.method} {self.url}"
+
+    @property
+    def label(self) -> str:
+        return op_key(self.method, self.template)
+
+
+def op_key(method: str, template: str) -> str:
+    """How an operation is named in rows, skips and --body: '/items' for a GET, 'POST /items' otherwise."""
+    return template if method.upper() == "GET" else f"{method.upper()} {template}"
 
 
 @dataclass(frozen=True)
@@ -119,9 +144,12 @@ def _text(value: object) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
-def fill(template: str, operation: Mapping, given: Mapping[str, str]) -> Route | Skipped:
-    """The concrete URL of one GET operation, or why it cannot be requested."""
-    path, query = template, {}
+def fill(template: str, operation: Mapping, given: Mapping[str, str], method: str = "GET",
+         headers: Sequence[str] = (), body: bodies.Body | None = None) -> Route | Skipped:
+    """The concrete request of one operation, or why it cannot be requested. `headers`: the header
+    names --header gives (any case); `body`: the body to send, when the operation takes one."""
+    path, query, label = template, {}, op_key(method, template)
+    sent = {h.lower() for h in headers}
     for param in operation.get("parameters") or []:
         name, where, required = param.get("name", ""), param.get("in"), bool(param.get("required"))
         if name in given:
@@ -133,37 +161,95 @@ def fill(template: str, operation: Mapping, given: Mapping[str, str]) -> Route |
             if not found:
                 if not required:
                     continue
-                return Skipped(template, f"{where} parameter {name!r} has no example or default: "
-                                         f"give --param {name}=VALUE")
+                if where == "header":
+                    if required and name.lower() not in sent:
+                        return Skipped(label, f"no value for header parameter {name!r}: give --header "
+                                              f"'{name}: VALUE'")
+                    continue
+                return Skipped(label, f"no value for {where} parameter {name!r} (no example or "
+                                      f"default): give --param {name}=VALUE")
         if where == "path":
             path = path.replace("{" + name + "}", quote(_text(value), safe=""))
         elif where == "query":
             query[name] = _text(value)
-        elif required:
-            return Skipped(template, f"required {where} parameter {name!r}: the audit sends none")
-    if "requestBody" in operation and (operation["requestBody"] or {}).get("required"):
-        return Skipped(template, "needs a request body")
+        elif required and not (where == "header" and name.lower() in sent):
+            return Skipped(label, f"no value for {where} parameter {name!r}: the audit sends none")
     url = path + ("?" + urlencode(query) if query else "")
-    return Route(template, url, str(operation.get("operationId") or ""))
+    return Route(template, url, str(operation.get("operationId") or ""), method.upper(), body)
+
+
+def operations(schema: Mapping) -> list[tuple[str, str, dict]]:
+    """(METHOD, template, operation with the path's shared parameters) of every operation."""
+    out = []
+    for template, item in (schema.get("paths") or {}).items():
+        shared = [p for p in (item or {}).get("parameters") or [] if isinstance(p, dict)]
+        for method in (*METHODS, *OTHER_METHODS):
+            operation = (item or {}).get(method.lower())
+            if isinstance(operation, dict):
+                out.append((method, template,
+                            {**operation, "parameters": shared + list(operation.get("parameters") or [])}))
+    return out
+
+
+def _body(schema: Mapping, operation: Mapping, method: str, template: str, override: str | None,
+          loaded: Any) -> bodies.Body | None:
+    if override is not None:
+        found = bodies.content_of(operation)
+        return bodies.from_override(override, found[0] if found else bodies.JSON)
+    return bodies.build(operation, loaded, template, method)
 
 
 def discover(schema: Mapping, given: Mapping[str, str], include: Sequence[str] = (),
-             exclude: Sequence[str] = ()) -> tuple[list[Route], list[Skipped]]:
-    """Every GET route of the schema: the ones to measure and the ones skipped (with reasons).
-    --include / --exclude globs match the schema's path (/heroes/{hero_id})."""
+             exclude: Sequence[str] = (), methods: Sequence[str] = ("GET", "POST"),
+             headers: Sequence[str] = (), overrides: Mapping[str, str] | None = None,
+             ) -> tuple[list[Route], list[Skipped]]:
+    """Every operation of the schema: the ones to measure and the ones skipped (with reasons).
+    --include / --exclude globs match the schema's path (/heroes/{hero_id}); `overrides`: --body
+    texts by op_key. RouteError when an override names no operation of the schema."""
+    overrides = dict(overrides or {})
+    ops = operations(schema)
+    unknown = sorted(set(overrides) - {op_key(m, t) for m, t, _ in ops})
+    if unknown:
+        raise RouteError(f"--body {unknown[0]!r}: no such operation in the schema (its operations: "
+                         f"{', '.join(op_key(m, t) for m, t, _ in ops)[:300]})")
+    loaded = _Loaded(schema)
     routes: list[Route] = []
     skipped: list[Skipped] = []
-    for template, item in (schema.get("paths") or {}).items():
-        operation = (item or {}).get("get")
-        if operation is None:
-            continue
+    default_secured = bool(schema.get("security"))
+    for method, template, operation in ops:
+        label = op_key(method, template)
         if include and not any(fnmatch.fnmatchcase(template, g) for g in include):
             continue
         if any(fnmatch.fnmatchcase(template, g) for g in exclude):
-            skipped.append(Skipped(template, "matched --exclude"))
+            skipped.append(Skipped(label, "matched --exclude"))
             continue
-        shared = [p for p in item.get("parameters") or [] if isinstance(p, dict)]
-        merged = {**operation, "parameters": shared + list(operation.get("parameters") or [])}
-        found = fill(template, merged, given)
-        (routes if isinstance(found, Route) else skipped).append(found)  # type: ignore[arg-type]
+        if method in OTHER_METHODS:
+            skipped.append(Skipped(label, f"method not selected (the audit measures {', '.join(METHODS)})"))
+            continue
+        if method not in methods:
+            skipped.append(Skipped(label, f"method not selected (--methods {','.join(methods)})"))
+            continue
+        try:
+            body = _body(schema, operation, method, template, overrides.get(label), loaded)
+        except bodies.BodyError as exc:
+            skipped.append(Skipped(label, str(exc)))
+            continue
+        found = fill(template, operation, given, method, headers, body)
+        if isinstance(found, Route):
+            secured = bool(operation["security"]) if "security" in operation else default_secured
+            routes.append(Route(**{**found.__dict__, "secured": secured}))
+        else:
+            skipped.append(found)
     return routes, skipped
+
+
+class _Loaded:
+    """bodies.load(schema) on first use: an audit of GET routes alone never loads schemathesis."""
+
+    def __init__(self, schema: Mapping) -> None:
+        self.schema, self.loaded = schema, None  # type: Mapping, Any
+
+    def __getitem__(self, template: str) -> Any:
+        if self.loaded is None:
+            self.loaded = bodies.load(self.schema)
+        return self.loaded[template]
