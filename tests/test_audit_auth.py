@@ -52,6 +52,7 @@ def test_first_validation_error_names_the_field(tmp_path):
     assert audit.first_error(tmp_path, row) == "body.price: Field required"
     advice = audit.advice({**row}, "failing: 422 Unprocessable Entity 100%", "POST /items")
     assert "--body 'POST /items=@body.json'" in advice
+    assert "--body" not in audit.advice(row, "failing: 422 Unprocessable Entity 100%", "/items")  # a GET
 
 
 def test_a_401_names_its_detail_and_the_advice_names_header_and_setup(tmp_path):

@@ -115,6 +115,8 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
             return ("the route answered 404: seed data with --setup FILE, or give an id that exists "
                     "with --param")
         if code and code.group(1) == "422":
+            if route.startswith("/"):  # a GET: no body to give
+                return "the app refused the parameters (422): give valid values with --param name=value"
             return ("the app refused the request (422): give valid values with --param name=value, or the "
                     f"body with --body '{route or 'METHOD /path'}=@body.json'")
         if code and code.group(1) in ("401", "403"):
