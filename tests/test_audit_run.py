@@ -116,7 +116,8 @@ def test_login_app_measured_with_the_token_setup_returned(tmp_path):
     rows = audit_rows(out)
     assert set(rows) == {"POST /login", "/me", "POST /items"}  # every operation, the POSTs with bodies
     for route, row in rows.items():
-        assert row["verdict"] == "fine at this load", (route, row)
+        # the token and the bodies were accepted; on a loaded 2-core machine the verdict may name its CPU
+        assert not row["verdict"].startswith(("failing", "blocks")), (route, row)
         assert float(row["rps"]) > 0
     assert "security scheme" not in done.stdout  # credentials come from setup: no warning
     sent = json.loads((out / "requests.json").read_text())["routes"]
@@ -130,7 +131,7 @@ def test_login_app_without_token_reads_401_and_a_bad_body_422(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "warning: /me declares a security scheme and no credentials are given" in done.stdout
     rows = audit_rows(out)
-    assert rows["POST /login"]["verdict"] == "fine at this load", rows["POST /login"]
+    assert not rows["POST /login"]["verdict"].startswith(("failing", "blocks")), rows["POST /login"]
     assert rows["/me"]["verdict"] == "failing: 401 Unauthorized 100% (Not authenticated)", rows["/me"]
     assert "--header 'Authorization: Bearer TOKEN'" in rows["/me"]["advice"]
     assert rows["POST /items"]["verdict"] == ("failing: 422 Unprocessable Entity 100% "
