@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 from harness.data.schema import read_results
+from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.judge import waits
 from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
@@ -40,14 +41,6 @@ COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps"
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
     (run_dir / AUDIT_JSON).write_text(json.dumps({"routes": routes, "skipped": skipped, "setup": setup},
                                                  indent=1))
-
-
-def _num(row: dict, key: str) -> float:
-    try:
-        value = float(row.get(key))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return value
 
 
 def _text(row: dict, key: str) -> str:

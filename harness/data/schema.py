@@ -36,6 +36,7 @@ that is a knob comes from the knob table (harness/data/knobs.py), so adding a ce
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -115,6 +116,14 @@ HISTORY: dict[int, list[str]] = {
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.
 OPTIONAL_COLUMNS = [c for cols in ADDED_IN.values() for c in cols]
+
+
+def row_number(row: dict, key: str) -> float:
+    """A results row's figure as a float; NaN when it is missing or not a number (an empty CSV cell)."""
+    try:
+        return float(row.get(key))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def columns_of(version: int) -> list[str]:

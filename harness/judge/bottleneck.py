@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.data import model
+from harness.data.schema import row_number as _num
 from harness.judge import waits
 from targets import db_pool_max
 
@@ -84,14 +85,6 @@ class Context:
 class Verdict:
     bound_by: str
     detail: str
-
-
-def _num(row: dict, key: str) -> float:
-    try:
-        v = float(row.get(key))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return v
 
 
 def pattern_part(row: dict, cores: int) -> tuple[str, str]:

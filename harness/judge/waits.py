@@ -12,17 +12,9 @@ latency to explain, whatever else was quiet.
 
 from __future__ import annotations
 
-import math
+from harness.data.schema import row_number as _num
 
 QUEUE_PCT = 10.0  # a resource full this share of the window queued requests; below it, now and then
-
-
-def _num(row: dict, key: str) -> float:
-    try:
-        v = float(row.get(key))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return v
 
 
 def in_flight(row: dict) -> str:

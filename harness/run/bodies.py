@@ -65,12 +65,8 @@ def _media_example(media: Mapping) -> tuple[bool, Any]:
     return False, None
 
 
-def _prefer_examples(node: Any) -> Any:
-    """The schema with examples and defaults as constants, and optional fields without one dropped."""
-    if isinstance(node, list):
-        return [_prefer_examples(n) for n in node]
-    if not isinstance(node, dict):
-        return node
+def schema_example(node: Mapping) -> tuple[bool, object]:
+    """(found, value) from a JSON Schema node's example, first of its examples, or default, in that order."""
     for key in ("example", "examples", "default"):
         if key in node:
             value = node[key]
@@ -78,7 +74,19 @@ def _prefer_examples(node: Any) -> Any:
                 if not isinstance(value, list) or not value:
                     continue
                 value = value[0]
-            return {"const": value}
+            return True, value
+    return False, None
+
+
+def _prefer_examples(node: Any) -> Any:
+    """The schema with examples and defaults as constants, and optional fields without one dropped."""
+    if isinstance(node, list):
+        return [_prefer_examples(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    found, value = schema_example(node)
+    if found:
+        return {"const": value}
     node = _minimal_strings(node)
     out = {k: _prefer_examples(v) for k, v in node.items() if k not in ("properties", "required")}
     props = node.get("properties")

@@ -129,15 +129,7 @@ def schema_value(param: Mapping) -> tuple[bool, object]:
         first = next(iter(examples.values()))
         if isinstance(first, dict) and "value" in first:
             return True, first["value"]
-    for key in ("example", "examples", "default"):
-        if key in schema:
-            value = schema[key]
-            if key == "examples":
-                if not isinstance(value, list) or not value:
-                    continue
-                value = value[0]
-            return True, value
-    return False, None
+    return bodies.schema_example(schema)
 
 
 def _text(value: object) -> str:
