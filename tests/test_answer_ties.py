@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness import cli
 from harness.answer import answer, cost
+from harness.data import matrix
 from tests.run_folders import row, write_run
 
 
@@ -151,3 +152,15 @@ def test_the_hinge_budget_shrinks_when_the_sweep_ran_long():
     assert cli.hinge_budget(300.0) == cli.HINGE_BUDGET_S  # a quick sweep: the whole allowance
     assert cli.hinge_budget(450.0) == 60.0  # 600 − 90 install − 450: what is left of make bench's budget
     assert cli.hinge_budget(780.0) == 0.0  # a shared machine already overran it: no extra repeats
+
+
+def test_hinge_repeats_only_for_the_default_sweep_as_it_ships():
+    """make bench's sweep buys repeats where its answer hinges; a sweep whose knobs a user changed
+    (or a resume of one) gets no cells it did not ask for, unless asked with --hinge-repeats."""
+    default = matrix.make_plan("default")
+    narrowed = matrix.make_plan("default", targets=["fake-async", "mixed"])
+    assert cli.wants_hinge_repeats(None, "default", default)
+    assert not cli.wants_hinge_repeats(None, "default", narrowed)
+    assert not cli.wants_hinge_repeats(None, "smoke", matrix.make_plan("smoke"))
+    assert cli.wants_hinge_repeats(True, "default", narrowed)
+    assert not cli.wants_hinge_repeats(False, "default", default)
