@@ -10,7 +10,7 @@ sampled). A checkout's wait is the time from the request's arrival at the wrappe
 variable, which anyio copies into the `def` route's thread) to its first checkout: it includes any
 thread-token wait and the app code before the query, so it bounds the pool wait from above. The
 probe writes `take()` into each line: app_pool_size, app_pool_out_max, app_pool_full_ms,
-app_pool_span_ms, app_pool_wait_ms.
+app_pool_span_ms, app_pool_wait_ms, app_pool_hold_ms (checkout to checkin, each).
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class PoolWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pools: dict[int, _PoolState] = {}
-        self._records: dict[int, int] = {}  # connection record → its pool, for checkin
+        self._records: dict[int, tuple[int, float]] = {}  # connection record → (its pool, checked out at)
         self._waits: list[float] = []
+        self._holds: list[float] = []
         self._last = time.perf_counter()
 
     def on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -77,7 +78,7 @@ class PoolWatch:
             if state is None:
                 state = self._pools[id(pool)] = _PoolState(_capacity(pool))
             state.step(now, +1)
-            self._records[id(record)] = id(pool)
+            self._records[id(record)] = (id(pool), now)
             if request is not None and not request[1]:
                 request[1] = True
                 self._waits.append((now - request[0]) * 1000)
@@ -85,9 +86,11 @@ class PoolWatch:
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
         now = time.perf_counter()
         with self._lock:
-            state = self._pools.get(self._records.pop(id(record), -1))
+            pool_id, since = self._records.pop(id(record), (-1, now))
+            state = self._pools.get(pool_id)
             if state is not None:
                 state.step(now, -1)
+                self._holds.append((now - since) * 1000)
 
     def take(self) -> dict:
         """The figures since the last take (the probe's line), then start afresh."""
@@ -101,10 +104,11 @@ class PoolWatch:
                    # the worst pool's time at its limit: one full pool holds its requests back
                    "app_pool_full_ms": round(max((s.full_ms for s in bounded), default=0.0), 1),
                    "app_pool_span_ms": round((now - self._last) * 1000, 1),
-                   "app_pool_wait_ms": [round(w, 2) for w in self._waits]}
+                   "app_pool_wait_ms": [round(w, 2) for w in self._waits],
+                   "app_pool_hold_ms": [round(h, 2) for h in self._holds]}
             for state in self._pools.values():
                 state.full_ms, state.out_max = 0.0, state.out
-            self._waits, self._last = [], now
+            self._waits, self._holds, self._last = [], [], now
         return out if self._pools else {}
 
 

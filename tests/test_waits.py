@@ -52,6 +52,7 @@ def test_a_full_pool_is_timed_and_its_waits_measured(watch, tmp_path):
         pytest.xfail("no checkout saw its request's start (known, not yet explained): " + repr(out))
     short, long = sorted(out["app_pool_wait_ms"])
     assert short < 50 and 90 <= long < 400, out  # the second waited for the first's 100 ms
+    assert len(out["app_pool_hold_ms"]) == 2 and all(100 <= h < 400 for h in out["app_pool_hold_ms"]), out
     engine.dispose()
 
 
@@ -71,7 +72,8 @@ def test_the_collector_reads_the_pool_figures_of_the_window():
              {"app_pool_size": 2, "app_pool_out_max": 2, "app_pool_full_ms": 1000.0,
               "app_pool_span_ms": 1000.0, "app_pool_wait_ms": [800.0]}]
     got = collect._app_pool(lines)
-    assert got == {"app_pool_size": 2, "app_pool_full_pct": 95.0, "app_pool_wait_ms": [700.0, 790.0, 800.0]}
+    assert got == {"app_pool_size": 2, "app_pool_full_pct": 95.0, "app_pool_wait_ms": [700.0, 790.0, 800.0],
+                   "app_pool_hold_ms": []}
     unseen = collect._app_pool([{"work": 1}])  # a worker without SQLAlchemy: no pool figures, not zeros
     assert unseen["app_pool_size"] != unseen["app_pool_size"] and unseen["app_pool_wait_ms"] == []
 
@@ -92,6 +94,8 @@ def test_a_full_pool_is_the_verdict_with_both_sizes_in_its_advice():
     assert ("throughput ≈ pool / hold time; at 39.6 rps each checkout holds its connection about 51 ms"
             in advice)
     assert attribute(POOL_BOUND, CTX).bound_by == "database pool"
+    held = audit.advice({**POOL_BOUND, "app_pool_hold_p50_ms": 60.0}, text)
+    assert "(measured: a median 60 ms from checkout to checkin, so at most 33 rps)" in held
 
 
 def test_a_pool_full_now_and_then_is_no_verdict_and_a_healthy_route_gets_none():

@@ -28,6 +28,7 @@ Versions (columns are only ever added, so an older file reads with the newer col
   9  APP_POOL_COLUMNS: the app's own SQLAlchemy pools seen through their events from the wrapper
      (targets/pool_events.py): capacity (pool_size + max_overflow), the share of the window all of
      it was out, the p99 of each request's wait from its arrival to its first checkout
+ 10  app_pool_hold_p50_ms: the median time a checkout held its connection (checkout to checkin)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -43,7 +44,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -85,7 +86,7 @@ MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS]
 
 # The app's own SQLAlchemy pools (targets/pool_events.py, harness/judge/collect.py).
 APP_POOL_COLUMNS = ["app_pool_size", "app_pool_full_pct", "app_pool_wait_p99_ms"]
-MEASURE_COLUMNS += APP_POOL_COLUMNS
+MEASURE_COLUMNS += [*APP_POOL_COLUMNS, "app_pool_hold_p50_ms"]
 
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
@@ -112,6 +113,7 @@ HISTORY: dict[int, list[str]] = {
     7: ["thread_tokens", "fail_top", *STALL_COLUMNS],
     8: ["server"],
     9: APP_POOL_COLUMNS,
+    10: ["app_pool_hold_p50_ms"],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

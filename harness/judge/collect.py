@@ -227,7 +227,8 @@ def _app_pool(inside: list[dict]) -> dict:
     return {"app_pool_size": max(sizes, default=NAN),
             "app_pool_full_pct": 100 * sum(r["app_pool_full_ms"] for r in timed) / span
             if span and sizes else NAN,
-            "app_pool_wait_ms": [x for r in timed for x in r.get("app_pool_wait_ms", [])]}
+            "app_pool_wait_ms": [x for r in timed for x in r.get("app_pool_wait_ms", [])],
+            "app_pool_hold_ms": [x for r in timed for x in r.get("app_pool_hold_ms", [])]}
 
 
 def _resolve_stacks(lines: list[dict]) -> None:
@@ -287,6 +288,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
     cpu_time_ms = [x for w in workers for x in w.pop("cpu_time_ms")]
     db_waits = np.asarray([x for w in workers for x in w.pop("db_wait_ms")], dtype=float)
     app_waits = np.asarray([x for w in workers for x in w.pop("app_pool_wait_ms")], dtype=float)
+    app_holds = np.asarray([x for w in workers for x in w.pop("app_pool_hold_ms")], dtype=float)
     samples = [x for w in workers for x in w.pop("stalls")]
     for w in workers:
         w["work_share"] = w["work_served"] / total if total else NAN
@@ -314,6 +316,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         "app_pool_size": _known_max(w["app_pool_size"] for w in workers),
         "app_pool_full_pct": _known_max(w["app_pool_full_pct"] for w in workers),
         "app_pool_wait_p99_ms": float(np.percentile(app_waits, 99)) if len(app_waits) else NAN,
+        "app_pool_hold_p50_ms": float(np.percentile(app_holds, 50)) if len(app_holds) else NAN,
     }
     found = stalls.reduce(samples, t1 - t0, len(workers))
     row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found)

@@ -71,6 +71,10 @@ def pool_advice(row: dict) -> str:
     conns = size * (workers if workers > 0 else 1)
     hold = f"; at {rps:.1f} rps each checkout holds its connection about {1000 * conns / rps:.0f} ms" \
         if rps > 0 else ""
+    held = _num(row, "app_pool_hold_p50_ms")
+    if held > 0:  # measured checkout to checkin: the session's teardown after the query counts too
+        hold += (f" (measured: a median {held:.0f} ms from checkout to checkin, so at most "
+                 f"{1000 * conns / held:.0f} rps)")
     threads = f"{tokens:.0f} thread tokens" if tokens > 0 else "the thread tokens"
     return (f"requests queue for {size:.0f} connection(s) per worker (create_engine's pool_size + "
             f"max_overflow) in front of {threads}: throughput ≈ pool / hold time{hold}. Raise pool_size "
