@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import store
+from harness.data.app_env import AppEnvError, read_env_file
 from harness.data.matrix import ConfigError, make_config, plan_cells
 from harness.run import routes
 
@@ -34,18 +35,33 @@ def plan_audit(args: Any, overrides: dict[str, Any]) -> tuple[Any, list[routes.R
     knobs.setdefault("warmup", AUDIT_WARMUP_S)
     knobs.setdefault("workers", AUDIT_WORKERS)
     # checked (app importable, --app-dir, --setup) before the app's code runs to read its schema
-    cfg = make_config("default", **{**knobs, "app": args.app, "app_dir": args.app_dir, "paths": ["/"]})
+    own = {k: getattr(args, k, None) for k in ("python", "env_file", "cwd")}
+    cfg = make_config("default", **{**knobs, **own, "app": args.app, "app_dir": args.app_dir, "paths": ["/"]})
+    check_app_env(cfg)
     try:
-        schema = routes.read_schema(args.app, cfg.app_dir)
+        schema = routes.read_schema(args.app, cfg.app_dir, python=cfg.python, cwd=cfg.cwd,
+                                    env=read_env_file(cfg.env_file) if cfg.env_file else None)
         found, skipped = routes.discover(schema, given, include, exclude)
     except routes.RouteError as exc:
         raise ConfigError(str(exc)) from None
     if not found:
         why = "; ".join(f"{s.template}: {s.reason}" for s in skipped) or "the schema has no GET route"
         raise ConfigError(f"nothing to audit in {args.app} ({why})")
-    cfg = make_config("default", **{**knobs, "app": args.app, "app_dir": cfg.app_dir,
+    cfg = make_config("default", **{**knobs, **own, "app": args.app, "app_dir": cfg.app_dir,
                                   "paths": [r.url for r in found]})
     return cfg, found, skipped
+
+
+def check_app_env(cfg: Any) -> None:
+    """--python runs, is new enough and has the servers the run uses: ConfigError (one line) if not."""
+    if cfg.python is None:
+        return
+    from harness.run import app_python
+
+    try:
+        app_python.check_interpreter(cfg.python, cfg.server, cfg.loop)
+    except AppEnvError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def run_audit(args: Any, overrides: dict[str, Any]) -> int:
@@ -78,7 +94,8 @@ def add_parser(sub: Any, add_knob: Any) -> None:
                         "a verdict and one line of advice each")
     au.add_argument("app", help="your app, 'pkg.module:app'")
     au.add_argument("--app-dir", dest="app_dir", help="where APP's module is imported from (default: .)")
-    for name in ("workers", "users", "duration", "warmup", "setup", "thread_tokens"):
+    for name in ("python", "env_file", "cwd", "workers", "users", "duration", "warmup", "setup",
+                 "thread_tokens"):
         add_knob(au, name)
     au.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="a value for a path or query parameter (repeatable), e.g. --param hero_id=1")

@@ -25,6 +25,8 @@ Versions (columns are only ever added, so an older file reads with the newer col
      samples) and the default thread limiter's tokens (busy at most, total, share of the window full)
   8  the ASGI server (server: uvicorn, gunicorn, gunicorn-asgi, granian, hypercorn); older files ran
      uvicorn and read with server = uvicorn
+  9  app_error: when work requests failed with 5xx, the exception the app raised and its innermost
+     frame in the app's code, from the worker's log (harness/judge/app_errors.py)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -39,7 +41,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -77,7 +79,7 @@ MEASURE_COLUMNS += DB_COLUMNS
 # loop stalled, and whether `def` routes waited for a thread token.
 STALL_COLUMNS = ["stall_site", "stall_samples", "thread_tokens_busy_max", "thread_tokens_total",
                  "thread_tokens_full_pct"]
-MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS]
+MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS, "app_error"]
 
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
@@ -103,6 +105,7 @@ HISTORY: dict[int, list[str]] = {
     6: ["p99_lower_ms"],
     7: ["thread_tokens", "fail_top", *STALL_COLUMNS],
     8: ["server"],
+    9: ["app_error"],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.
