@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import store
+from harness.data.app_env import AppEnvError, read_env_file
 from harness.data.matrix import ConfigError, make_config, plan_cells
 from harness.run import audit_flags, routes
 
@@ -41,9 +42,12 @@ def plan_audit(args: Any, overrides: dict[str, Any]) -> tuple[Any, list[routes.R
         raise ConfigError(str(exc)) from None
     knobs = audit_knobs(overrides)
     # checked (app importable, --app-dir, --setup) before the app's code runs to read its schema
-    cfg = make_config("default", **{**knobs, "app": args.app, "app_dir": args.app_dir, "paths": ["/"]})
+    own = own_env(args)
+    cfg = make_config("default", **{**knobs, **own, "app": args.app, "app_dir": args.app_dir, "paths": ["/"]})
+    check_app_env(cfg)
     try:
-        schema = routes.read_schema(args.app, cfg.app_dir)
+        schema = routes.read_schema(args.app, cfg.app_dir, python=cfg.python, cwd=cfg.cwd,
+                                    env=read_env_file(cfg.env_file) if cfg.env_file else None)
         found, skipped = routes.discover(schema, given, include, exclude, methods, list(headers),
                                          overrides_body)
     except routes.RouteError as exc:
@@ -51,9 +55,14 @@ def plan_audit(args: Any, overrides: dict[str, Any]) -> tuple[Any, list[routes.R
     if not found:
         why = "; ".join(f"{s.template}: {s.reason}" for s in skipped) or "the schema has no operation"
         raise ConfigError(f"nothing to audit in {args.app} ({why})")
-    cfg = make_config("default", **{**knobs, "app": args.app, "app_dir": cfg.app_dir,
+    cfg = make_config("default", **{**knobs, **own, "app": args.app, "app_dir": cfg.app_dir,
                                   "paths": [r.key for r in found]})
     return cfg, found, skipped
+
+
+def own_env(args: Any) -> dict[str, Any]:
+    """The app's own interpreter, variables file and working directory, as given."""
+    return {k: getattr(args, k, None) for k in ("python", "env_file", "cwd")}
 
 
 def audit_knobs(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +90,18 @@ def auth_warnings(found: list[routes.Route], headers: dict[str, str], setup: str
             if r.secured]
 
 
+def check_app_env(cfg: Any) -> None:
+    """--python runs, is new enough and has the servers the run uses: ConfigError (one line) if not."""
+    if cfg.python is None:
+        return
+    from harness.run import app_python
+
+    try:
+        app_python.check_interpreter(cfg.python, cfg.server, cfg.loop)
+    except AppEnvError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     from harness.answer import audit
     from harness.present import report
@@ -92,8 +113,9 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     store.prepare_run_dir(run_dir, resume=False)
     requests_file = Path(run_dir).resolve() / REQUESTS_JSON  # the cells read each route's request here
     requests_file.write_text(json.dumps(requests_json(found, headers), indent=1))
-    cfg = make_config("default", **{**audit_knobs(overrides), "app": args.app, "app_dir": cfg.app_dir,
-                                    "paths": cfg.paths, "requests": str(requests_file)})
+    cfg = make_config("default", **{**audit_knobs(overrides), **own_env(args), "app": args.app,
+                                    "app_dir": cfg.app_dir, "paths": cfg.paths,
+                                    "requests": str(requests_file)})
     audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)
     print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
@@ -118,7 +140,8 @@ def add_parser(sub: Any, add_knob: Any) -> None:
                         "bodies built from it): a verdict and one line of advice each")
     au.add_argument("app", help="your app, 'pkg.module:app'")
     au.add_argument("--app-dir", dest="app_dir", help="where APP's module is imported from (default: .)")
-    for name in ("workers", "users", "duration", "warmup", "setup", "thread_tokens"):
+    for name in ("python", "env_file", "cwd", "workers", "users", "duration", "warmup", "setup",
+                 "thread_tokens"):
         add_knob(au, name)
     au.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="a value for a path or query parameter (repeatable), e.g. --param hero_id=1")

@@ -440,9 +440,12 @@ def hinge_repeats(plan, run_dir: Path, sweep_s: float, slo_health_ms: float) -> 
 
 def _preflight(plan) -> None:
     """Refuse (ConfigError) a sweep whose largest cell cannot fit this machine; warn if it crowds it."""
+    from harness.audit_cmd import check_app_env
     from harness.data.matrix import plan_cells
     from harness.system import preflight
 
+    for part in plan if isinstance(plan, list) else [plan]:
+        check_app_env(part)  # --python runs and has its servers, before anything is launched
     cells = plan_cells(plan if isinstance(plan, list) else [plan])
     warning = preflight.check(preflight.sweep_needs(cells), preflight.Machine.here())
     if warning:

@@ -34,11 +34,24 @@ SAMPLE_S = 0.01      # while the loop is stalled, the gap between stack samples 
 WAKE_SLACK_S = 0.001  # the writer wakes this long after a heartbeat would be STALL_MS late
 
 
-def thread_tokens() -> int | None:
-    """THREAD_TOKENS (None: anyio's own default of 40), checked as the knob table says."""
-    from harness.data.knobs import KNOBS
+# The thread_tokens knob's bounds (harness/data/knobs.py); read here with the standard library alone,
+# because this module runs inside apps with their own interpreter (tests/test_app_env.py pins both agree).
+THREAD_TOKENS_BOUNDS = (1, 10_000)
 
-    return KNOBS["thread_tokens"].from_env(os.environ)
+
+def thread_tokens() -> int | None:
+    """THREAD_TOKENS (None: anyio's own default of 40), checked as the knob table checks it."""
+    raw = os.environ.get("THREAD_TOKENS", "")
+    if raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"THREAD_TOKENS={raw!r} is not an integer") from None
+    lo, hi = THREAD_TOKENS_BOUNDS
+    if not lo <= value <= hi:
+        raise ValueError(f"THREAD_TOKENS={value} is outside [{lo:g}, {hi:g}]")
+    return value
 
 
 class _Tokens:

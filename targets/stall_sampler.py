@@ -24,7 +24,7 @@ import os
 import select
 import sys
 import time
-from types import FrameType
+from types import CodeType, FrameType
 
 STALL_MS = 20.0  # a heartbeat this late is a stall: 2 heartbeat periods, well above scheduler jitter
 MAX_FRAMES = 96  # deep enough for FastAPI's middleware stack plus the app's own frames
@@ -33,8 +33,16 @@ CPU_SHARE = 0.5  # the loop thread running or runnable ≥ half the wall time be
 _WRAPPERS = {"CountRequests.__call__", "Instrumented.__call__"}
 
 
+def _qualname(code: CodeType) -> str:
+    # co_qualname is Python 3.11+; the app's own interpreter may be older (3.9): the name alone then
+    return getattr(code, "co_qualname", None) or code.co_name
+
+
 def _path_of(frame: FrameType) -> str | None:
-    if frame.f_code.co_qualname not in _WRAPPERS:
+    name = _qualname(frame.f_code)
+    if "." not in name and name == "__call__":  # < 3.11: tell the wrappers by their instance's class
+        name = f"{type(frame.f_locals.get('self')).__name__}.{name}"
+    if name not in _WRAPPERS:
         return None
     scope = frame.f_locals.get("scope")  # the wrapper's own argument: read-only here
     return scope.get("path") if isinstance(scope, dict) else None
@@ -46,7 +54,7 @@ def fold(frame: FrameType | None) -> tuple[str, str | None]:
     path = None
     while frame is not None and len(names) < MAX_FRAMES:
         code = frame.f_code
-        names.append(f"{code.co_filename}:{code.co_qualname}:{frame.f_lineno}")
+        names.append(f"{code.co_filename}:{_qualname(code)}:{frame.f_lineno}")
         if path is None:
             path = _path_of(frame)
         frame = frame.f_back

@@ -25,7 +25,7 @@ TEXT_PARAMS = ["target", "scenario", *(k.col for k in knobs.CELL_KNOBS if k.type
 BOOL_PARAMS = [k.col for k in knobs.CELL_KNOBS if k.type is bool]
 NUMERIC_PARAMS = [c for c in schema.PARAM_COLUMNS if c not in TEXT_PARAMS + BOOL_PARAMS]
 TEXT_MEASURES = ["status", "error", "invalid_reason", "started_at", "raw_dir", "bound_by", "bound_detail",
-                 "fail_top", "stall_site", "profile_svg"]
+                 "fail_top", "stall_site", "app_error", "profile_svg"]
 BOOL_MEASURES = ["valid", "profiled"]
 NUMERIC_MEASURES = [c for c in schema.MEASURE_COLUMNS if c not in TEXT_MEASURES + BOOL_MEASURES]
 
@@ -171,7 +171,8 @@ def _summarize_cell(cell: pd.DataFrame) -> dict[str, object]:
     row["bound_by"] = bounds["bound_by"].mode().iloc[0] if len(bounds) else ""
     row["bound_detail"] = (bounds.loc[bounds["bound_by"] == row["bound_by"], "bound_detail"].iloc[0]
                            if len(bounds) else "")
-    for col in ("fail_top", "stall_site"):  # the most common of the ok repeats ('' when none has one)
+    # the most common of the ok repeats ('' when none has one)
+    for col in ("fail_top", "stall_site", "app_error"):
         said = ok[col].astype(object).fillna("").astype(str)
         said = said[said != ""]
         row[col] = said.mode().iloc[0] if len(said) else ""
@@ -197,7 +198,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         *CELL_COLUMNS,
         *(f"{c}{s}" for c in SUMMARY_MEASURES for s in ("", "_lo", "_hi")),
         "interval", "repeats", "rps_cv", "ceiling_rps", "health_min_samples", "valid", "invalid_reason",
-        "bound_by", "bound_detail", "fail_top", "stall_site", "failed_repeats", "error",
+        "bound_by", "bound_detail", "fail_top", "stall_site", "app_error", "failed_repeats", "error",
     ]
     if df.empty:
         return pd.DataFrame(columns=out_cols)

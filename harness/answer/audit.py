@@ -35,7 +35,7 @@ from harness.judge.validity import FAIL_RATIO_LIMIT
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
 AUDIT_CSV = "audit.csv"
 COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
-           "health_max_ms", "loop_lag_p99_ms", "stall_site", "advice", "valid", "invalid_reason"]
+           "health_max_ms", "loop_lag_p99_ms", "stall_site", "app_error", "advice", "valid", "invalid_reason"]
 
 
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
@@ -115,6 +115,9 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
         if code and code.group(1) in ("401", "403"):
             return (f"the route refused the credentials ({code.group(1)}): give --header 'Authorization: "
                     "Bearer TOKEN', or log in in --setup and return the headers from setup(base_url)")
+        raised = _text(row, "app_error")
+        if code and code.group(1).startswith("5") and raised:
+            return f"the app raised {raised}: fix it (the traceback is in raw/<cell>/uvicorn.log)"
         return "fix the failures first: their causes are in raw/<cell>/locust_failures.csv"
     if verdict_text == "blocks the event loop":
         return _blocking_advice(site)
@@ -196,6 +199,7 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "health_p99_ms": _fmt(_num(row, "health_p99_ms"), 1),
             "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
+            "app_error": _text(row, "app_error"),
             "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"),
         })

@@ -235,6 +235,13 @@ TABLE: list[Knob] = [
          "wrapped around it, unedited)", scope="run", flag="--app"),
     Knob("app_dir", str, None, "where --app's module is imported from (default: .)", scope="run",
          flag="--app-dir"),
+    Knob("python", str, None, "the interpreter (or virtualenv) --app runs in: its own packages and its "
+         "own uvicorn (or --server); the schema is read with it too. Default: the harness's",
+         scope="run", flag="--python"),
+    Knob("env_file", str, None, "a dotenv file (as uvicorn's --env-file) whose variables --app's workers "
+         "and its schema read get", scope="run", flag="--env-file"),
+    Knob("cwd", str, None, "--app's working directory, for the relative paths it opens (default: the "
+         "harness's folder)", scope="run", flag="--cwd"),
     Knob("url", str, None, "drive a server that is already running (http://host:port); launches nothing",
          scope="run", flag="--url"),
     Knob("allow_non_loopback", bool, False, "permit a --url or a --master-bind on another address than "
@@ -277,8 +284,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
 
 # `bench.py run --help` in groups, in this order (tests/test_knobs.py: every flagged knob in exactly one).
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
-    "what to run": ("targets", "scenarios", "app", "app_dir", "paths", "locustfile", "setup", "requests",
-                    "health_path", "url", "allow_non_loopback"),
+    "what to run": ("targets", "scenarios", "app", "app_dir", "python", "env_file", "cwd", "paths",
+                    "locustfile", "setup", "requests", "health_path", "url", "allow_non_loopback"),
     "sizes": ("workers", "users", "pool_size", "thread_tokens", "http_connections", "db_pool", "rate",
               "arrivals", "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",

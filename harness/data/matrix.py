@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.data import knobs, model, servers, setup_file
+from harness.data import app_env, knobs, model, servers, setup_file
 from harness.data.address import AddressError, is_loopback, parse_address
 from harness.data.knobs import KNOBS, closest
 from targets import TARGETS, core_targets, db_pool_max
@@ -181,6 +181,7 @@ def validate(values: Mapping[str, Any]) -> Config:
     _check_db(out)
     _check_thread_tokens(out)
     _check_server(out)
+    _check_app_env(out)
     return Config({k.name: out[k.name] for k in knobs.CONFIG_KNOBS})  # in the table's order
 
 
@@ -190,6 +191,26 @@ def _check_thread_tokens(out: dict[str, Any]) -> None:
     if out["thread_tokens"] != [None] and out["url"] is not None:
         raise ConfigError("--thread-tokens is applied by the workers the harness launches; "
                           "--url launches none")
+
+
+def _check_app_env(out: dict[str, Any]) -> None:
+    """--python, --env-file and --cwd: the app the harness launches runs with them."""
+    given = [knobs.KNOBS[k].flag for k in ("python", "env_file", "cwd") if out[k] is not None]
+    if given and out["app"] is None:
+        raise ConfigError(f"{', '.join(map(str, given))}: the environment of the app the harness launches; "
+                          "give --app")
+    try:
+        if out["python"] is not None:
+            out["python"] = app_env.check_python(out["python"])
+        if out["env_file"] is not None:
+            out["env_file"] = app_env.check_env_file(out["env_file"])
+        if out["cwd"] is not None:
+            out["cwd"] = app_env.check_cwd(out["cwd"])
+    except app_env.AppEnvError as exc:
+        raise ConfigError(str(exc)) from None
+    if out["python"] is not None and "reuseport" in out["launch"]:
+        raise ConfigError("--launch reuseport starts the harness's own launcher, which --python cannot run: "
+                          "use --launch uvicorn with --python")
 
 
 def _check_foreign(out: dict[str, Any]) -> None:
@@ -477,7 +498,7 @@ def _work_items(cfg: Config) -> list[tuple[str, str, dict[str, Any]]]:
         return [(t, s, {}) for t in cfg.targets for s in cfg.scenarios]
     target = cfg.app if cfg.app is not None else cfg.url
     common = {"app_dir": cfg.app_dir, "url": cfg.url, "locustfile": cfg.locustfile, "setup": cfg.setup,
-              "requests": cfg.requests,
+              "requests": cfg.requests, "python": cfg.python, "env_file": cfg.env_file, "cwd": cfg.cwd,
               "health_path": cfg.health_path or ("/_bench/health" if cfg.app is not None else "/health")}
     if cfg.paths:
         return [(target, p, {**common, "path": p}) for p in cfg.paths]

@@ -29,6 +29,8 @@ Versions (columns are only ever added, so an older file reads with the newer col
      (targets/pool_events.py): capacity (pool_size + max_overflow), the share of the window all of
      it was out, the p99 of each request's wait from its arrival to its first checkout
  10  app_pool_hold_p50_ms: the median time a checkout held its connection (checkout to checkin)
+ 11  app_error: when work requests failed with 5xx, the exception the app raised and its innermost
+     frame in the app's code, from the worker's log (harness/judge/app_errors.py)
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -44,7 +46,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -87,6 +89,7 @@ MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS]
 # The app's own SQLAlchemy pools (targets/pool_events.py, harness/judge/collect.py).
 APP_POOL_COLUMNS = ["app_pool_size", "app_pool_full_pct", "app_pool_wait_p99_ms"]
 MEASURE_COLUMNS += [*APP_POOL_COLUMNS, "app_pool_hold_p50_ms"]
+MEASURE_COLUMNS += ["app_error"]  # the app's own exception behind 5xx (harness/judge/app_errors.py)
 
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
@@ -114,6 +117,7 @@ HISTORY: dict[int, list[str]] = {
     8: ["server"],
     9: APP_POOL_COLUMNS,
     10: ["app_pool_hold_p50_ms"],
+    11: ["app_error"],
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

@@ -69,23 +69,30 @@ def check_combination(server: str, launch: str) -> None:
 
 
 def command(server: str, import_string: str, *, workers: int, port: int, loop: str, host: str,
-            launch: str = "uvicorn") -> list[str]:
-    """The command line that serves `import_string` under `server` on host:port with W workers."""
+            launch: str = "uvicorn", python: str | None = None, root: str | None = None,
+            cwd: str | None = None) -> list[str]:
+    """The command line that serves `import_string` under `server` on host:port with W workers.
+
+    `python` is the app's own interpreter (--python; default the harness's), `root` where the
+    targets package is imported from (a copy of its in-worker modules under --python), `cwd` the
+    working directory gunicorn changes to (--chdir)."""
     check_combination(server, launch)
-    py = sys.executable
+    py = python or sys.executable
+    where = str(cwd or root or ROOT)
     bind = f"{host}:{port}"
     if server == "uvicorn":
-        return _uvicorn(import_string, workers=workers, port=port, loop=loop, host=host, launch=launch)
+        return _uvicorn(import_string, workers=workers, port=port, loop=loop, host=host, launch=launch, py=py,
+                        root=str(root or ROOT))
     if server == "gunicorn":
         # uvicorn_worker.UvicornWorker resolves loop "auto" (uvloop); the asyncio loop needs its
         # config changed, which is what targets.gunicorn_worker's one subclass does.
         worker = "uvicorn_worker.UvicornWorker" if loop == "uvloop" else \
             "targets.gunicorn_worker.AsyncioWorker"
         return [py, "-m", "gunicorn", import_string, "-k", worker, "-w", str(workers), "-b", bind,
-                "--chdir", str(ROOT), "--graceful-timeout", GRACE_S, "--log-level", "warning"]
+                "--chdir", where, "--graceful-timeout", GRACE_S, "--log-level", "warning"]
     if server == "gunicorn-asgi":
         return [py, "-m", "gunicorn", import_string, "-k", "asgi", "--asgi-loop", loop, "--asgi-lifespan",
-                "on", "-w", str(workers), "-b", bind, "--chdir", str(ROOT), "--graceful-timeout", GRACE_S,
+                "on", "-w", str(workers), "-b", bind, "--chdir", where, "--graceful-timeout", GRACE_S,
                 "--log-level", "warning"]
     if server == "granian":
         return [py, "-m", "granian", "--interface", "asgi", "--workers", str(workers), "--host", host,
@@ -97,13 +104,14 @@ def command(server: str, import_string: str, *, workers: int, port: int, loop: s
     raise ValueError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
 
 
-def _uvicorn(import_string: str, *, workers: int, port: int, loop: str, host: str, launch: str) -> list[str]:
+def _uvicorn(import_string: str, *, workers: int, port: int, loop: str, host: str, launch: str, py: str,
+             root: str) -> list[str]:
     """`uvicorn --workers W` (one shared socket), or W single-worker uvicorns on SO_REUSEPORT."""
-    common = [import_string, "--app-dir", str(ROOT), "--loop", loop, "--http", "httptools",
+    common = [import_string, "--app-dir", root, "--loop", loop, "--http", "httptools",
               "--lifespan", "on", "--no-access-log", "--log-level", "warning",
               "--timeout-graceful-shutdown", GRACE_S]
     if launch == "reuseport":
         return [sys.executable, "-m", "harness.system.reuseport", "--workers", str(workers), "--host", host,
                 "--port", str(port), "--", *common]
-    return [sys.executable, "-m", "uvicorn", *common, "--host", host, "--port", str(port),
+    return [py, "-m", "uvicorn", *common, "--host", host, "--port", str(port),
             "--workers", str(workers)]

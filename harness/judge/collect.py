@@ -334,7 +334,7 @@ def worker_table(workers: list[dict], health: dict[int, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def collect_cell(raw_dir: Path, t0: float, t1: float) -> dict:
+def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None) -> dict:
     """Every measure a cell's raw folder yields for the window [t0, t1); the per-worker table is in
     row["_workers"] (the cell writes it to raw/<cell>/workers.csv)."""
     row = window_stats(read_records(raw_dir / "requests.csv"), t0, t1)
@@ -343,9 +343,11 @@ def collect_cell(raw_dir: Path, t0: float, t1: float) -> dict:
         row.update(load_worker_stats(json.loads(info.read_text()), t0, t1))
     health = row.pop("_health_by_worker")
     probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
-    from harness.judge import failures  # it reads NOT_WORK from here
+    from harness.judge import app_errors, failures  # failures reads NOT_WORK from here
 
     row["fail_top"] = failures.fail_top(raw_dir)
+    # a 5xx: what the app raised, from the worker's log (its paths shown from --app-dir)
+    row["app_error"] = app_errors.top(raw_dir, app_dir) if row["fail_top"].startswith("5") else ""
     found = probe_row.pop("_stalls")
     row.update(probe_row)
     row["_workers"] = worker_table(workers, health)

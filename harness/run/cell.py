@@ -21,7 +21,7 @@ from harness.data import model, store
 from harness.data.matrix import Cell, cores_available
 from harness.judge import bottleneck, collect, resources, stalls, validity
 from harness.present import flamegraph
-from harness.run import seed
+from harness.run import app_python, seed
 from harness.run.database import ActivityWatcher, Database
 from harness.run.drive import DriveError, scenario_file, start_locust
 from harness.run.launch import LaunchError, Server, launch_target
@@ -180,7 +180,8 @@ def _start_target(cell: Cell, raw_dir: Path, upstream: Upstream,
         FOREIGN_TARGET if app_dir else import_string(cell.target), workers=cell.workers, loop=cell.loop,
         env={**cell.env(), **env, "UPSTREAM_URL": upstream.url, **foreign_env(cell)},
         metrics_dir=raw_dir / "metrics", log_path=raw_dir / "uvicorn.log", timeout=LAUNCH_TIMEOUT_S,
-        launch=cell.launch, health_path=health_path, server=cell.server or "uvicorn")
+        launch=cell.launch, health_path=health_path, server=cell.server or "uvicorn",
+        app_env=app_python.for_cell(cell.knobs, raw_dir))
 
 
 def _measure(cell: Cell, row: dict, raw_dir: Path, run_dir: Path, upstream: Upstream, children: _Children, *,
@@ -224,7 +225,7 @@ def _measure(cell: Cell, row: dict, raw_dir: Path, run_dir: Path, upstream: Upst
         rss.sample()
     locust.end()
     locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
-    row.update(collect.collect_cell(raw_dir, t0, t1))
+    row.update(collect.collect_cell(raw_dir, t0, t1, cell.knobs.get("app_dir")))
     draw_stalls(raw_dir, cell.cell_id)
     if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
         row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)

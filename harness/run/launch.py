@@ -24,6 +24,8 @@ import psutil
 
 from harness import ROOT
 from harness.data import knobs, servers
+from harness.run import app_python
+from harness.run.app_python import AppEnv
 from harness.system import procs
 
 LOOPBACK = "127.0.0.1"
@@ -98,10 +100,11 @@ def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout:
 
 
 def target_command(import_string: str, workers: int, port: int, loop: str, host: str = LOOPBACK,
-                   launch: str = "uvicorn", server: str = "uvicorn") -> list[str]:
+                   launch: str = "uvicorn", server: str = "uvicorn", python: str | None = None,
+                   root: str | None = None, cwd: str | None = None) -> list[str]:
     """The server's command line (harness/data/servers.py); uvicorn's is today's launch."""
     return servers.command(server, import_string, workers=workers, port=port, loop=loop, host=host,
-                           launch=launch)
+                           launch=launch, python=python, root=root, cwd=cwd)
 
 
 # Knobs the targets read (the knob table's env vars): only the cell may set them, never the user's
@@ -129,13 +132,23 @@ def launch_target(
     import_string: str, *, workers: int, loop: str, env: dict[str, str], metrics_dir: Path,
     log_path: Path, host: str = LOOPBACK, port: int | None = None, timeout: float = 60.0,
     launch: str = "uvicorn", health_path: str = "/health", server: str = "uvicorn",
+    app_env: AppEnv | None = None,
 ) -> Server:
-    """Start the target under `server` and return once every worker is serving."""
+    """Start the target under `server` and return once every worker is serving; `app_env` is your
+    app's own interpreter, variables and working directory (--python, --env-file, --cwd)."""
     metrics_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
-    full_env = {**target_base_env(), **env, "METRICS_DIR": str(metrics_dir)}
-    proc = procs.spawn(target_command(import_string, workers, port, loop, host, launch, server),
-                       env=full_env, log_path=log_path, cwd=ROOT, role="target")
+    own = app_env or AppEnv()
+    base = target_base_env()
+    if own.python or own.cwd:  # the targets package is no longer on the server's own path
+        base = {k: v for k, v in base.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        base.update(app_python.worker_env(own.python, own.root, base))
+    # the app's .env first: the harness's knobs and METRICS_DIR win over a file's copy of them
+    full_env = {**base, **own.variables, **env, "METRICS_DIR": str(metrics_dir)}
+    cmd = target_command(import_string, workers, port, loop, host, launch, server, python=own.python,
+                         root=own.root if own.python else None, cwd=own.cwd)
+    proc = procs.spawn(cmd, env=full_env, log_path=log_path, cwd=Path(own.cwd) if own.cwd else ROOT,
+                       role="target")
     url = f"http://{host}:{port}"
     started = Server(proc, url, log_path)
     deadline = time.monotonic() + timeout

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,18 +29,40 @@ from harness.system import procs
 
 SCHEMA_TIMEOUT_S = 60.0
 
-# Run in the child: import the app as targets/foreign.py does (app_dir first on sys.path), print its schema.
+# Run in the child, under the app's own interpreter (Python >= 3.9, the standard library only): import
+# the app as targets/foreign.py does (app_dir first on sys.path) and write its schema to a file (the
+# app's import may print to stdout). A failure prints one line, BENCH-ERROR: the exception's own line
+# and the innermost frame of the app's code, never a traceback.
 _DUMP = """
-import importlib, json, sys
-spec, app_dir = sys.argv[1], sys.argv[2]
+import importlib, json, os, sys, traceback
+spec, app_dir, out = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, app_dir)
-module, _, attr = spec.partition(":")
-obj = importlib.import_module(module)
-for part in attr.split("."):
-    obj = getattr(obj, part)
-if not callable(getattr(obj, "openapi", None)):
-    sys.exit(f"{spec} has no OpenAPI schema (not a FastAPI app): give its paths to bench.py run --path")
-json.dump(obj.openapi(), sys.stdout)
+def where(exc):
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if os.path.abspath(f.filename).startswith(os.path.abspath(app_dir) + os.sep)
+              and "site-packages" not in f.filename]
+    return " at %s:%d" % (os.path.relpath(frames[-1].filename, app_dir), frames[-1].lineno) if frames else ""
+try:
+    module, _, attr = spec.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(getattr(obj, "openapi", None)):
+        print("BENCH-ERROR: %s has no OpenAPI schema (not a FastAPI app): give its paths to bench.py run "
+              "--path" % spec, file=sys.stderr)
+        sys.exit(3)
+    schema = obj.openapi()
+except Exception as exc:
+    kind = type(exc)
+    name = kind.__name__ if kind.__module__ == "builtins" else kind.__module__ + "." + kind.__qualname__
+    lines = [l.strip() for l in str(exc).splitlines()
+             if l.strip() and not l.strip().startswith("For further information visit")]
+    text = "; ".join(lines)
+    text = text if len(text) <= 300 else text[:297] + "..."
+    print("BENCH-ERROR: %s%s%s" % (name, ": " + text if text else "", where(exc)), file=sys.stderr)
+    sys.exit(3)
+with open(out, "w") as fh:
+    json.dump(schema, fh)
 """
 
 
@@ -94,29 +118,45 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def read_schema(app: str, app_dir: str) -> dict:
-    """`app.openapi()` of 'pkg.module:app' imported from app_dir, read in a child process."""
+def read_schema(app: str, app_dir: str, python: str | None = None, env: Mapping[str, str] | None = None,
+                cwd: str | None = None) -> dict:
+    """`app.openapi()` of 'pkg.module:app' imported from app_dir, read in a child process: under the
+    app's own interpreter (`python`), with its .env variables (`env`) and working directory."""
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "schema.log"
-        proc = procs.spawn([sys.executable, "-c", _DUMP, app, app_dir], stdout=subprocess.PIPE, log_path=log)
+        log, out = Path(tmp) / "schema.log", Path(tmp) / "schema.json"
+        drop = ("PYTHONPATH", "PYTHONHOME") if python else ()  # the harness's own paths are not the app's
+        child_env = {k: v for k, v in os.environ.items() if k not in drop}
+        child_env.update(env or {})
+        proc = procs.spawn([python or sys.executable, "-c", _DUMP, app, app_dir, str(out)], log_path=log,
+                           env=child_env, cwd=Path(cwd) if cwd else None)
         try:
-            out, _ = proc.communicate(timeout=SCHEMA_TIMEOUT_S)
+            proc.wait(timeout=SCHEMA_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise RouteError(f"{app}: reading its OpenAPI schema took over {SCHEMA_TIMEOUT_S:.0f} s") \
                 from None
         finally:
             procs.stop_tree(proc, grace=1.0)
         lines = log.read_text(errors="replace").strip().splitlines()
+        text = out.read_text() if proc.returncode == 0 and out.is_file() else ""
     if proc.returncode != 0:
-        last = lines[-1] if lines else f"exit {proc.returncode}"
-        raise RouteError(f"{app}: importing it or reading its OpenAPI schema failed: {last}")
+        why = _why(lines, proc.returncode)
+        raise RouteError(f"{app}: importing it or reading its OpenAPI schema failed: {why}")
     try:
-        schema = json.loads(out)
+        schema = json.loads(text)
     except ValueError:
         raise RouteError(f"{app}: its OpenAPI schema is not JSON") from None
     if not isinstance(schema, dict):
         raise RouteError(f"{app}: its OpenAPI schema is not an object")
     return schema
+
+
+def _why(lines: list[str], code: int) -> str:
+    """The dump's own one-line error, else the last exception-looking line, else the exit code."""
+    for line in reversed(lines):
+        if line.startswith("BENCH-ERROR: "):
+            return line.removeprefix("BENCH-ERROR: ")
+    errors = [t.strip() for t in lines if re.match(r"^[\w.]+(Error|Exception)\b", t.strip())]
+    return errors[-1] if errors else (lines[-1].strip() if lines else f"exit {code}")
 
 
 def schema_value(param: Mapping) -> tuple[bool, object]:
