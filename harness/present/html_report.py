@@ -428,15 +428,16 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
     if verdicts is None:
         verdicts = claims.decide(run)
     title = f"FastAPI concurrency bench: {run.meta.get('run_id', run_dir.name)}"
+    # an audit runs the app's routes, not the patterns: no pattern answer, claims, recommendations
+    # nor pattern charts, which need cells it did not run
+    patterns = _preset(run_dir) != "audit"
     body = [
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(run.rows)} rows, {len(run.summary)} cells. Generated from the run folder '
         "alone: results.csv, meta.json and charts/.</p>",
         section_audit(run_dir),  # bench.py audit's table (empty for other runs)
-        section_answer(run_dir, run.rows),
-        section_verdicts(verdicts),
-        section_charts(run_dir),
-        section_recommend(run_dir, run.rows),
+        *([section_answer(run_dir, run.rows), section_verdicts(verdicts), section_charts(run_dir),
+           section_recommend(run_dir, run.rows)] if patterns else []),
         section_untrusted(run.rows, run.summary),
         section_bounds(run.rows),
         section_run(run.meta, run_dir),
