@@ -103,13 +103,17 @@ def check_app_env(cfg: Any) -> None:
 
 
 def run_audit(args: Any, overrides: dict[str, Any]) -> int:
+    from harness import gate_cmd
     from harness.answer import audit
     from harness.present import report
     from harness.run.sweep import estimate_s, fmt_s, run_sweep
 
+    gate_cmd.fail_on(args)  # bad input refused before the app's code runs
+    gate_cmd.check_paths(args)
     cfg, found, skipped = plan_audit(args, overrides)
     headers = audit_flags.parse_headers(args.header or [])
-    run_dir = args.out or store.results_dir() / store.new_run_id("audit")
+    # absolute: the cells' children run in other folders, and a relative --out must name the same place
+    run_dir = (args.out or store.results_dir() / store.new_run_id("audit")).resolve()
     store.prepare_run_dir(run_dir, resume=False)
     requests_file = Path(run_dir).resolve() / REQUESTS_JSON  # the cells read each route's request here
     requests_file.write_text(json.dumps(requests_json(found, headers), indent=1))
@@ -127,11 +131,11 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     started = time.monotonic()
     code = run_sweep(cfg, run_dir, preset="audit", measure_upstream=False)  # no route calls it
     rows = audit.write_csv(run_dir)
-    report.finish(run_dir, plot_charts=False)
+    report.finish(run_dir, plot_charts=False, patterns=False)  # an audit compares no patterns
     print(audit.format_table(rows))
     print(f"audit: {run_dir / audit.AUDIT_CSV} and {run_dir / 'report.html'}; wall time "
           f"{fmt_s(time.monotonic() - started)}", flush=True)
-    return code
+    return gate_cmd.finish(args, rows, code, cfg.app_dir)
 
 
 def add_parser(sub: Any, add_knob: Any) -> None:
@@ -162,6 +166,9 @@ def add_parser(sub: Any, add_knob: Any) -> None:
         if action.dest in shown and action.help:
             action.help = re.sub(r"\(default: [^)]*\)", f"(default: {shown[action.dest]})", action.help)
     au.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    from harness import gate_cmd
+
+    gate_cmd.add_flags(au)
 
 
 def audit_overrides(args: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Censored p99 on charts: a ▲ at the bound it exceeds, and a footnote saying so (issue 18)."""
+"""Censored p99 on charts: a ▲ at the bound it exceeds, and a footnote saying so."""
 
 from __future__ import annotations
 

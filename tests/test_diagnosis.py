@@ -1,4 +1,4 @@
-"""Issue 17 parts 2-4 (docs/diagnosis.md): why requests failed (fail_top), where the loop stalled
+"""docs/diagnosis.md: why requests failed (fail_top), where the loop stalled
 (stall_site, from the probe's stack samples) and whether `def` routes waited for a thread token."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_thread_tokens_and_stalls_from_probe_files(tmp_path):
     assert row["stall_samples"] == 10 and row["_stalls"].sites[0][2] == 10
     old = [{k: v for k, v in x.items() if not k.startswith(("tokens", "stalls"))} for x in lines]
     (tmp_path / "worker-1.jsonl").write_text("".join(json.dumps(x) + "\n" for x in old))
-    row, _ = collect.probe_stats(tmp_path, 9.5, 12.0)  # a probe file from before issue 17
+    row, _ = collect.probe_stats(tmp_path, 9.5, 12.0)  # a probe file from before the stall sampler
     assert math.isnan(row["thread_tokens_total"]) and row["stall_samples"] == 0 and row["stall_site"] == ""
 
 
@@ -132,7 +132,7 @@ def test_thread_pool_rule_names_the_tokens_and_the_knob():
 
 
 def test_a_cell_near_its_ceiling_gets_the_closest_rule_not_unexplained():
-    """Issue 17's case: thread-pool /io at 87% of its ceiling, the machine at 101% of 200%."""
+    """The documented case: thread-pool /io at 87% of its ceiling, the machine at 101% of 200%."""
     row = {"target": "thread-pool", "scenario": "io", "workers": 1, "users": 64, "io_ms": 50, "cpu_ms": 20,
            "fanout": 3, "pool_size": 40, "cpu_kind": "python", "http_connections": 100, "requests": 2000,
            "failures": 0, "rps": 232.0, "ceiling_rps": 266.7, "efficiency": 0.87, "efficiency_cpu": 0.87,

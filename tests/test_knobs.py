@@ -56,9 +56,9 @@ def test_issue_list_of_sweepable_knobs():
     swept = {k.name for k in knobs.SWEEP_KNOBS}
     assert swept == {"workers", "users", "pool_size", "http_connections", "io_ms", "cpu_ms", "fanout",
                      "loop", "http_client", "cpu_kind", "launch", "rate", "arrivals", "load_processes",
-                     "db_queries", "db_ms", "db_pool", "db_driver",  # issue 8's db knobs
-                     "thread_tokens",  # issue 17
-                     "server"}  # issue 21
+                     "db_queries", "db_ms", "db_pool", "db_driver",  # the db scenario's knobs
+                     "thread_tokens",  # the diagnosis
+                     "server"}  # the ASGI server
 
 
 def test_db_knobs_multiply_only_db_cells():

@@ -15,7 +15,7 @@ from harness.answer import claims, evidence
 from harness.present import html_report, report
 
 RUN_V1 = Path(__file__).parent / "data" / "run_v1"  # a folder written before report.html existed
-# Issue 18's order: the answer first, "what was run" collapsed near the end.
+# The report's order: the answer first, "what was run" collapsed near the end.
 SECTIONS = ["answer-h", "verdicts-h", "charts", "recommendations", "untrusted", "bounds", "run", "results-h"]
 
 

@@ -59,7 +59,7 @@ def test_claims_noise_rule_error_rate_is_at_most_its_level(n: int) -> None:
 
 
 def _old_bootstrap_says_different(a: np.ndarray, b: np.ndarray) -> bool:
-    """compare's verdict before issue 19: the 95% percentile bootstrap interval of the ratio of
+    """compare's earlier verdict: the 95% percentile bootstrap interval of the ratio of
     medians (4,000 resamples) excludes 1."""
     ci = bootstrap((b, a), lambda y, x, axis=-1: np.median(y, axis=axis) / np.median(x, axis=axis),
                    n_resamples=4000, method="percentile", vectorized=True, confidence_level=0.95,
@@ -68,7 +68,7 @@ def _old_bootstrap_says_different(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _old_ranges_apart(a: np.ndarray, b: np.ndarray) -> bool:
-    """The claims' noise rule before issue 19: the repeat intervals (min–max below 6 repeats) do not
+    """The claims' earlier noise rule: the repeat intervals (min–max below 6 repeats) do not
     overlap."""
     x, y = _cell(a), _cell(b)
     return bool(x["rps_lo"] > y["rps_hi"] or x["rps_hi"] < y["rps_lo"])

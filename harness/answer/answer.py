@@ -13,7 +13,7 @@ not a size (users, io_ms, rate, ...), so the targets compete on the same work.
   run cannot decide only on a true tie: same cost and /health alike, inside the noise.
 - Losers are named with what they lose by: the throughput ratio, and /health when the pick stalls the
   loop (its /health latency reaches half the work endpoint's p50, and at least STALL_MS).
-- The ASGI server (issue 21) is a knob of recommend's group, not of the workload: when a run swept
+- The ASGI server is a knob of recommend's group, not of the workload: when a run swept
   servers (or ran one other than uvicorn), each target under each server is one entry, so the winner
   names its server ("correct-async under granian") and the table gains a server column.
 

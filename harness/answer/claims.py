@@ -191,7 +191,7 @@ REGISTRY: list[Claim] = [
           _runs_12, decide_12),
 ]
 
-# Issue 21: not the article's claim but the deployment question beside it, decided from
+# Not the article's claim but the deployment question beside it, decided from
 # `bench.py run --preset servers`. `bench.py claims` runs none of its cells: a one-repeat cut of two
 # servers sits inside this machine's noise (docs/servers.md), and its 4 cells pushed the claims plan
 # past its budget once claims 11 and 12 came; a claims run shows it as not measured.

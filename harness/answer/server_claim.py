@@ -1,4 +1,4 @@
-"""Claim 21: "the server matters only where the framework's own cost dominates" (issue 21).
+"""Claim 21: "the server matters only where the framework's own cost dominates".
 
 Every cell under another server is paired with the same cell under uvicorn (every other parameter
 equal). A workload is *work-bound* when its analytic ceiling (a blocked loop, an upstream wait, the

@@ -5,12 +5,12 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from harness.answer import audit
+from harness.answer import audit, verdict_kinds
 
 _HEAD = ["route", "workers", "thread tokens", "verdict", "rps", "p99 ms", "/_bench/health p99 ms",
-         "worst loop lag p99 ms", "blocking call site", "what to do"]
+         "worst loop lag p99 ms", "blocking call site", "what to do", "valid"]
 _KEYS = ["route", "workers", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms", "loop_lag_p99_ms",
-         "stall_site", "advice"]
+         "stall_site", "advice", "valid"]
 
 
 def section_audit(run_dir: Path) -> str:
@@ -24,8 +24,18 @@ def section_audit(run_dir: Path) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in shown)
     body = []
     for row in rows:
-        cls = "bad" if row["verdict"].startswith(("failing", "blocks", "limited")) else ""
-        cells = "".join(f"<td>{html.escape(row.get(k) or '')}</td>" for _, k in shown)
+        kind = verdict_kinds.kind_of(row["verdict"])
+        cls = "bad" if kind.name != verdict_kinds.UNKNOWN.name and kind.severity != "notice" else ""
+        cells = "".join(f"<td>{html.escape(_cell(row, k))}</td>" for _, k in shown)
         body.append(f'<tr class="{cls}">{cells}</tr>')
     return ('<h2 id="audit">Audit: every route of your app</h2>'
             f'<table id="audit-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def _cell(row: dict, key: str) -> str:
+    """A cell's text; validity in words ("no: Locust at 99% of its core"), so an invalid "fine" reads so."""
+    if key != "valid" or row["verdict"].startswith("skipped"):
+        return row.get(key) or ""
+    if row.get("valid") in ("True", "true", "1"):
+        return "yes"
+    return "no: " + (row.get("invalid_reason") or "see the cells the harness cannot fully trust")

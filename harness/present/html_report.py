@@ -1,6 +1,6 @@
 """One self-contained report.html per run folder, built from the folder alone (never re-runs).
 
-Order (issue 18): the answer per workload, the claims' verdicts, the charts with their reading guide,
+Order: the answer per workload, the claims' verdicts, the charts with their reading guide,
 the tuning recommendations, the cells the harness does not trust and the failed ones, what limited
 each cell, what was run (collapsed), the tidy table.
 Images are inlined as base64 and a Content-Security-Policy forbids every fetch, so the file reads
@@ -428,15 +428,16 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
     if verdicts is None:
         verdicts = claims.decide(run)
     title = f"FastAPI concurrency bench: {run.meta.get('run_id', run_dir.name)}"
+    # an audit runs the app's routes, not the patterns: no pattern answer, claims, recommendations
+    # nor pattern charts, which need cells it did not run
+    patterns = _preset(run_dir) != "audit"
     body = [
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(run.rows)} rows, {len(run.summary)} cells. Generated from the run folder '
         "alone: results.csv, meta.json and charts/.</p>",
         section_audit(run_dir),  # bench.py audit's table (empty for other runs)
-        section_answer(run_dir, run.rows),
-        section_verdicts(verdicts),
-        section_charts(run_dir),
-        section_recommend(run_dir, run.rows),
+        *([section_answer(run_dir, run.rows), section_verdicts(verdicts), section_charts(run_dir),
+           section_recommend(run_dir, run.rows)] if patterns else []),
         section_untrusted(run.rows, run.summary),
         section_bounds(run.rows),
         section_run(run.meta, run_dir),

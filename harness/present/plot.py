@@ -363,7 +363,7 @@ def _measured_points(cells: pd.DataFrame, x: str, line_cols: list[str]) -> int:
 
 def _rows_worth_drawing(summary: pd.DataFrame, x: str, row_cols: list[str], line_cols: list[str],
                         row_keys: list[tuple]) -> tuple[list[tuple], list[str]]:
-    """Small-multiples rows whose lines are only ceilings or single points are dropped (issue 18):
+    """Small-multiples rows whose lines are only ceilings or single points are dropped:
     keep rows with a line of ≥ 2 measured points, else rows with any measured point, else all (a run
     where everything failed still shows its x marks). Returns the rows and a footnote naming the rest."""
     if not row_cols:

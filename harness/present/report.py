@@ -12,9 +12,9 @@ from harness.present import plot
 
 
 def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | None = None,
-           slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> None:
+           slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS, patterns: bool = True) -> None:
     """Print invalid / failed / noisy cells, draw the charts (x axis `x`, else the knob swept most)
-    and write report.html for `run_dir`."""
+    and write report.html for `run_dir`; `patterns` False (an audit): no pattern-comparison answer."""
     results = run_dir / "results.csv"
     if not results.exists():
         print(f"no results in {run_dir}")
@@ -46,6 +46,16 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
             print(f"chart: {path}")
     # recommend.csv for the report (its 15 per-target lines are condensed into the answer below); the
     # default SLO is stated in the answer's first line.
+    if patterns:
+        _answer(run_dir, slo_health_ms)
+    if html:  # last: it shows the recommend.csv just written
+        from harness.present import html_report
+
+        print(f"report: {html_report.write(run_dir, draw_missing=False)}")
+    print(f"results: {results}")
+
+
+def _answer(run_dir: Path, slo_health_ms: float) -> None:
     groups = recommend.run(run_dir, full=False, say=lambda _line: None, slo_health_ms=slo_health_ms)
     workloads = answer.from_groups(groups)
     slo, fail = recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO
@@ -53,11 +63,6 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
     answer.to_frame(workloads, slo, fail, slo_health_ms).to_csv(run_dir / answer.CSV_NAME, index=False)
     print(f"  per-target candidates: bench.py recommend {run_dir}; another SLO: bench.py answer {run_dir} "
           "--slo-p99 MS --slo-health-p99 MS")
-    if html:  # last: it shows the recommend.csv just written
-        from harness.present import html_report
-
-        print(f"report: {html_report.write(run_dir, draw_missing=False)}")
-    print(f"results: {results}")
 
 
 def cell_name(row: pd.Series, df: pd.DataFrame) -> str:

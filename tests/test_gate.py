@@ -1,0 +1,145 @@
+"""The audit as a CI gate: exit codes from the verdict kinds, a JUnit file a CI parser reads, GitHub
+annotations at the app's own file and line, the Markdown summary; then for real on the fixture app."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import junitparser
+import pytest
+
+from harness.answer import gate
+from harness.present import ci_output, junit
+from tests.test_audit_run import FIXTURE, ROOT, SHORT, _line_after, bench
+
+ROWS = [
+    {"route": "/items/sync", "workers": "1", "verdict": "fine at this load", "advice": "nothing to change",
+     "stall_site": "", "valid": "True", "invalid_reason": "", "rps": "150"},
+    {"route": "/items/blocking", "workers": "1", "verdict": "blocks the event loop",
+     "advice": "move `time.sleep` at items.py:29 out of `async def`", "rps": "44",
+     "stall_site": "items.py:29 in read_items_blocking → time.sleep", "valid": "False",
+     "invalid_reason": "Locust at 99% of its core"},
+    {"route": "/cpu", "workers": "1", "verdict": "limited by workers' CPU", "advice": "add workers",
+     "stall_site": "", "valid": "True", "invalid_reason": ""},
+    {"route": "/heroes/{hero_id}", "workers": "",
+     "verdict": "skipped: path parameter 'hero_id' has no example",
+     "advice": "", "stall_site": "", "valid": "", "invalid_reason": ""},
+]
+
+
+def test_exit_code_follows_the_fail_on_kinds():
+    assert gate.exit_code(ROWS, ["blocks", "failing"]) == 1
+    assert gate.exit_code(ROWS, ["failing"]) == 0
+    assert [r["route"] for r in gate.failing(ROWS, ["blocks", "cpu"])] == ["/items/blocking", "/cpu"]
+    last = gate.lines(ROWS, ["blocks"])
+    assert last[0] == ("gate: FAIL /items/blocking W=1: blocks the event loop at items.py:29 in "
+                       "read_items_blocking → time.sleep")
+    assert last[-1].startswith("gate: failed, 1 of 3 measured")
+
+
+def test_junit_parsed_by_junitparser_one_failure_one_skipped(tmp_path):
+    path = junit.write(tmp_path / "audit.xml", ROWS, ["blocks", "failing"], suite="items:app")
+    suites = list(junitparser.JUnitXml.fromfile(str(path)))
+    assert len(suites) == 1 and suites[0].tests == 4 and suites[0].failures == 1 and suites[0].skipped == 1
+    cases = {c.name: c for c in suites[0]}
+    assert set(cases) == {"/items/sync W=1", "/items/blocking W=1", "/cpu W=1", "/heroes/{hero_id}"}
+    (failure,) = cases["/items/blocking W=1"].result
+    assert isinstance(failure, junitparser.Failure) and failure.type == "blocks"
+    assert failure.message.startswith("blocks the event loop: move `time.sleep` at items.py:29")
+    (skip,) = cases["/heroes/{hero_id}"].result
+    assert isinstance(skip, junitparser.Skipped) and "hero_id" in skip.message
+    assert cases["/items/sync W=1"].is_passed and cases["/cpu W=1"].is_passed
+
+
+def test_annotations_at_the_apps_file_relative_to_the_repository(tmp_path):
+    app = tmp_path / "svc" / "app"
+    app.mkdir(parents=True)
+    (app / "items.py").write_text("x = 1\n")
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "items.py").write_text("")  # a library's namesake is not the app's file
+    lines = ci_output.github_annotations(ROWS, ["blocks"], app_dir=tmp_path / "svc", root=tmp_path)
+    assert lines[0] == ("::error file=svc/app/items.py,line=29,title=/items/blocking W=1%3A blocks::"
+                        "blocks the event loop at items.py:29 in read_items_blocking → time.sleep: "
+                        "move `time.sleep` at items.py:29 out of `async def`")
+    assert lines[1].startswith("::warning title=/cpu W=1%3A cpu::limited by workers' CPU")
+    assert len(lines) == 2  # fine and skipped rows say nothing
+
+
+def test_markdown_summary_has_the_table_and_the_validity(tmp_path, monkeypatch):
+    step = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    written = ci_output.write_summary(ROWS, ["blocks"], "items:app", tmp_path / "summary.md")
+    assert written == [tmp_path / "summary.md", step]
+    text = step.read_text()
+    assert text.startswith("### fastapi-bench audit of `items:app`: 1 cell(s) failing (blocks)")
+    row = next(line for line in text.splitlines() if "/items/blocking" in line)
+    assert row.startswith("| **fail** | /items/blocking | 1 | blocks the event loop |")
+    assert "no: Locust at 99% of its core" in row
+
+
+def test_unknown_fail_on_kind_is_bad_input_with_the_list():
+    done = bench("audit", "items:app", "--app-dir", FIXTURE, "--check", "--fail-on", "blocks,slow")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "unknown verdict kind 'slow'; the kinds are: failing, blocks, lock, thread-pool, db-pool, cpu, fine")
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_check_on_the_fixture_app(tmp_path, exclude):
+    more = ["--exclude", "/items/blocking"] if exclude else []
+    xml = tmp_path / "audit.xml"
+    done = bench("audit", "items:app", "--app-dir", FIXTURE, *SHORT, "--check", "--junit", str(xml),
+                 "--out", str(tmp_path / "audit"), *more, env={"GITHUB_ACTIONS": "true"})
+    lines = done.stdout.strip().splitlines()
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(xml))))
+    if exclude:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert lines[-1].startswith("gate: passed") and suite.failures == 0 and suite.skipped == 1
+        assert "::error" not in done.stdout
+        return
+    line = _line_after(Path(FIXTURE, "items.py"), "async def read_items_blocking")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert lines[-2] == (f"gate: FAIL /items/blocking W=1: blocks the event loop at items.py:{line} in "
+                         "read_items_blocking → time.sleep")
+    assert f"::error file=tests/fixture_app/items.py,line={line},title=/items/blocking W=1%3A blocks::" \
+        in done.stdout
+    assert suite.failures == 1 and suite.tests == 3
+    assert "cannot decide" not in done.stdout  # an audit compares no patterns
+    page = (tmp_path / "audit" / "report.html").read_text()
+    assert "cannot decide" not in page and "no charts in this run folder" not in page
+    assert 'id="claims"' not in page and "<th>valid</th>" in page
+
+
+def _documented_step() -> str:
+    """The `audit every route` step's shell lines from docs/ci.md's workflow."""
+    text = (ROOT / "docs" / "ci.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)  # type: ignore[union-attr]
+    step = block.split("- name: audit every route", 1)[1].split("- uses:", 1)[0]
+    return "\n".join(line.strip() for line in step.split("run: |", 1)[1].splitlines() if line.strip())
+
+
+def test_the_documented_ci_step_on_the_fixture_app(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE, repo)
+    summary = tmp_path / "step_summary.md"
+    bench_py = shlex.quote(str(ROOT / "bench.py"))
+    script = f'fastapi-bench() {{ {shlex.quote(sys.executable)} {bench_py} "$@"; }}\n'
+    script += _documented_step()
+    assert "fastapi-bench audit" in script
+    done = subprocess.run(["bash", "-c", script], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "APP": "items:app", "GITHUB_ACTIONS": "true",
+                               "GITHUB_STEP_SUMMARY": str(summary)})
+    assert done.returncode == 1, done.stdout + done.stderr  # the fixture's blocking route fails the job
+    line = _line_after(repo / "items.py", "async def read_items_blocking")
+    assert f"::error file=items.py,line={line},title=/items/blocking W=1%3A blocks::" in done.stdout
+    assert "| **fail** | /items/blocking | 1 | blocks the event loop |" in summary.read_text()
+    assert (repo / "audit.md").read_text() == summary.read_text()
+    suite = next(iter(junitparser.JUnitXml.fromfile(str(repo / "audit.xml"))))
+    assert suite.tests == 3 and suite.failures == 1
+    assert (repo / "audit-run" / "report.html").is_file() and (repo / "audit-run" / "audit.csv").is_file()
