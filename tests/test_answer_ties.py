@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import cli
+from harness import cli, hinge
 from harness.answer import answer, cost
 from harness.data import matrix
 from tests.run_folders import row, write_run
@@ -149,9 +149,9 @@ def test_hinge_repeats_are_the_plans_own_cells_at_later_repeats(tmp_path: Path):
 
 
 def test_the_hinge_budget_shrinks_when_the_sweep_ran_long():
-    assert cli.hinge_budget(300.0) == cli.HINGE_BUDGET_S  # a quick sweep: the whole allowance
-    assert cli.hinge_budget(450.0) == 60.0  # 600 − 90 install − 450: what is left of make bench's budget
-    assert cli.hinge_budget(780.0) == 0.0  # a shared machine already overran it: no extra repeats
+    assert hinge.budget(300.0) == hinge.HINGE_BUDGET_S  # a quick sweep: the whole allowance
+    assert hinge.budget(450.0) == 60.0  # 600 − 90 install − 450: what is left of make bench's budget
+    assert hinge.budget(780.0) == 0.0  # a shared machine already overran it: no extra repeats
 
 
 def test_hinge_repeats_only_for_the_default_sweep_as_it_ships():
@@ -159,8 +159,23 @@ def test_hinge_repeats_only_for_the_default_sweep_as_it_ships():
     (or a resume of one) gets no cells it did not ask for, unless asked with --hinge-repeats."""
     default = matrix.make_plan("default")
     narrowed = matrix.make_plan("default", targets=["fake-async", "mixed"])
-    assert cli.wants_hinge_repeats(None, "default", default)
-    assert not cli.wants_hinge_repeats(None, "default", narrowed)
-    assert not cli.wants_hinge_repeats(None, "smoke", matrix.make_plan("smoke"))
-    assert cli.wants_hinge_repeats(True, "default", narrowed)
-    assert not cli.wants_hinge_repeats(False, "default", default)
+    assert hinge.wanted(None, "default", default)
+    assert not hinge.wanted(None, "default", narrowed)
+    assert not hinge.wanted(None, "smoke", matrix.make_plan("smoke"))
+    assert hinge.wanted(True, "default", narrowed)
+    assert not hinge.wanted(False, "default", default)
+
+
+def test_report_html_answers_at_the_neighbour_slo_the_folder_was_answered_with(tmp_path: Path):
+    """A run answered with --slo-health-p99 0 shows that answer in report.html, not the default's."""
+    from harness.present import html_report
+
+    rows = [_cell("thread-pool", 90.6, workers=4, pool_size=40, health=309.0),
+            _cell("process-pool", 76.8, pool_size=2)]
+    run = write_run(tmp_path / "run", rows)
+    assert cli.main(["recommend", str(run), "--slo-health-p99", "0"]) == 0
+    page = html_report.write(run, draw_missing=False).read_text(encoding="utf-8")
+    assert "/health not bounded" in page and "winner: thread-pool" in page
+    assert cli.main(["recommend", str(run)]) == 0  # the default again: 309 ms stalls the neighbours
+    page = html_report.write(run, draw_missing=False).read_text(encoding="utf-8")
+    assert "/health p99 ≤ 50 ms (the neighbours)" in page and "winner: process-pool" in page

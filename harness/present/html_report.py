@@ -304,18 +304,24 @@ def section_recommend(run_dir: Path, rows: pd.DataFrame) -> str:
     return "".join(out)
 
 
-def _slo_of_run(run_dir: Path) -> tuple[float, float, str]:
-    """The SLO recommend.csv was written with (bench.py recommend/answer --slo-p99), else the default."""
+def _slo_of_run(run_dir: Path) -> tuple[float, float, float, str]:
+    """The SLOs recommend.csv was written with (bench.py recommend/answer --slo-p99 --slo-health-p99),
+    else the defaults: (p99 ms, failure ratio, /health p99 ms, where they came from)."""
     from harness.answer import recommend
 
     slo, fail = recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO
+    health = recommend.DEFAULT_SLO_HEALTH_P99_MS
     try:
-        frame = pd.read_csv(run_dir / recommend.CSV_NAME, usecols=["slo_p99_ms", "max_fail_ratio"])
+        frame = pd.read_csv(run_dir / recommend.CSV_NAME)
     except (OSError, ValueError, pd.errors.EmptyDataError):
-        return slo, fail, "the default SLO"
-    if len(frame) and frame.notna().all(axis=None):
-        return float(frame["slo_p99_ms"].iloc[0]), float(frame["max_fail_ratio"].iloc[0]), recommend.CSV_NAME
-    return slo, fail, "the default SLO"
+        return slo, fail, health, "the default SLO"
+    cols = ["slo_p99_ms", "max_fail_ratio"]
+    if not len(frame) or not set(cols) <= set(frame.columns) or not frame[cols].notna().all(axis=None):
+        return slo, fail, health, "the default SLO"
+    if "slo_health_p99_ms" in frame.columns and frame["slo_health_p99_ms"].notna().all():
+        health = float(frame["slo_health_p99_ms"].iloc[0])  # older folders lack it: the default then
+    first = frame.iloc[0]
+    return float(first["slo_p99_ms"]), float(first["max_fail_ratio"]), health, recommend.CSV_NAME
 
 
 def section_answer(run_dir: Path, rows: pd.DataFrame) -> str:
@@ -324,17 +330,18 @@ def section_answer(run_dir: Path, rows: pd.DataFrame) -> str:
 
     head = ('<section id="answer"><h2 id="answer-h">The answer: which pattern and which sizes, '
             "per workload</h2>")
-    slo, fail, source = _slo_of_run(run_dir)
+    slo, fail, health, source = _slo_of_run(run_dir)
     try:
-        workloads = answer.answer(rows, slo, fail)
+        workloads = answer.answer(rows, slo, fail, health)
     except (KeyError, ValueError) as exc:
         why = f"not available: the rule could not be applied to these results ({exc})"
         return head + _na(why) + "</section>"
     if not workloads:
         return head + _na("not available: no measured cell") + "</section>"
-    out = [head, f'<p class="sub">{esc(recommend.slo_text(slo, fail))} (from {esc(source)}). Each pattern at '
-           "its recommended configuration: the cheapest within 5% of its best feasible throughput. "
-           "<code>bench.py answer DIR --slo-p99 MS</code> for another SLO.</p>"]
+    out = [head, f'<p class="sub">{esc(recommend.slo_text(slo, fail, health))} (from {esc(source)}). '
+           "Each pattern at its recommended configuration: the cheapest within 5% of its best feasible "
+           "throughput. "
+           "<code>bench.py answer DIR --slo-p99 MS --slo-health-p99 MS</code> for other SLOs.</p>"]
     named = answer.distinguishing(workloads)
     for i, w in enumerate(workloads):
         cls = "v-holds" if w.decided else "v-holds-only-partly"
