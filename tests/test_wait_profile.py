@@ -1,0 +1,78 @@
+"""The wait profile (targets/wait_sampler.py → harness/judge/wait_profile.py): requests in flight
+sampled from a thread, each sample's category decided on its frames, the lock site named."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import anyio.to_thread
+
+from harness.judge import collect, wait_profile
+from targets import wait_sampler
+from targets.probe import WorkerProbe
+from tests.lock_app import gate
+
+GATE_LINE = next(i for i, line in enumerate(open(gate.__file__), 1) if "async with GATE" in line)
+
+
+async def _serve(path: str, route) -> None:
+    key = wait_sampler.begin(path)  # as the wrapper does around the app
+    try:
+        await route()
+    finally:
+        wait_sampler.end(key)
+
+
+def _blocking_def_route() -> None:
+    time.sleep(0.05)
+
+
+async def _def_route() -> None:
+    await anyio.to_thread.run_sync(_blocking_def_route)
+
+
+async def _load(probe: WorkerProbe, rounds: int) -> None:
+    probe.mark_ready()
+    probe.start()
+    try:
+        for _ in range(rounds):
+            await asyncio.gather(*(_serve("/gated", gate.gated) for _ in range(8)),
+                                 *(_serve("/ping", gate.ping) for _ in range(2)),
+                                 *(_serve("/def", _def_route) for _ in range(2)))
+    finally:
+        await probe.stop()
+
+
+def test_a_semaphore_is_named_by_its_line_and_a_thread_by_its_sleep(tmp_path, monkeypatch):
+    monkeypatch.setenv("WAIT_HZ", "50")
+    probe = WorkerProbe(str(tmp_path))
+    t0 = time.time()
+    asyncio.run(_load(probe, rounds=10))  # 10 × 4 × 50 ms behind 2 slots: about 2 s
+    row, _ = collect.probe_stats(tmp_path, t0 - 1, time.time() + 1)
+    profile = row["_waits"]
+    gated, pinged, threaded = (profile.by_path.get(p, {}) for p in ("/gated", "/ping", "/def"))
+    # 8 requests share 2 slots: about 3/4 of their time in the semaphore, the rest in the sleep.
+    assert gated["lock"] > gated["io"] > 0, gated
+    assert row["wait_top"] == "pool or lock wait" and row["wait_lock_pct"] > 40, row
+    assert row["wait_site"] == f"gate.py:{GATE_LINE} (asyncio.Semaphore.acquire)", row
+    assert "lock" not in pinged and "lock" not in threaded, (pinged, threaded)
+    assert threaded["io"] > 0, threaded  # the worker thread's time.sleep, read from its source line
+
+
+def test_categories_from_frames():
+    app, lib = "/srv/app/main.py", "/venv/lib/python3.11/site-packages"
+    assert wait_profile.classify("stalled", f"{app}:route:3")[0] == "stalled"
+    tokens = f"{app}:route:3;{lib}/anyio/_backends/_asyncio.py:CapacityLimiter.acquire_on_behalf_of:9"
+    assert wait_profile.classify("wait", tokens) == ("tokens", "")
+    pool = f"{app}:route:7;{lib}/asyncpg/pool.py:Pool._acquire:88;{lib}/asyncpg/pool.py:Pool._acquire_impl:80"
+    assert wait_profile.classify("wait", pool) == ("lock", "main.py:7 (asyncpg.Pool._acquire_impl)")
+    assert wait_profile.classify("wait", f"{app}:route:7;{lib}/httpx/_client.py:AsyncClient.get:1")[0] == "io"
+    assert wait_profile.classify("run", f"{app}:route:7")[0] == "app"
+    driver = f"{app}:route:7;{lib}/psycopg/cursor.py:Cursor.execute:5"
+    assert wait_profile.classify("thread", driver)[0] == "io"
+
+
+def test_no_sampler_no_registration():
+    wait_sampler.ENABLED = False
+    assert wait_sampler.begin("/x") is None and not wait_sampler.IN_FLIGHT
