@@ -76,3 +76,19 @@ def test_categories_from_frames():
 def test_no_sampler_no_registration():
     wait_sampler.ENABLED = False
     assert wait_sampler.begin("/x") is None and not wait_sampler.IN_FLIGHT
+
+
+def test_the_lock_verdict_names_the_site_and_a_small_share_is_only_evidence():
+    from harness.answer import audit
+    from tests.test_audit_routes import HEALTHY
+
+    row = {**HEALTHY, "wait_lock_pct": 74.0, "wait_site": "gate.py:15 (asyncio.Semaphore.acquire)",
+           "wait_top": "pool or lock wait", "wait_top_pct": 74.0}
+    text = audit.verdict(row)
+    assert text == ("waits on a lock / semaphore at gate.py:15 (asyncio.Semaphore.acquire, "
+                    "74% of request time)")
+    assert "gate.py:15" in audit.advice(row, text)
+    # 12% on a lock is not the limit, but it is a queue: no "fine" on it
+    assert audit.verdict({**row, "wait_lock_pct": 12.0}).startswith("unexplained (queued: requests waited")
+    assert audit.verdict({**HEALTHY, "wait_top": "network or database I/O", "wait_top_pct": 90.0,
+                          "wait_lock_pct": 0.0}) == "fine at this load"
