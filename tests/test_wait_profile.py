@@ -92,3 +92,20 @@ def test_the_lock_verdict_names_the_site_and_a_small_share_is_only_evidence():
     assert audit.verdict({**row, "wait_lock_pct": 12.0}).startswith("unexplained (queued: requests waited")
     assert audit.verdict({**HEALTHY, "wait_top": "network or database I/O", "wait_top_pct": 90.0,
                           "wait_lock_pct": 0.0}) == "fine at this load"
+
+
+def test_the_report_draws_one_bar_per_route_with_its_largest_wait(tmp_path):
+    import pandas as pd
+
+    from harness.present.wait_chart import section_waits
+
+    profile = wait_profile.reduce([("/gated\twait\t/srv/gate.py:gated:15;"
+                                    "/usr/lib/python3.11/asyncio/locks.py:Semaphore.acquire:387", 7),
+                                   ("/gated\twait\t/srv/gate.py:gated:16", 1)])
+    (tmp_path / "raw" / "c1").mkdir(parents=True)
+    wait_profile.write(tmp_path / "raw" / "c1", profile)
+    rows = pd.DataFrame([{"raw_dir": "raw/c1", "workers": 1.0, "thread_tokens": float("nan")},
+                         {"raw_dir": "raw/none", "workers": 1.0, "thread_tokens": 80.0}])
+    html = section_waits(tmp_path, rows)
+    assert html.count("<rect") == 2 and "/gated (W=1): pool or lock wait 88%" in html, html
+    assert section_waits(tmp_path, rows.iloc[1:]) == ""
