@@ -109,3 +109,36 @@ def test_the_report_draws_one_bar_per_route_with_its_largest_wait(tmp_path):
     html = section_waits(tmp_path, rows)
     assert html.count("<rect") == 2 and "/gated (W=1): pool or lock wait 88%" in html, html
     assert section_waits(tmp_path, rows.iloc[1:]) == ""
+
+
+async def _pooled_query(pool) -> None:
+    async with pool.acquire() as conn:  # the asyncpg pool's acquire: the site the profile names
+        await conn.execute("SELECT pg_sleep(0.05)")
+
+
+POOL_LINE = next(i for i, line in enumerate(open(__file__), 1) if "async with pool.acquire()" in line)
+
+
+def test_an_asyncpg_pool_of_two_is_named_by_its_acquire(tmp_path, monkeypatch, postgres):
+    import asyncpg
+
+    monkeypatch.setenv("WAIT_HZ", "50")
+
+    async def load(probe: WorkerProbe) -> None:
+        pool = await asyncpg.create_pool(postgres.url, min_size=2, max_size=2)
+        probe.mark_ready()
+        probe.start()
+        try:
+            for _ in range(6):  # 8 requests on 2 connections, 50 ms each: about 1.2 s
+                await asyncio.gather(*(_serve("/pooled", lambda: _pooled_query(pool)) for _ in range(8)))
+        finally:
+            await probe.stop()
+            await pool.close()
+
+    probe = WorkerProbe(str(tmp_path))
+    t0 = time.time()
+    asyncio.run(load(probe))
+    row, _ = collect.probe_stats(tmp_path, t0 - 1, time.time() + 1)
+    assert row["wait_top"] == "pool or lock wait" and row["wait_lock_pct"] > 40, row
+    site = row["wait_site"]
+    assert site.startswith(f"test_wait_profile.py:{POOL_LINE} (asyncpg."), site
