@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from targets import pool_events
+from targets import pool_events, wait_sampler
 from targets.probe import WorkerProbe
 
 HEALTH_PATH = "/_bench/health"
@@ -53,6 +53,12 @@ class Instrumented:
                 self.probe.work += 1
                 if self.pools is not None:
                     pool_events.request_started()
+                sampled = wait_sampler.begin(path)  # the wait profile's view of this request
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    wait_sampler.end(sampled)
+                return
         elif kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
             return

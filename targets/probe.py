@@ -12,8 +12,13 @@ line every FLUSH_S, and the writer thread sleeps on a timer the heartbeat re-arm
 does not wake at all. When a heartbeat is STALL_MS late the timer fires: the writer then samples the
 stack every SAMPLE_S and writes the lines the stalled loop cannot, until the loop is back. A stack is
 written once per file ("stacks": id → stack) and counted by its id after that ("stalls": id →
-samples). A full disk never stops the worker: a line that cannot be written is dropped (the harness
-checks the disk after each cell and stops the sweep).
+samples). A second thread samples the requests in flight WAIT_HZ times a second
+(targets/wait_sampler.py; "waits": id → samples, the same stack table). A full disk never stops the
+worker: a line that cannot be written is dropped (the harness checks the disk after each cell and
+stops the sweep).
+
+Over 300 lines: the heartbeat, the writer and the line format are one protocol with the harness's
+reader (harness/judge/collect.py), kept in one place.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from targets import wait_sampler
 from targets.stall_sampler import STALL_MS, StallSampler, Watchdog
 
 HEARTBEAT_S = 0.01   # loop-lag sampling interval: 100 wake-ups/s, cheap next to any request
@@ -92,6 +98,12 @@ class CountRequests:
                 self.probe.health += 1
             else:
                 self.probe.work += 1
+                sampled = wait_sampler.begin(scope["path"])  # the wait profile's view of this request
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    wait_sampler.end(sampled)
+                return
         await self.app(scope, receive, send)
 
 
@@ -118,6 +130,7 @@ class WorkerProbe:
         self._thread: threading.Thread | None = None
         self._tokens: _Tokens | None = None
         self._sampler: StallSampler | None = None
+        self._waits: wait_sampler.WaitSampler | None = None  # requests in flight, sampled WAIT_HZ a second
         self._watchdog: Watchdog | None = None
         self._next_flush = 0.0  # perf_counter time of the next line
         self._flushing = threading.Lock()  # the loop and the writer never write a line at once
@@ -204,8 +217,10 @@ class WorkerProbe:
         new: dict[str, str] = {}
         if self._sampler is not None:
             record["stalls"] = self._intern(self._sampler.take(), new)
-            if new:
-                record["stacks"] = new
+        if self._waits is not None:
+            record["waits"] = self._intern(self._waits.take(), new)
+        if new:
+            record["stacks"] = new
         if self.extra is not None:
             record.update(self.extra())
         if not self._append(record):
@@ -283,10 +298,15 @@ class WorkerProbe:
         self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._thread = threading.Thread(target=self._writer, name="bench-probe", daemon=True)
         self._thread.start()
+        self._waits = wait_sampler.WaitSampler(threading.get_ident(), lambda: self._late_ms() > STALL_MS,
+                                               wait_sampler.wait_hz())
+        self._waits.start()
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+        if self._waits is not None:
+            self._waits.stop()
         if self._thread:
             self._stop.set()
             if self._watchdog is not None and self._watchdog.available:

@@ -15,6 +15,7 @@ from tests.test_audit_routes import HEALTHY
     ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 97.0},
      "thread-pool"),
     ({"worker_cpu_max_pct": 99.0}, "cpu"),
+    ({"wait_lock_pct": 74.0, "wait_site": "gate.py:15 (asyncio.Semaphore.acquire)"}, "lock"),
 ])
 def test_every_verdict_of_the_audit_has_its_kind(changes, kind):
     assert verdict_kinds.kind_of(audit.verdict({**HEALTHY, **changes})).name == kind

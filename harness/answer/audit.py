@@ -8,6 +8,8 @@ The verdict is the first of these that the row's own figures show:
   blocks the event loop the worst worker's loop was blocked ≥ BLOCKED_PCT of the window
   limited by the database pool  the app's own SQLAlchemy pool had every connection out for ≥
                         POOL_FULL_PCT of the window (harness/judge/waits.py, from its pool events)
+  waits on a lock / semaphore at FILE:LINE  the wait profile found the requests on one pool or lock
+                        ≥ LOCK_PCT of their time (harness/judge/waits.py, wait_profile.py)
   limited by the thread pool   anyio's default limiter had every token borrowed for ≥ TOKENS_FULL_PCT of
                         the window (thread_tokens_full_pct, as bottleneck's "thread pool" rule)
   limited by workers' CPU      the busiest worker used ≥ CORE_BUSY_PCT of a core
@@ -35,7 +37,8 @@ from harness.judge.validity import FAIL_RATIO_LIMIT
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
 AUDIT_CSV = "audit.csv"
 COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
-           "health_max_ms", "loop_lag_p99_ms", "stall_site", "app_error", "advice", "valid", "invalid_reason"]
+           "health_max_ms", "loop_lag_p99_ms", "stall_site", "wait", "app_error", "advice", "valid",
+           "invalid_reason"]
 
 
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
@@ -65,6 +68,8 @@ def verdict(row: dict) -> str:
         return "blocks the event loop"
     if pool := waits.pool_limit(row):  # before the tokens: threads held waiting on the pool fill them too
         return pool
+    if lock := waits.lock_wait(row):  # a pool or lock the wait profile found the requests on
+        return lock
     busy, total = _tokens(row)
     if _num(row, "thread_tokens_full_pct") >= TOKENS_FULL_PCT:  # at the limit most of the window, not once
         return f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy)"
@@ -123,6 +128,8 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
         return _blocking_advice(site)
     if verdict_text.startswith("limited by the database pool"):
         return waits.pool_advice(row)
+    if verdict_text.startswith("waits on a lock"):
+        return waits.lock_advice(row)
     if verdict_text.startswith("limited by the thread pool"):
         total = _num(row, "thread_tokens_total")
         size = f"{total:.0f}" if total > 0 else "40"
@@ -178,6 +185,12 @@ def _fmt(value: float, digits: int = 0) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _wait(row: dict) -> str:
+    """The largest wait with its share of request time: 'pool or lock wait 74%' ('' when none)."""
+    top = _text(row, "wait_top")
+    return f"{top} {_num(row, 'wait_top_pct'):.0f}%" if top else ""
+
+
 def audit_rows(run_dir: Path) -> list[dict]:
     """audit.csv's rows: every measured cell of the run, then every skipped route."""
     found = json.loads((run_dir / AUDIT_JSON).read_text())
@@ -199,7 +212,7 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "health_p99_ms": _fmt(_num(row, "health_p99_ms"), 1),
             "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
-            "app_error": _text(row, "app_error"),
+            "wait": _wait(row), "app_error": _text(row, "app_error"),
             "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"),
         })
@@ -258,7 +271,8 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"{r['route']:<28} {r['workers']:>2}{size} {r['rps']:>8} {r['p99_ms']:>8} "
                      f"{health:>10} {r['loop_lag_p99_ms']:>12}")
         site = f" at {r['stall_site']}" if r["stall_site"] else ""
-        lines.append(f"    {r['verdict']}{site}")
+        waited = f"  [largest wait: {r['wait']}]" if r.get("wait") else ""
+        lines.append(f"    {r['verdict']}{site}{waited}")
         lines.append(f"    → {r['advice']}")
         if r["valid"] not in ("True", "true", "1") and r["invalid_reason"]:
             lines.append(f"    (not valid: {r['invalid_reason']})")

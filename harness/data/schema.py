@@ -31,6 +31,9 @@ Versions (columns are only ever added, so an older file reads with the newer col
  10  app_pool_hold_p50_ms: the median time a checkout held its connection (checkout to checkin)
  11  app_error: when work requests failed with 5xx, the exception the app raised and its innermost
      frame in the app's code, from the worker's log (harness/judge/app_errors.py)
+ 12  WAIT_COLUMNS: where the requests in flight waited, from the wait sampler's samples
+     (harness/judge/wait_profile.py): the largest wait and its share of request time, the share
+     waiting for a pool or a lock and its site in the app's code, the samples it rests on
 
 Adding a column: add it below, add a version to HISTORY, bump SCHEMA_VERSION. A results column
 that is a knob comes from the knob table (harness/data/knobs.py), so adding a cell knob adds a version.
@@ -46,7 +49,7 @@ import pandas as pd
 
 from harness.data import knobs
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # The parameters: the axes, every cell knob of the table (harness/data/knobs.py), the repeat.
 PARAM_COLUMNS = knobs.PARAM_COLUMNS
@@ -90,6 +93,9 @@ MEASURE_COLUMNS += ["fail_top", *STALL_COLUMNS]
 APP_POOL_COLUMNS = ["app_pool_size", "app_pool_full_pct", "app_pool_wait_p99_ms"]
 MEASURE_COLUMNS += [*APP_POOL_COLUMNS, "app_pool_hold_p50_ms"]
 MEASURE_COLUMNS += ["app_error"]  # the app's own exception behind 5xx (harness/judge/app_errors.py)
+# Where requests waited (targets/wait_sampler.py, harness/judge/wait_profile.py).
+WAIT_COLUMNS = ["wait_top", "wait_top_pct", "wait_lock_pct", "wait_site", "wait_samples"]
+MEASURE_COLUMNS += WAIT_COLUMNS
 
 COLUMNS = PARAM_COLUMNS + MEASURE_COLUMNS
 
@@ -118,6 +124,7 @@ HISTORY: dict[int, list[str]] = {
     9: APP_POOL_COLUMNS,
     10: ["app_pool_hold_p50_ms"],
     11: ["app_error"],
+    12: WAIT_COLUMNS,
 }
 ADDED_IN = {v: cols for v, cols in HISTORY.items() if v > 1}
 # Columns a results.csv of version 1 lacks: such files load with them empty.

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.data.schema import LATENCY_STATS
-from harness.judge import resources, stalls
+from harness.judge import resources, stalls, wait_profile
 
 NAN = float("nan")
 HEALTH = "health"
@@ -215,6 +215,7 @@ def _worker_probe(lines: list[dict], t0: float, t1: float) -> dict | None:
         **_tokens(inside),
         **_app_pool(inside),
         "stalls": [x for r in inside for x in r.get("_stalls", ())],
+        "waits": [x for r in inside for x in r.get("_waits", ())],
     }
 
 
@@ -240,8 +241,10 @@ def _resolve_stacks(lines: list[dict]) -> None:
     stacks: dict[str, str] = {}
     for r in lines:
         stacks.update(r.get("stacks") or {})
-        r["_stalls"] = [(stacks[k] if k in stacks else k, n) for k, n in (r.get("stalls") or {}).items()
-                        if k in stacks or "\t" in k]  # an id whose stack was lost (a full disk): dropped
+        for field in ("stalls", "waits"):  # the wait sampler's samples share the stack table
+            # an id whose stack was lost (a full disk) is dropped
+            r["_" + field] = [(stacks[k] if k in stacks else k, n) for k, n in (r.get(field) or {}).items()
+                              if k in stacks or "\t" in k]
 
 
 def read_probe_file(path: Path) -> list[dict]:
@@ -290,6 +293,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
     app_waits = np.asarray([x for w in workers for x in w.pop("app_pool_wait_ms")], dtype=float)
     app_holds = np.asarray([x for w in workers for x in w.pop("app_pool_hold_ms")], dtype=float)
     samples = [x for w in workers for x in w.pop("stalls")]
+    waits = wait_profile.reduce(x for w in workers for x in w.pop("waits"))
     for w in workers:
         w["work_share"] = w["work_served"] / total if total else NAN
     row = {
@@ -319,7 +323,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         "app_pool_hold_p50_ms": float(np.percentile(app_holds, 50)) if len(app_holds) else NAN,
     }
     found = stalls.reduce(samples, t1 - t0, len(workers))
-    row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found)
+    row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found, **waits.row(), _waits=waits)
     return row, workers
 
 
@@ -349,9 +353,11 @@ def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None
     # a 5xx: what the app raised, from the worker's log (its paths shown from --app-dir)
     row["app_error"] = app_errors.top(raw_dir, app_dir) if row["fail_top"].startswith("5") else ""
     found = probe_row.pop("_stalls")
+    waits = probe_row.pop("_waits")
     row.update(probe_row)
     row["_workers"] = worker_table(workers, health)
     write_stalls(raw_dir, found)
+    wait_profile.write(raw_dir, waits)
     return row
 
 

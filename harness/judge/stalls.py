@@ -27,7 +27,8 @@ FOLDED_FILE = "stalls.folded"
 SITES_FILE = "stall_sites.csv"  # raw/<cell>/: samples per (path, site)
 
 _STDLIB = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
-_PROBE = tuple(f"/targets/{name}.py" for name in ("probe", "stall_sampler", "instrument", "foreign"))
+_PROBE = tuple(f"/targets/{name}.py" for name in ("probe", "stall_sampler", "wait_sampler", "instrument",
+                                                                 "foreign"))
 _LIBRARY = ("/site-packages/", "/dist-packages/")
 
 

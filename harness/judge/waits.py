@@ -6,6 +6,9 @@ default thread limiter measured and never full for long, the app's database pool
 never full for long. `queue_evidence` names the first wait that the row shows;
 `server_measured` says whether the row could have shown one at all (--url without a probe cannot).
 
+`lock_wait` reads the wait profile (harness/judge/wait_profile.py): a pool or lock the requests
+queued on, named by its line in the app's code.
+
 `no_response` is the other side of "fine": a route with no request completed in the window has no
 latency to explain, whatever else was quiet.
 """
@@ -45,9 +48,40 @@ def queue_evidence(row: dict) -> str | None:
     pool_full, pool = _num(row, "app_pool_full_pct"), _num(row, "app_pool_size")
     if pool_full >= QUEUE_PCT:
         return f"all {pool:.0f} database pool connections out {pool_full:.0f}% of the window"
+    lock = _num(row, "wait_lock_pct")
+    if lock >= QUEUE_PCT:
+        site = _text(row, "wait_site")
+        at = f" at {site}" if site else ""
+        return f"requests waited for a pool or lock {lock:.0f}% of their time{at}"
     # The loop is left to its own rule (BLOCKED_PCT): on a shared 2-core machine a busy healthy worker's
     # heartbeat is late a good part of the window without any queue in front of the route.
     return None
+
+
+def _text(row: dict, key: str) -> str:
+    value = row.get(key)
+    return value if isinstance(value, str) else ""
+
+
+LOCK_PCT = 25.0  # a route's requests spent this share of their time on one pool or lock: it binds
+
+
+def lock_wait(row: dict) -> str | None:
+    """'waits on a lock / semaphore at gate.py:15 (asyncio.Semaphore.acquire, 74% of request time)'
+    when the wait profile found the route's requests on a pool or lock most of their time."""
+    share, site = _num(row, "wait_lock_pct"), _text(row, "wait_site")
+    if not share >= LOCK_PCT or not site:
+        return None
+    where, _, call = site.partition(" (")
+    call = call.removesuffix(")")
+    what = f"{call}, " if call else ""
+    return f"waits on a lock / semaphore at {where} ({what}{share:.0f}% of request time)"
+
+
+def lock_advice(row: dict) -> str:
+    site = _text(row, "wait_site")
+    return (f"requests queue at {site or 'one lock'}: hold it for less time (no await of I/O inside it), "
+            "raise its size if it is a pool or semaphore (within what it protects), or shard what it guards")
 
 
 POOL_FULL_PCT = 50.0  # every connection out this share of the window: the pool binds (as the tokens)

@@ -25,6 +25,7 @@ from harness.answer import aggregate, claims, evidence
 from harness.data import schema
 from harness.present import claim_charts
 from harness.present.audit_section import section_audit
+from harness.present.wait_chart import section_waits
 
 REPORT_NAME = "report.html"
 SPREAD_WARNING = 1.2  # harness.run.sweep warns above this CPU-speed spread too
@@ -443,6 +444,7 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
         f'<p class="sub">{len(run.rows)} rows, {len(run.summary)} cells. Generated from the run folder '
         "alone: results.csv, meta.json and charts/.</p>",
         section_audit(run_dir),  # bench.py audit's table (empty for other runs)
+        section_waits(run_dir, run.rows),  # one stacked bar per route: where its requests' time went
         *([section_answer(run_dir, run.rows), section_verdicts(verdicts), section_charts(run_dir),
            section_recommend(run_dir, run.rows)] if patterns else []),
         section_untrusted(run.rows, run.summary),

@@ -24,7 +24,7 @@ from harness.system import procs
 
 # targets/foreign.py and what it imports, plus gunicorn's asyncio worker class (targets.gunicorn_worker).
 IN_WORKER = ("__init__.py", "foreign.py", "instrument.py", "pool_events.py", "probe.py", "stall_sampler.py",
-             "gunicorn_worker.py")
+             "wait_sampler.py", "gunicorn_worker.py")
 PROBE_TIMEOUT_S = 30.0
 
 # Run by --python: its version, then the modules it lacks (one line each).
