@@ -16,7 +16,7 @@ from typing import Any
 from harness.data import store
 from harness.data.app_env import AppEnvError, read_env_file
 from harness.data.matrix import ConfigError, make_config, plan_cells
-from harness.run import audit_flags, routes
+from harness.run import audit_flags, routes, saturation
 
 AUDIT_WARMUP_S = 1.0     # short windows: the audit is a first look, `run` measures for longer
 AUDIT_DURATION_S = 5.0  # the probe sends 25 req/s per worker: 125 in a window, enough for a /health p99
@@ -103,7 +103,7 @@ def check_app_env(cfg: Any) -> None:
 
 
 def run_audit(args: Any, overrides: dict[str, Any]) -> int:
-    from harness import gate_cmd
+    from harness import baseline_cmd, gate_cmd
     from harness.answer import audit
     from harness.present import report
     from harness.run.sweep import estimate_s, fmt_s, run_sweep
@@ -111,6 +111,7 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     gate_cmd.fail_on(args)  # bad input refused before the app's code runs
     gate_cmd.check_paths(args)
     cfg, found, skipped = plan_audit(args, overrides)
+    baseline_cmd.check(args, [r.key for r in found])
     headers = audit_flags.parse_headers(args.header or [])
     # absolute: the cells' children run in other folders, and a relative --out must name the same place
     run_dir = (args.out or store.results_dir() / store.new_run_id("audit")).resolve()
@@ -130,12 +131,15 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
         print("  " + line, flush=True)
     started = time.monotonic()
     code = run_sweep(cfg, run_dir, preset="audit", measure_upstream=False)  # no route calls it
+    code = max(code, saturation.rerun_saturated([cfg], run_dir))
     rows = audit.write_csv(run_dir)
     report.finish(run_dir, plot_charts=False, patterns=False)  # an audit compares no patterns
     print(audit.format_table(rows))
     print(f"audit: {run_dir / audit.AUDIT_CSV} and {run_dir / 'report.html'}; wall time "
           f"{fmt_s(time.monotonic() - started)}", flush=True)
-    return gate_cmd.finish(args, rows, code, cfg.app_dir)
+    code = gate_cmd.finish(args, rows, code, cfg.app_dir)
+    regressed = baseline_cmd.finish(args, run_dir)
+    return max(code, regressed) if args.check else code
 
 
 def add_parser(sub: Any, add_knob: Any) -> None:
@@ -145,7 +149,7 @@ def add_parser(sub: Any, add_knob: Any) -> None:
     au.add_argument("app", help="your app, 'pkg.module:app'")
     au.add_argument("--app-dir", dest="app_dir", help="where APP's module is imported from (default: .)")
     for name in ("python", "env_file", "cwd", "workers", "users", "duration", "warmup", "setup",
-                 "thread_tokens"):
+                 "thread_tokens", "repeat"):
         add_knob(au, name)
     au.add_argument("--param", action="append", metavar="NAME=VALUE",
                     help="a value for a path or query parameter (repeatable), e.g. --param hero_id=1")
@@ -166,11 +170,12 @@ def add_parser(sub: Any, add_knob: Any) -> None:
         if action.dest in shown and action.help:
             action.help = re.sub(r"\(default: [^)]*\)", f"(default: {shown[action.dest]})", action.help)
     au.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
-    from harness import gate_cmd
+    from harness import baseline_cmd, gate_cmd
 
     gate_cmd.add_flags(au)
+    baseline_cmd.add_flags(au)
 
 
 def audit_overrides(args: Any) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in ("workers", "users", "duration", "warmup", "setup",
-                                                          "thread_tokens")}
+                                                          "thread_tokens", "repeat")}

@@ -79,7 +79,7 @@ def test_the_rule_catches_an_upward_import():
 def test_no_module_is_left_flat_but_the_commands():
     flat = {p.stem for p in HARNESS.glob("*.py")} - {"__init__", "__main__"}  # __main__: `python -m harness`
     assert flat == {"cli", "calibrate", "overhead", "recorder_cost", "claims_preset", "audit_cmd", "gate_cmd",
-                    "hinge"}
+                    "hinge", "baseline_cmd"}
 
 
 # No module over ~300 lines without a reason in its docstring, no function over ~60 lines.

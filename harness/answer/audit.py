@@ -28,6 +28,7 @@ import math
 import re
 from pathlib import Path
 
+from harness.answer.reruns import RERUN, drop_superseded
 from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.judge import waits
@@ -38,7 +39,7 @@ AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before
 AUDIT_CSV = "audit.csv"
 COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
            "health_max_ms", "loop_lag_p99_ms", "stall_site", "wait", "app_error", "advice", "valid",
-           "invalid_reason"]
+           "invalid_reason", "rerun"]
 
 
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
@@ -197,7 +198,7 @@ def audit_rows(run_dir: Path) -> list[dict]:
     template = {r.get("scenario", r["url"]): r["template"] for r in found["routes"]}
     urls = {r.get("scenario", r["url"]): r["url"] for r in found["routes"]}
     results = run_dir / "results.csv"
-    rows = read_results(results).to_dict("records") if results.is_file() else []
+    rows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
     out = []
     for row in rows:
         scenario = _text(row, "scenario")
@@ -214,7 +215,7 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
             "wait": _wait(row), "app_error": _text(row, "app_error"),
             "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
-            "invalid_reason": _text(row, "invalid_reason"),
+            "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN),
         })
     _sweep_notes(out)
     for skip in found["skipped"]:
@@ -276,4 +277,6 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"    → {r['advice']}")
         if r["valid"] not in ("True", "true", "1") and r["invalid_reason"]:
             lines.append(f"    (not valid: {r['invalid_reason']})")
+        if r.get("rerun"):
+            lines.append(f"    ({r['rerun']})")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ A few failures are data; beyond FAIL_RATIO_LIMIT the latencies describe only the
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -45,6 +46,19 @@ def worker_reasons(workers: pd.DataFrame | None, n_workers: int, launch: str = "
     return ["; ".join(parts)] if parts else []
 
 
+def saturation_reason(busiest_pct: float) -> str:
+    return f"load generator saturated ({busiest_pct:.0f}% of its core)"
+
+
+_SATURATED_ONLY = re.compile(r"^load generator saturated \(\d+% of its core\)$")
+
+
+def saturated_only(row: dict) -> bool:
+    """A measured row distrusted for one reason alone: its (busiest) Locust process at its core's limit."""
+    return (str(row.get("status")) == "ok" and str(row.get("valid")) not in ("True", "true", "1")
+            and bool(_SATURATED_ONLY.match(str(row.get("invalid_reason") or ""))))
+
+
 def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bool,
                     workers: pd.DataFrame | None = None, db_capacity_qps: float | None = None) -> list[str]:
     reasons = []
@@ -58,7 +72,7 @@ def invalid_reasons(row: dict, *, upstream_capacity_rps: float | None, probe: bo
     if busiest is None or busiest != busiest:
         busiest = row.get("locust_cpu_pct", 0)
     if busiest >= LOCUST_CPU_LIMIT:
-        reasons.append(f"load generator saturated ({busiest:.0f}% of its core)")
+        reasons.append(saturation_reason(busiest))
     if row.get("records_lost"):
         reasons.append(f"{row['records_lost']} request records of the load workers never reached the master")
     calls = model.upstream_calls(row["scenario"], row["fanout"]) * (row.get("rps") or 0)

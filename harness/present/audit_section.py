@@ -36,6 +36,7 @@ def _cell(row: dict, key: str) -> str:
     """A cell's text; validity in words ("no: Locust at 99% of its core"), so an invalid "fine" reads so."""
     if key != "valid" or row["verdict"].startswith("skipped"):
         return row.get(key) or ""
+    rerun = f" ({row['rerun']})" if row.get("rerun") else ""  # the first measurement's Locust saturated
     if row.get("valid") in ("True", "true", "1"):
-        return "yes"
-    return "no: " + (row.get("invalid_reason") or "see the cells the harness cannot fully trust")
+        return "yes" + rerun
+    return "no: " + (row.get("invalid_reason") or "see the cells the harness cannot fully trust") + rerun

@@ -24,6 +24,7 @@ import pandas as pd
 from harness.answer import aggregate, claims, evidence
 from harness.data import schema
 from harness.present import claim_charts
+from harness.present.audit_charts import section_routes
 from harness.present.audit_section import section_audit
 from harness.present.wait_chart import section_waits
 
@@ -445,6 +446,7 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
         "alone: results.csv, meta.json and charts/.</p>",
         section_audit(run_dir),  # bench.py audit's table (empty for other runs)
         section_waits(run_dir, run.rows),  # one stacked bar per route: where its requests' time went
+        *([] if patterns else [section_routes(run_dir)]),  # the audit's chart and stalls per route
         *([section_answer(run_dir, run.rows), section_verdicts(verdicts), section_charts(run_dir),
            section_recommend(run_dir, run.rows)] if patterns else []),
         section_untrusted(run.rows, run.summary),
@@ -461,7 +463,9 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
 def write(run_dir: Path, verdicts: list[evidence.Verdict] | None = None, draw_missing: bool = True) -> Path:
     """Write run_dir/report.html (and claims.csv); draws the charts first if the folder has none."""
     run_dir = Path(run_dir)
-    if draw_missing and _preset(run_dir) != "claims" and not any((run_dir / "charts").glob("*.png")):
+    # an audit draws its own per-route charts (audit_charts), not the patterns' grid
+    if draw_missing and _preset(run_dir) not in ("claims", "audit") \
+            and not any((run_dir / "charts").glob("*.png")):
         from harness.present import plot
 
         plot.plot_run(run_dir)
