@@ -5,6 +5,7 @@ bad input is one line and exit 2; then for real, a route made 30% slower between
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,10 @@ def test_a_route_made_30_percent_slower_fails_the_same_code_twice_passes(tmp_pat
     lines = slower.stdout.strip().splitlines()
     assert slower.returncode == 1, slower.stdout + slower.stderr
     fail = next(line for line in lines if line.startswith("baseline: FAIL /wait W=1 (5 vs 5 repeats)"))
-    assert ": slower, p = 0.0" in fail and "(×0.7" in fail  # throughput down by about 1/1.3
+    ratio = float(re.search(r"\(×([0-9.]+): slower, p = 0\.0", fail).group(1))
+    # 1/1.3 = 0.77 at most: the per-request overhead the delay does not scale dilutes it; the gate's
+    # own line is what matters: a significant drop beyond --max-regression's 10%
+    assert ratio < 0.9, fail
     assert any(line.startswith("baseline: failed, 1 of 1 route(s)") for line in lines)
     assert (tmp_path / "b" / baseline.BASELINE_CSV).is_file()
     same = audit("c", 40, "--check", "--baseline", str(tmp_path / "a"))
