@@ -368,3 +368,10 @@ def test_users_are_not_named_without_evidence_that_nothing_queued():
 def test_a_cell_with_no_response_in_its_window_is_bound_by_no_response():
     v = attribute(row(requests=0, failures=0, users=8), CTX)
     assert v == bottleneck.Verdict("no response", "no response within the window (8 in flight)")
+
+
+def test_a_frame_name_xml_cannot_hold_leaves_the_svg_readable():
+    """A sampled process's frame may carry a control character: the SVG still parses, the name shown."""
+    svg = flamegraph.render([(["main (app.py:1)", "odd\x01name (app.py:2)"], 3)], title="t\x1b")
+    titles = [t.text for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}title")]
+    assert any(t.startswith("odd?name (app.py:2)") for t in titles), titles

@@ -7,9 +7,10 @@ shows its name, samples and share (an SVG <title>); no script, so it opens anywh
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 WIDTH = 1200.0
 ROW = 17.0
@@ -23,6 +24,16 @@ class Node:
     name: str
     samples: int = 0
     children: dict[str, Node] = field(default_factory=dict)
+
+
+# Characters XML 1.0 forbids (control characters, lone surrogates): a frame name from a sampled
+# process may carry them, and one would make the whole SVG unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """`text` for an SVG element: XML-escaped, with the characters XML cannot hold shown as '?'."""
+    return _escape(_NOT_XML.sub("?", text))
 
 
 def build_tree(stacks: list[tuple[list[str], int]]) -> Node:
