@@ -109,7 +109,11 @@ def test_claims_preset_end_to_end_on_one_of_its_cells(tmp_path, capsys, monkeypa
     assert "claim verdict" in " ".join(out.split()) and "report.html" in out
     verdicts = pd.read_csv(run_dir / "claims.csv", dtype=str).fillna("").set_index("claim")
     assert len(verdicts) == len(claims.REGISTRY)
-    assert verdicts.loc["2", "verdict"] in (evidence.HOLDS, evidence.FAILS)  # its cell was measured
+    two = verdicts.loc["2"]
+    # Its cell was measured: decided, or, on a machine too loaded for the cell to run unsaturated,
+    # "not measured" for that reason alone (the decider refuses to read queueing as the gather).
+    loaded = two["verdict"] == evidence.NOT_MEASURED and "ran below" in two["condition"] + two["evidence"]
+    assert two["verdict"] in (evidence.HOLDS, evidence.FAILS) or loaded, dict(two)
     assert verdicts.loc["5", "verdict"] == evidence.NOT_MEASURED  # its cells were not
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["preset"] == "claims" and {r["claim"] for r in meta["claims_runs"]} >= {"1", "10"}
