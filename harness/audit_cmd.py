@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import store
-from harness.data.app_env import AppEnvError, read_env_file
+from harness.data.app_env import read_env_file
 from harness.data.matrix import ConfigError, make_config, plan_cells
-from harness.run import audit_flags, routes, saturation
+from harness.run import app_python, audit_flags, routes, saturation
 
 AUDIT_WARMUP_S = 1.0     # short windows: the audit is a first look, `run` measures for longer
 AUDIT_DURATION_S = 5.0  # the probe sends 25 req/s per worker: 125 in a window, enough for a /health p99
@@ -40,11 +40,9 @@ def plan_audit(args: Any, overrides: dict[str, Any]) -> tuple[Any, list[routes.R
                 raise routes.RouteError(f"glob {glob!r} must match a path: start it with '/' or '*'")
     except routes.RouteError as exc:
         raise ConfigError(str(exc)) from None
-    knobs = audit_knobs(overrides)
     # checked (app importable, --app-dir, --setup) before the app's code runs to read its schema
-    own = own_env(args)
-    cfg = make_config("default", **{**knobs, **own, "app": args.app, "app_dir": args.app_dir, "paths": ["/"]})
-    check_app_env(cfg)
+    cfg = audit_config(args, overrides, args.app_dir, ["/"])
+    app_python.check_config(cfg)
     try:
         schema = routes.read_schema(args.app, cfg.app_dir, python=cfg.python, cwd=cfg.cwd,
                                     env=read_env_file(cfg.env_file) if cfg.env_file else None)
@@ -55,14 +53,16 @@ def plan_audit(args: Any, overrides: dict[str, Any]) -> tuple[Any, list[routes.R
     if not found:
         why = "; ".join(f"{s.template}: {s.reason}" for s in skipped) or "the schema has no operation"
         raise ConfigError(f"nothing to audit in {args.app} ({why})")
-    cfg = make_config("default", **{**knobs, **own, "app": args.app, "app_dir": cfg.app_dir,
-                                  "paths": [r.key for r in found]})
-    return cfg, found, skipped
+    return audit_config(args, overrides, cfg.app_dir, [r.key for r in found]), found, skipped
 
 
-def own_env(args: Any) -> dict[str, Any]:
-    """The app's own interpreter, variables file and working directory, as given."""
-    return {k: getattr(args, k, None) for k in ("python", "env_file", "cwd")}
+def audit_config(args: Any, overrides: dict[str, Any], app_dir: str | None, paths: list[str],
+                 **more: Any) -> Any:
+    """The audit's Config: the knobs given (with the audit's short defaults), the app's own
+    interpreter, variables file and working directory, and its routes."""
+    own = {k: getattr(args, k, None) for k in ("python", "env_file", "cwd")}
+    return make_config("default", **{**audit_knobs(overrides), **own, "app": args.app, "app_dir": app_dir,
+                                     "paths": paths, **more})
 
 
 def audit_knobs(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -90,18 +90,6 @@ def auth_warnings(found: list[routes.Route], headers: dict[str, str], setup: str
             if r.secured]
 
 
-def check_app_env(cfg: Any) -> None:
-    """--python runs, is new enough and has the servers the run uses: ConfigError (one line) if not."""
-    if cfg.python is None:
-        return
-    from harness.run import app_python
-
-    try:
-        app_python.check_interpreter(cfg.python, cfg.server, cfg.loop)
-    except AppEnvError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     from harness import baseline_cmd, gate_cmd
     from harness.answer import audit
@@ -118,9 +106,7 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     store.prepare_run_dir(run_dir, resume=False)
     requests_file = Path(run_dir).resolve() / REQUESTS_JSON  # the cells read each route's request here
     requests_file.write_text(json.dumps(requests_json(found, headers), indent=1))
-    cfg = make_config("default", **{**audit_knobs(overrides), **own_env(args), "app": args.app,
-                                    "app_dir": cfg.app_dir, "paths": cfg.paths,
-                                    "requests": str(requests_file)})
+    cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file))
     audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)
     print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
@@ -133,7 +119,7 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     code = run_sweep(cfg, run_dir, preset="audit", measure_upstream=False)  # no route calls it
     code = max(code, saturation.rerun_saturated([cfg], run_dir))
     rows = audit.write_csv(run_dir)
-    report.finish(run_dir, plot_charts=False, patterns=False)  # an audit compares no patterns
+    report.finish(run_dir, plot_charts=False)  # an audit folder: no pattern answer (its meta says audit)
     print(audit.format_table(rows))
     print(f"audit: {run_dir / audit.AUDIT_CSV} and {run_dir / 'report.html'}; wall time "
           f"{fmt_s(time.monotonic() - started)}", flush=True)

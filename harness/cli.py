@@ -379,12 +379,12 @@ def cmd_run(args) -> int:
 
 def _preflight(plan) -> None:
     """Refuse (ConfigError) a sweep whose largest cell cannot fit this machine; warn if it crowds it."""
-    from harness.audit_cmd import check_app_env
     from harness.data.matrix import plan_cells
+    from harness.run import app_python
     from harness.system import preflight
 
     for part in plan if isinstance(plan, list) else [plan]:
-        check_app_env(part)  # --python runs and has its servers, before anything is launched
+        app_python.check_config(part)  # --python runs and has its servers, before anything is launched
     cells = plan_cells(plan if isinstance(plan, list) else [plan])
     warning = preflight.check(preflight.sweep_needs(cells), preflight.Machine.here())
     if warning:

@@ -58,11 +58,11 @@ def repeat(plan, run_dir: Path, sweep_s: float, slo_health_ms: float) -> int:
         sweep.say(f"\nthe answer hinges on one repeat's noise in {', '.join(t for t, _ in hinges)}, but the "
                   f"sweep took {sweep.fmt_s(sweep_s)}: no time is left for repeats in make bench's budget")
         return 0
-    wanted = [{c: cell[c] for c in aggregate.CELL_COLUMNS} for _, cells in chosen for cell in cells]
-    extra = sweep.repeat_cells(plan, run_dir, wanted, n)
+    again = [{c: cell[c] for c in aggregate.CELL_COLUMNS} for _, cells in chosen for cell in cells]
+    extra = sweep.repeat_cells(plan, run_dir, again, n)
     skipped = [t for t, _ in hinges[len(chosen):]]
     sweep.say(f"\nthe answer hinges on one repeat's noise in {', '.join(t for t, _ in hinges)}: re-measuring "
-              f"{len(wanted)} cell(s) of {', '.join(t for t, _ in chosen)} to {n} repeats each "
+              f"{len(again)} cell(s) of {', '.join(t for t, _ in chosen)} to {n} repeats each "
               f"({len(extra)} more cells, about {sweep.fmt_s(len(extra) * per_cell)})"
               + (f"; not {', '.join(skipped)} (over the {allowed:.0f} s left of the budget)"
                  if skipped else ""))

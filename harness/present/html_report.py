@@ -227,11 +227,18 @@ def section_verdicts(verdicts: list[evidence.Verdict]) -> str:
             f"<th>why, and the numbers</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def _preset(run_dir: Path) -> str:
+def run_preset(run_dir: Path) -> str:
+    """The preset meta.json records ("audit" for bench.py audit); "" when unreadable."""
     try:
         return str(json.loads((run_dir / "meta.json").read_text()).get("preset", ""))
     except (OSError, ValueError, AttributeError):
         return ""
+
+
+def compares_patterns(run_dir: Path) -> bool:
+    """False for an audit: it runs the app's routes, not the patterns, so it gets no pattern answer,
+    claims, recommendations nor pattern charts (they need cells it did not run)."""
+    return run_preset(run_dir) != "audit"
 
 
 def _png_data(path: Path) -> str:
@@ -242,7 +249,7 @@ def section_charts(run_dir: Path) -> str:
     pngs = sorted((run_dir / "charts").glob("*.png"))
     parts = ['<h2 id="charts">Charts</h2>']
     if not pngs:
-        if _preset(run_dir) == "claims":
+        if run_preset(run_dir) == "claims":
             return parts[0] + _na("a claims run draws one evidence chart per claim, in its verdict row "
                                   "(bench.py plot DIR draws the per-scenario grid)")
         return parts[0] + _na("no charts in this run folder (bench.py plot DIR draws them)")
@@ -437,9 +444,7 @@ def render(run_dir: Path, verdicts: list[evidence.Verdict] | None = None) -> str
     if verdicts is None:
         verdicts = claims.decide(run)
     title = f"FastAPI concurrency bench: {run.meta.get('run_id', run_dir.name)}"
-    # an audit runs the app's routes, not the patterns: no pattern answer, claims, recommendations
-    # nor pattern charts, which need cells it did not run
-    patterns = _preset(run_dir) != "audit"
+    patterns = compares_patterns(run_dir)
     body = [
         f"<h1>{esc(title)}</h1>",
         f'<p class="sub">{len(run.rows)} rows, {len(run.summary)} cells. Generated from the run folder '
@@ -464,7 +469,7 @@ def write(run_dir: Path, verdicts: list[evidence.Verdict] | None = None, draw_mi
     """Write run_dir/report.html (and claims.csv); draws the charts first if the folder has none."""
     run_dir = Path(run_dir)
     # an audit draws its own per-route charts (audit_charts), not the patterns' grid
-    if draw_missing and _preset(run_dir) not in ("claims", "audit") \
+    if draw_missing and compares_patterns(run_dir) and run_preset(run_dir) != "claims" \
             and not any((run_dir / "charts").glob("*.png")):
         from harness.present import plot
 

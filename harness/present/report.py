@@ -12,9 +12,12 @@ from harness.present import plot
 
 
 def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | None = None,
-           slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS, patterns: bool = True) -> None:
+           slo_health_ms: float = recommend.DEFAULT_SLO_HEALTH_P99_MS) -> None:
     """Print invalid / failed / noisy cells, draw the charts (x axis `x`, else the knob swept most)
-    and write report.html for `run_dir`; `patterns` False (an audit): no pattern-comparison answer."""
+    and write report.html for `run_dir`; an audit folder gets neither the patterns' charts nor their
+    answer (html_report.compares_patterns)."""
+    from harness.present import html_report
+
     results = run_dir / "results.csv"
     if not results.exists():
         print(f"no results in {run_dir}")
@@ -41,7 +44,8 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
         print(f"{len(noisy)} cell(s) with rps varying > 5% across repeats (coefficient of variation):")
         for _, r in noisy.iterrows():
             print(f"  - {cell_name(r, df)}: cv {r['rps_cv']:.1%}")
-    if plot_charts:
+    patterns = html_report.compares_patterns(run_dir)
+    if plot_charts and patterns:
         for path in plot.plot_run(run_dir, x=x):
             print(f"chart: {path}")
     # recommend.csv for the report (its 15 per-target lines are condensed into the answer below); the
@@ -49,8 +53,6 @@ def finish(run_dir: Path, plot_charts: bool = True, html: bool = True, x: str | 
     if patterns:
         _answer(run_dir, slo_health_ms)
     if html:  # last: it shows the recommend.csv just written
-        from harness.present import html_report
-
         print(f"report: {html_report.write(run_dir, draw_missing=False)}")
     print(f"results: {results}")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from harness import ROOT
 from harness.data.app_env import LOOP_MODULES, MIN_PYTHON, SERVER_MODULES, AppEnvError, read_env_file
+from harness.data.matrix import ConfigError
 from harness.system import procs
 
 # targets/foreign.py and what it imports, plus gunicorn's asyncio worker class (targets.gunicorn_worker).
@@ -73,6 +74,17 @@ def worker_env(python: str | None, root: str, base: Mapping[str, str]) -> dict[s
         if (Path(bin_dir).parent / "pyvenv.cfg").is_file():
             env["VIRTUAL_ENV"] = str(Path(bin_dir).parent)
     return env
+
+
+def check_config(cfg: Any) -> None:
+    """A Config's --python runs, is new enough and has the servers and loops the run uses:
+    ConfigError (one line) if not. Checked before anything is launched."""
+    if cfg.python is None:
+        return
+    try:
+        check_interpreter(cfg.python, cfg.server, cfg.loop)
+    except AppEnvError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_interpreter(python: str, servers: Iterable[str] = ("uvicorn",), loops: Iterable[str] = ()) -> str:
