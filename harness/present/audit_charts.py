@@ -47,6 +47,9 @@ def _draw(route: str, cells: pd.DataFrame, path: Path) -> Path:
             medians = [cells.loc[cells["workers"] == w, col].median() for w in workers]
             ax.plot(cells["workers"], cells[col], "o", color=color, alpha=0.45, ms=5)
             ax.plot(workers, medians, "-", color=color, label=label, lw=1.6)
+        if not any(cells[col].notna().any() for col, _, _ in series):  # e.g. under 100 requests: no p99
+            ax.text(0.5, 0.5, "not measured in these windows", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color="0.4")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("uvicorn workers")
         ax.set_xticks(workers)
