@@ -410,8 +410,11 @@ def test_run_cell_directly_never_raises_for_a_broken_target(tmp_path, monkeypatc
 
 # --------------------------------------------------------------------------- bench.py: Ctrl-C, SIGTERM
 
-CLI_KNOBS = ["--scenarios", "io", "--workers", "1", "--users", "4", "--duration", "2", "--warmup", "0.5",
-             "--fixed-window", "--no-plot"]
+# A 1 s window: these tests signal a cell once it is under load (≥ 1.5 s with the warmup, polled
+# every 30 ms) and check rows and processes, not throughput; a longer window only costs suite time.
+CLI_DURATION = "1"
+CLI_KNOBS = ["--scenarios", "io", "--workers", "1", "--users", "4", "--duration", CLI_DURATION,
+             "--warmup", "0.5", "--fixed-window", "--no-plot"]
 
 
 class Bench:
@@ -506,7 +509,8 @@ def test_ctrl_c_mid_run_then_resume(tmp_path):
     assert len(rows) == 3 and len({row_key(r) for r in rows}) == 3, [row_key(r) for r in rows]
     assert [r["target"] for r in rows] == names
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
-    assert all(r["workers"] == "1" and r["users"] == "4" and r["duration_s"] == "2.0" for r in rows)
+    assert all(r["workers"] == "1" and r["users"] == "4" and r["duration_s"] == f"{CLI_DURATION}.0"
+               for r in rows)
 
 
 def test_sigterm_mid_run_then_resume(tmp_path):
