@@ -12,6 +12,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+from harness import prog
 from harness.answer import claims
 from harness.data import knobs, store
 from harness.data.matrix import Cell, Config, build_cells, make_config
@@ -75,7 +76,7 @@ def run_claims(run_dir: Path) -> int:
         f"({_repeats_text(cells)})")
     for c in claims.REGISTRY:
         if c.preset:  # said up front, so a "not measured" row is no surprise
-            say(f"  claim {c.id} is decided by bench.py run --preset {c.preset}, not by this run")
+            say(f"  claim {c.id} is decided by {prog.name()} run --preset {c.preset}, not by this run")
     t0 = time.monotonic()
     rows = run_cells(cells, run_dir, meta, cpu_kind=base.cpu_kind[0])
     # report.html and claims.csv; each verdict row carries its own evidence chart, so the generic

@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from harness import prog
 from harness.data import knobs, store
 from harness.data.matrix import ALL, PRESETS, ConfigError, make_plan
 from harness.data.scenarios import SCENARIOS
@@ -153,23 +154,24 @@ class _RunHelp(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=30, width=100)
 
 
-RUN_USAGE = "bench.py run [--preset NAME] [--targets LIST] [--scenarios LIST] [--workers LIST] [options]"
+RUN_USAGE = "{prog} run [--preset NAME] [--targets LIST] [--scenarios LIST] [--workers LIST] [options]"
 RUN_DESCRIPTION = """\
 Run a sweep: one fresh server per cell (target × scenario × every swept knob), load from Locust,
 one row per cell in DIR/results.csv, charts and report.html at the end. Every LIST flag takes a
 comma list and sweeps it.
 
 start here:
-  bench.py run --preset smoke                    every target, 1 worker, under 90 s: does it work?
-  bench.py run                                   the default sweep (what `make bench` runs)
-  bench.py run --targets fake-async,correct-async --scenarios io --workers 1,2
-  bench.py run --app myapp.main:app --path /items/1 --workers 1,2     your own app
-  bench.py run --resume results/<run-id>         finish an interrupted run
-then: bench.py report DIR, bench.py recommend DIR, bench.py compare A B (docs/tuning.md)."""
+  {prog} run --preset smoke                    every target, 1 worker, under 90 s: does it work?
+  {prog} run                                   the default sweep (what `make bench` runs)
+  {prog} run --targets fake-async,correct-async --scenarios io --workers 1,2
+  {prog} run --app myapp.main:app --path /items/1 --workers 1,2     your own app
+  {prog} run --resume results/<run-id>         finish an interrupted run
+then: {prog} report DIR, {prog} recommend DIR, {prog} compare A B (docs/tuning.md)."""
 
 
 def _add_run(sub) -> None:
-    run = sub.add_parser("run", help="run a sweep", usage=RUN_USAGE, description=RUN_DESCRIPTION,
+    run = sub.add_parser("run", help="run a sweep", usage=RUN_USAGE.format(prog=prog.name()),
+                         description=RUN_DESCRIPTION.format(prog=prog.name()),
                          formatter_class=_RunHelp)
     run.set_defaults(func=cmd_run)
     groups = knob_groups(run)
@@ -288,13 +290,8 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def _prog() -> str:
-    """The name the user typed: `bench.py` in the clone, `fastapi-bench` (or python -m harness) installed."""
-    return "fastapi-bench" if Path(sys.argv[0]).name in ("fastapi-bench", "__main__.py") else "bench.py"
-
-
 def build_parser() -> Parser:
-    p = Parser(prog=_prog(), description="FastAPI concurrency benchmark harness")
+    p = Parser(prog=prog.name(), description="FastAPI concurrency benchmark harness")
     p.add_argument("--version", action=_Version, nargs=0, help="the version and commit meta.json records")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("list", help="targets and scenarios").set_defaults(func=lambda args: cmd_list())
@@ -371,8 +368,8 @@ def cmd_run(args) -> int:
     except OSError as exc:
         if not store.is_disk_error(exc):
             raise
-        _tell(f"bench.py: disk error: writing the charts in {run_dir} failed: {exc.strerror}; every "
-              f"cell is safely in results.csv. Free space, then bench.py plot {run_dir}")
+        _tell(f"{prog.name()}: disk error: writing the charts in {run_dir} failed: {exc.strerror}; every "
+              f"cell is safely in results.csv. Free space, then {prog.name()} plot {run_dir}")
         return EXIT_DISK
     return code
 
@@ -388,7 +385,7 @@ def _preflight(plan) -> None:
     cells = plan_cells(plan if isinstance(plan, list) else [plan])
     warning = preflight.check(preflight.sweep_needs(cells), preflight.Machine.here())
     if warning:
-        print(f"bench.py: {warning}", file=sys.stderr)
+        print(f"{prog.name()}: {warning}", file=sys.stderr)
 
 
 def _stop_leftovers() -> None:
@@ -507,7 +504,7 @@ def cmd_load_worker(args) -> int:
         return load_worker.run(args.master, args.wait, locustfile=args.locustfile, log_dir=args.log_dir)
     except load_worker.WorkerError as exc:
         procs.stop_all()
-        _tell(f"bench.py load-worker: error: {exc}")
+        _tell(f"{prog.name()} load-worker: error: {exc}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
         procs.stop_all()
@@ -517,6 +514,7 @@ def cmd_load_worker(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prog.remember()  # the name every message and child process uses from here on
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -554,14 +552,14 @@ def _dispatch(args) -> int:
             _stop_leftovers()
         return args.func(args)
     except (ConfigError, store.RunFolderError) as exc:
-        print(f"bench.py: error: {exc}", file=sys.stderr)
+        print(f"{prog.name()}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except LaunchError as exc:
-        print(f"bench.py: error: {exc}", file=sys.stderr)
+        print(f"{prog.name()}: error: {exc}", file=sys.stderr)
         return 1
     except store.DiskError as exc:  # calibrate / overhead (run reports its own)
         procs.stop_all()
-        _tell(f"bench.py: disk error: {exc}. Free space, then run the command again")
+        _tell(f"{prog.name()}: disk error: {exc}. Free space, then run the command again")
         return EXIT_DISK
     except HungUp:
         procs.stop_all()

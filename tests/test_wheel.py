@@ -95,6 +95,9 @@ def test_installed_command_imports_nothing_from_the_clone(installed, tmp_path):
     listed = command(installed, tmp_path, "list")
     assert listed.returncode == 0, listed.stderr
     assert "fake-async" in listed.stdout and "health" in listed.stdout
+    bad = command(installed, tmp_path, "run", "--workers", "0")  # messages name the installed command
+    assert bad.returncode == 2 and bad.stderr.startswith("fastapi-bench: error:"), bad.stderr
+    assert "bench.py" not in command(installed, tmp_path, "run", "--help").stdout
 
 
 def test_installed_run_and_audit_write_to_the_current_folder(installed, tmp_path):

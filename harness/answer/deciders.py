@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import prog
 from harness.answer import aggregate
 from harness.answer.chart_data import Panel, Threshold, noise_rule, point, value_point, with_chart
 from harness.answer.evidence import (
@@ -109,7 +110,7 @@ def decide_2(run: Run) -> Verdict:
         worst = io.sort_values("efficiency").iloc[-1]
         return not_measured("2", f"every correct-async /io cell ran below {UNSATURATED:.0%} of its ceiling "
                             f"(best {fmt(100 * worst['efficiency'])}%), so its latency is queueing, not the "
-                            "gather; run it with few users (bench.py claims uses 4)")
+                            f"gather; run it with few users ({prog.name()} claims uses 4)")
     cases, evidence, cells = [], [], []
     panel = Panel("/io p50 against one call and the sum", "ms", [])
     # A claims run has several calm cells at one W and U (claim 7's loops, claim 11's client): each
@@ -337,7 +338,7 @@ def decide_7(run: Run) -> Verdict:
         found += pairs(run, dict(target=target, loop="uvloop"), dict(target=target, loop="asyncio"))
     if not found:
         return not_measured("7", "the run has no asyncio cells to set against uvloop ones "
-                            "(bench.py claims runs both)")
+                            f"({prog.name()} claims runs both)")
     case = lambda uv, _: f"{uv['target']} /{uv['scenario']} W={uv['workers']}"  # noqa: E731
     v = rps_duel("7", found, case, lambda _: "uvloop", lambda _: "asyncio", extra=("loop",))
     return with_chart(v, duel_panel(found, case, lambda _: "uvloop", lambda _: "asyncio"))

@@ -21,6 +21,7 @@ import math
 
 import pandas as pd
 
+from harness import prog
 from harness.answer.chart_data import Panel, noise_band, point, with_chart
 from harness.answer.evidence import (
     FAILS,
@@ -63,14 +64,14 @@ def framework_bound(run: Run, uvicorn_cell: pd.Series) -> bool:
 
 def decide_server(run: Run) -> Verdict:
     if "server" not in run.summary.columns:
-        return not_measured(CLAIM, "the run predates the server knob (bench.py run --preset servers)")
+        return not_measured(CLAIM, f"the run predates the server knob ({prog.name()} run --preset servers)")
     others = sorted({str(s) for s in run.summary["server"].dropna()} - {"uvicorn"})
     found = [(uv, other) for s in others for uv, other in pairs(run, dict(server="uvicorn"), dict(server=s))]
     known = [(uv, o) for uv, o in found if uv["scenario"] == "health" or math.isfinite(
         float(uv.get("ceiling_rps", math.nan)))]
     if not known:
         return not_measured(CLAIM, "the run has no cell under another server to set against uvicorn "
-                            "(bench.py run --preset servers runs them)")
+                            f"({prog.name()} run --preset servers runs them)")
     framework = [(uv, o) for uv, o in known if framework_bound(run, uv)]
     work = [(uv, o) for uv, o in known if not framework_bound(run, uv)]
     if not framework or not work:

@@ -248,7 +248,7 @@ TABLE: list[Knob] = [
          "loopback", scope="run", flag="--allow-non-loopback", switch=True),
     # load processes on other machines (`bench.py load-worker --master HOST:PORT` there)
     Knob("remote_load_workers", int, 0, "load processes on other machines that join every cell "
-         "(each runs `bench.py load-worker --master HOST:PORT`); 0 = none", scope="run", bounds=(0, 64),
+         "(each runs this command's `load-worker --master HOST:PORT`); 0 = none", scope="run", bounds=(0, 64),
          flag="--remote-load-workers"),
     Knob("master_bind", str, None, "HOST:PORT where --remote-load-workers find this run (each cell's "
          "Locust master also listens on HOST, on a free port it announces there)", scope="run",
@@ -265,7 +265,7 @@ TABLE: list[Knob] = [
     Knob("setup", str, None, "a Python file defining setup(base_url): run before each cell's load to seed "
          "your app's data (see docs/audit.md)", scope="run", flag="--setup"),
     Knob("requests", str, None, "a JSON file of each --path's method, body and content type and of the "
-         "headers of every request, as `bench.py audit` writes it (requests.json in its run folder)",
+         "headers of every request, as an audit writes it (requests.json in its run folder)",
          scope="run", flag="--requests"),
     # db cells get it from the harness: the throwaway server's, or this one
     Knob("db_url", str, None, "an existing PostgreSQL (postgresql://...) instead of a throwaway one the "

@@ -18,7 +18,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from harness import ROOT
+from harness import ROOT, prog
 from harness.data import knobs
 from harness.data.schema import COLUMNS, SCHEMA_VERSION
 
@@ -43,11 +43,11 @@ class DiskError(RuntimeError):
         """The one line a user reads: what failed, where, what is safe, what to do."""
         safe = "" if self.cells_safe is None else \
             f"; {self.cells_safe} of {self.cells_total} cells are safely on disk"
-        then = f"bench.py run --resume {run_dir}" if (run_dir / "meta.json").is_file() \
+        then = f"{prog.name()} run --resume {run_dir}" if (run_dir / "meta.json").is_file() \
             else "run the same command again"
         fix = "Make it writable" if self.reason in ("Permission denied", "Operation not permitted") \
             else "Free space"
-        return f"bench.py: disk error: {self}{safe}. {fix}, then {then}"
+        return f"{prog.name()}: disk error: {self}{safe}. {fix}, then {then}"
 
 
 # Errors that say "this folder cannot take our data", as opposed to a bug or a missing file.

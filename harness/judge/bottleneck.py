@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness import prog
 from harness.data import model
 from harness.data.schema import row_number as _num
 from harness.judge import waits
@@ -181,7 +182,7 @@ def _rule_thread_pool(row: dict, ctx: Context) -> str | None:
     return (f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy, all of them {full:.0f}% "
             "of the window): `def` routes waited for a thread; raise "
             "anyio.to_thread.current_default_thread_limiter().total_tokens at start-up "
-            f"(try bench.py run --thread-tokens {total:.0f},{2 * total:.0f})")
+            f"(try {prog.name()} run --thread-tokens {total:.0f},{2 * total:.0f})")
 
 
 def _rule_gil(row: dict, ctx: Context) -> str | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import prog
 from harness.answer import aggregate, claims, evidence
 from harness.data import schema
 from harness.present import claim_charts
@@ -148,7 +149,7 @@ def _section_run(meta: dict, run_dir: Path) -> str:
         table = pd.DataFrame([{k: plain(v) if isinstance(v, list | dict) or v is None else v
                                for k, v in r.items()}
                               for r in runs if isinstance(r, dict)])
-        parts.append("<h3>The sweeps <code>bench.py claims</code> ran, per claim</h3>"
+        parts.append(f"<h3>The sweeps <code>{prog.name()} claims</code> ran, per claim</h3>"
                      + _frame_table(table, "claims-runs"))
     return "".join(parts)
 
@@ -221,8 +222,8 @@ def section_verdicts(verdicts: list[evidence.Verdict]) -> str:
             "&ldquo;not measured&rdquo;. A difference the noise rule does not show (the permutation test "
             "on the repeats at p &le; 5%, or the 10% margin with one repeat) is &ldquo;no measurable "
             "difference&rdquo;. Each row's chart holds the cells its rule read: thresholds dashed, each "
-            "repeat a dot, the test's p over the bar it decides. <code>bench.py claims</code> runs every "
-            "cell the claims need.</p>"
+            "repeat a dot, the test's p over the bar it decides. "
+            f"<code>{prog.name()} claims</code> runs every cell the claims need.</p>"
             '<table id="verdicts"><thead><tr><th>#</th><th>claim</th><th>verdict</th>'
             f"<th>why, and the numbers</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
@@ -251,8 +252,8 @@ def section_charts(run_dir: Path) -> str:
     if not pngs:
         if run_preset(run_dir) == "claims":
             return parts[0] + _na("a claims run draws one evidence chart per claim, in its verdict row "
-                                  "(bench.py plot DIR draws the per-scenario grid)")
-        return parts[0] + _na("no charts in this run folder (bench.py plot DIR draws them)")
+                                  f"({prog.name()} plot DIR draws the per-scenario grid)")
+        return parts[0] + _na(f"no charts in this run folder ({prog.name()} plot DIR draws them)")
     guide = "<br>".join(esc(line) for line in READING_GUIDE)
     for png in pngs:
         parts.append(f'<figure><img alt="{esc(png.stem)} chart" src="{_png_data(png)}">'
@@ -277,7 +278,7 @@ def _recommendations(run_dir: Path, rows: pd.DataFrame) -> tuple[pd.DataFrame | 
     except (KeyError, ValueError) as exc:
         return None, f"not available: the rule could not be applied to these results ({exc})"
     return frame, (f"computed from results.csv at the default SLO (this folder has no {recommend.CSV_NAME}; "
-                   "bench.py recommend DIR --slo-p99 MS writes one)")
+                   f"{prog.name()} recommend DIR --slo-p99 MS writes one)")
 
 
 def section_recommend(run_dir: Path, rows: pd.DataFrame) -> str:
@@ -350,7 +351,7 @@ def section_answer(run_dir: Path, rows: pd.DataFrame) -> str:
     out = [head, f'<p class="sub">{esc(recommend.slo_text(slo, fail, health))} (from {esc(source)}). '
            "Each pattern at its recommended configuration: the cheapest within 5% of its best feasible "
            "throughput. "
-           "<code>bench.py answer DIR --slo-p99 MS --slo-health-p99 MS</code> for other SLOs.</p>"]
+           f"<code>{prog.name()} answer DIR --slo-p99 MS --slo-health-p99 MS</code> for other SLOs.</p>"]
     named = answer.distinguishing(workloads)
     for i, w in enumerate(workloads):
         cls = "v-holds" if w.decided else "v-holds-only-partly"

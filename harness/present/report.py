@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import prog
 from harness.answer import aggregate, answer, recommend
 from harness.data import knobs
 from harness.present import plot
@@ -63,7 +64,8 @@ def _answer(run_dir: Path, slo_health_ms: float) -> None:
     slo, fail = recommend.DEFAULT_SLO_P99_MS, recommend.DEFAULT_MAX_FAIL_RATIO
     print(answer.text(workloads, slo, fail, slo_health_ms=slo_health_ms))
     answer.to_frame(workloads, slo, fail, slo_health_ms).to_csv(run_dir / answer.CSV_NAME, index=False)
-    print(f"  per-target candidates: bench.py recommend {run_dir}; another SLO: bench.py answer {run_dir} "
+    name = prog.name()
+    print(f"  per-target candidates: {name} recommend {run_dir}; another SLO: {name} answer {run_dir} "
           "--slo-p99 MS --slo-health-p99 MS")
 
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import prog
 from harness.run.launch import LOOPBACK, ROOT, free_port, log_tail
 from harness.run.remote import Hub
 from harness.system import procs
@@ -73,8 +74,8 @@ class LocustRun:
         joined = self.hub.joined()
         if joined < self.hub.expected:
             return (f"only {joined} of {self.hub.expected} remote load worker(s) came to {self.hub.address} "
-                    f"within {self.hub.wait_s:g} s (start `bench.py load-worker --master {self.hub.address}` "
-                    "on each load machine, or raise --remote-wait)")
+                    f"within {self.hub.wait_s:g} s (start `{prog.name()} load-worker --master "
+                    f"{self.hub.address}` on each load machine, or raise --remote-wait)")
         return (f"the {joined} remote load worker(s) took the cell at {self.hub.address} but not all load "
                 f"workers reached the Locust master on port {self.hub_port} within {self.hub.wait_s:g} s "
                 "(a firewall, or a worker whose harness files differ? see locust.log and the load "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from harness import prog
 from harness.data.address import parse_address
 from harness.run.drive import clean_env
 from harness.run.launch import ROOT, log_tail
@@ -51,7 +52,7 @@ def poll(base: str, me: str) -> dict | None:
     except ValueError:
         answer = None
     if not isinstance(answer, dict) or "state" not in answer:
-        raise WorkerError(f"{base} answers, but not as a bench.py run with --remote-load-workers "
+        raise WorkerError(f"{base} answers, but not as a {prog.name()} run with --remote-load-workers "
                           f"(HTTP {resp.status_code})")
     if answer.get("protocol") != PROTOCOL:
         raise WorkerError(f"{base} speaks hub protocol {answer.get('protocol')}, this worker {PROTOCOL}: "

@@ -48,8 +48,8 @@ try:
     for part in attr.split("."):
         obj = getattr(obj, part)
     if not callable(getattr(obj, "openapi", None)):
-        print("BENCH-ERROR: %s has no OpenAPI schema (not a FastAPI app): give its paths to bench.py run "
-              "--path" % spec, file=sys.stderr)
+        print("BENCH-ERROR: %s has no OpenAPI schema (not a FastAPI app): give its paths to %s run "
+              "--path" % (spec, os.environ.get("BENCH_PROG") or "bench.py"), file=sys.stderr)
         sys.exit(3)
     schema = obj.openapi()
 except Exception as exc:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness import prog
 from harness.data import knobs, store
 from harness.data.address import parse_address
 from harness.data.matrix import Cell, Config, cores_available, plan_cells
@@ -346,7 +347,7 @@ def start_hub(cells: Sequence[Cell]) -> Hub | None:
         raise LaunchError(f"--master-bind {hub.address}: cannot listen there ({exc.strerror or exc})"
                           ) from None
     say(f"each cell waits up to {hub.wait_s:g} s for {hub.expected} remote load worker(s): run "
-        f"`bench.py load-worker --master {hub.address}` on each load machine")
+        f"`{prog.name()} load-worker --master {hub.address}` on each load machine")
     return hub
 
 

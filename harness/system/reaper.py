@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import ROOT
+from harness import ROOT, prog
 
 MARKER_VAR = "BENCH_RUN_MARKER"
 GRACE_S = 1.0  # after TERM; everything is gone well within the 5 s promise
@@ -174,7 +174,7 @@ def main(argv: list[str]) -> int:
     stopped = reap(groups, None if goodbye else marker)
     if stopped:
         try:
-            print(f"bench.py reaper: the harness ended without stopping its children; stopped {stopped} "
+            print(f"{prog.name()} reaper: the harness ended without stopping its children; stopped {stopped} "
                   "process(es)", file=sys.stderr, flush=True)
         except OSError:  # the terminal may be gone too
             pass
