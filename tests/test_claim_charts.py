@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 
 from harness.answer import chart_data, claims, evidence
@@ -68,21 +69,41 @@ def _blocking_rows(users_fail_p50_lag: list[tuple[int, float, float, float]]) ->
             for u, f, p50, lag in users_fail_p50_lag]
 
 
+# rps 6.5, ceiling 7.2 (the helper's 90%): expected queue U=4 0.55 s, U=12 1.66 s (silent band),
+# U=32 4.4 s (between: read by nothing), U=64 8.9 s (between), U=96 13.3 s (past the timeout).
 @pytest.mark.parametrize(("cells", "expected"), [
-    ([(4, 0.0, 600, 140), (32, 0.0, 4900, 150 * 32), (96, 0.6, math.nan, 9000)], evidence.HOLDS),
-    ([(4, 0.0, 600, 140), (32, 0.0, 4900, 4800), (64, 0.0, 9500, 9000)], evidence.PARTLY),
-    ([(4, 0.2, 600, 140), (32, 0.3, 4900, 4800), (96, 0.6, math.nan, 9000)], evidence.FAILS),
-    ([(4, 0.0, 600, 140), (32, 0.0, 650, 150), (96, 0.6, math.nan, 9000)], evidence.FAILS),  # no growth
+    ([(4, 0.0, 600, 140), (12, 0.0, 1800, 1700), (96, 0.6, math.nan, 9000)], evidence.HOLDS),
+    # the cell at the timeout's edge goes either way without moving the verdict
+    ([(4, 0.0, 600, 140), (12, 0.0, 1800, 1700), (32, 0.24, 4900, 4800), (96, 0.6, math.nan, 9000)],
+     evidence.HOLDS),
+    ([(4, 0.0, 600, 140), (12, 0.0, 1800, 1700), (32, 0.0, 4900, 4800), (96, 0.6, math.nan, 9000)],
+     evidence.HOLDS),
+    ([(4, 0.0, 600, 140), (12, 0.0, 1800, 1700), (64, 0.0, 9500, 9000)], evidence.PARTLY),  # never timed out
+    ([(4, 0.0, 600, 140), (12, 0.0, 1800, 1700), (96, 0.0, 9500, 9000)], evidence.PARTLY),  # past it, silent
+    ([(4, 0.2, 600, 140), (12, 0.3, 1800, 1700), (96, 0.6, math.nan, 9000)], evidence.FAILS),
+    ([(4, 0.0, 600, 140), (12, 0.0, 650, 150), (96, 0.6, math.nan, 9000)], evidence.FAILS),  # no growth
+    ([(4, 0.0, 600, 140), (32, 0.0, 4900, 4800), (96, 0.6, math.nan, 9000)], evidence.PARTLY),  # one quiet
 ])
 def test_claim_12_silent_until_the_client_timeout(cells, expected):
     v = verdict("12", _blocking_rows(cells))
     assert v.verdict == expected, v
     # No target offers a server-side timeout: the verdict says so instead of inventing one.
     assert any("no target offers a server-side request timeout" in e for e in v.evidence)
+    assert "U=4 (queue ≈ 0.55 s, silent)" in v.evidence[0], v.evidence[0]  # the margin each cell had
     lat, failed = v.chart.panels
     assert [p.xval for p in failed.points] == [c[0] for c in cells]
     assert [p.y for p in failed.points] == [100 * c[1] for c in cells]
     assert any(t.label == "client timeout" and t.y == 10_000 for t in lat.thresholds)
+
+
+def test_claim_12_reads_the_queue_from_the_ceiling_not_the_noise():
+    from harness.answer.pitfall_deciders import expected_queue_s
+
+    rows = _blocking_rows([(32, 0.0, 4900, 4800)])
+    rows[0]["ceiling_rps"], rows[0]["rps"] = 6.7, 3.0  # a slow repeat does not move its band
+    assert expected_queue_s(pd.Series(rows[0])) == pytest.approx(32 / 6.7)
+    rows[0]["ceiling_rps"] = math.nan  # no ceiling: Little's law on the measured rate
+    assert expected_queue_s(pd.Series(rows[0])) == pytest.approx(32 / 3.0)
 
 
 def test_claim_12_needs_three_user_counts():
