@@ -65,6 +65,7 @@ def finish(args: Any, rows: list[dict], sweep_code: int, app_dir: str | Path) ->
     from harness.present import ci_output, junit
 
     kinds = fail_on(args)
+    rows = gate.per_cell(rows, kinds)  # --repeat N: one case per cell, not per repeat
     if args.junit:
         print(f"junit: {junit.write(args.junit, rows, kinds, suite=args.app)}")
     for path in ci_output.write_summary(rows, kinds, args.app, args.summary):

@@ -43,6 +43,25 @@ def test_exit_code_follows_the_fail_on_kinds():
     assert last[-1].startswith("gate: failed, 1 of 3 measured")
 
 
+def test_repeats_are_one_case_per_cell_failing_when_any_repeat_fails(tmp_path):
+    fine, blocking, cpu, skipped = ROWS
+    flaky = {**blocking, "verdict": "fine at this load", "stall_site": ""}
+    rows = [fine, {**fine}, {**fine}, flaky, blocking, {**flaky}, cpu, skipped]  # --repeat 3
+    cells = gate.per_cell(rows, ["blocks"])
+    assert [c["route"] for c in cells] == ["/items/sync", "/items/blocking", "/cpu", "/heroes/{hero_id}"]
+    assert cells[0]["repeats"] == "3 of 3 repeats" and "repeats" not in cells[2]
+    assert cells[1]["verdict"] == "blocks the event loop" and cells[1]["repeats"] == "1 of 3 repeats"
+    last = gate.lines(cells, ["blocks"])
+    assert last[0].endswith("→ time.sleep (1 of 3 repeats)"), last
+    assert last[-1].startswith("gate: failed, 1 of 3 measured cell(s)"), last
+    path = junit.write(tmp_path / "a.xml", cells, ["blocks"], "app")
+    suites = list(junitparser.JUnitXml.fromfile(str(path)))
+    assert suites[0].tests == 4 and suites[0].failures == 1
+    # another thread-token size is another cell
+    other = {**fine, "thread_tokens": "80"}
+    assert len(gate.per_cell([fine, other], ["blocks"])) == 2
+
+
 def test_junit_parsed_by_junitparser_one_failure_one_skipped(tmp_path):
     path = junit.write(tmp_path / "audit.xml", ROWS, ["blocks", "failing"], suite="items:app")
     suites = list(junitparser.JUnitXml.fromfile(str(path)))
