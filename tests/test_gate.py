@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import junitparser
@@ -16,7 +17,7 @@ import pytest
 
 from harness.answer import gate
 from harness.present import ci_output, junit
-from tests.test_audit_run import FIXTURE, ROOT, SHORT, _line_after, bench
+from tests.test_audit_run import FIXTURE, ROOT, SHORT, _line_after, audit_rows, bench
 
 ROWS = [
     {"route": "/items/sync", "workers": "1", "verdict": "fine at this load", "advice": "nothing to change",
@@ -109,30 +110,16 @@ def test_unknown_fail_on_kind_is_bad_input_with_the_list():
         "unknown verdict kind 'slow'; the kinds are: failing, blocks, lock, thread-pool, db-pool, cpu, fine")
 
 
-@pytest.mark.parametrize("exclude", [False, True])
-def test_check_on_the_fixture_app(tmp_path, exclude):
-    more = ["--exclude", "/items/blocking"] if exclude else []
+def test_check_on_the_fixture_app_without_its_blocking_route_passes(tmp_path):
     xml = tmp_path / "audit.xml"
     done = bench("audit", "items:app", "--app-dir", FIXTURE, *SHORT, "--check", "--junit", str(xml),
-                 "--out", str(tmp_path / "audit"), *more, env={"GITHUB_ACTIONS": "true"})
+                 "--out", str(tmp_path / "audit"), "--exclude", "/items/blocking",
+                 env={"GITHUB_ACTIONS": "true"})
     lines = done.stdout.strip().splitlines()
     suite = next(iter(junitparser.JUnitXml.fromfile(str(xml))))
-    if exclude:
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert lines[-1].startswith("gate: passed") and suite.failures == 0 and suite.skipped == 1
-        assert "::error" not in done.stdout
-        return
-    line = _line_after(Path(FIXTURE, "items.py"), "async def read_items_blocking")
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert lines[-2] == (f"gate: FAIL /items/blocking W=1: blocks the event loop at items.py:{line} in "
-                         "read_items_blocking → time.sleep")
-    assert f"::error file=tests/fixture_app/items.py,line={line},title=/items/blocking W=1%3A blocks::" \
-        in done.stdout
-    assert suite.failures == 1 and suite.tests == 3
-    assert "cannot decide" not in done.stdout  # an audit compares no patterns
-    page = (tmp_path / "audit" / "report.html").read_text()
-    assert "cannot decide" not in page and "no charts in this run folder" not in page
-    assert 'id="claims"' not in page and "<th>valid</th>" in page
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines[-1].startswith("gate: passed") and suite.failures == 0 and suite.skipped == 1
+    assert "::error" not in done.stdout
 
 
 def _documented_step() -> str:
@@ -143,7 +130,18 @@ def _documented_step() -> str:
     return "\n".join(line.strip() for line in step.split("run: |", 1)[1].splitlines() if line.strip())
 
 
-def test_the_documented_ci_step_on_the_fixture_app(tmp_path):
+@dataclass
+class DocumentedRun:
+    done: subprocess.CompletedProcess
+    repo: Path
+    summary: Path
+
+
+@pytest.fixture(scope="module")
+def documented_run(tmp_path_factory) -> DocumentedRun:
+    """docs/ci.md's step, run once on a copy of the fixture app: the tests below read its outputs
+    (one audit of the same app and flags, instead of one per test)."""
+    tmp_path = tmp_path_factory.mktemp("documented")
     repo = tmp_path / "repo"
     shutil.copytree(FIXTURE, repo)
     summary = tmp_path / "step_summary.md"
@@ -154,6 +152,11 @@ def test_the_documented_ci_step_on_the_fixture_app(tmp_path):
     done = subprocess.run(["bash", "-c", script], cwd=repo, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "APP": "items:app", "GITHUB_ACTIONS": "true",
                                "GITHUB_STEP_SUMMARY": str(summary)})
+    return DocumentedRun(done, repo, summary)
+
+
+def test_the_documented_ci_step_on_the_fixture_app(documented_run):
+    done, repo, summary = documented_run.done, documented_run.repo, documented_run.summary
     assert done.returncode == 1, done.stdout + done.stderr  # the fixture's blocking route fails the job
     line = _line_after(repo / "items.py", "async def read_items_blocking")
     assert f"::error file=items.py,line={line},title=/items/blocking W=1%3A blocks::" in done.stdout
@@ -162,3 +165,40 @@ def test_the_documented_ci_step_on_the_fixture_app(tmp_path):
     suite = next(iter(junitparser.JUnitXml.fromfile(str(repo / "audit.xml"))))
     assert suite.tests == 3 and suite.failures == 1
     assert (repo / "audit-run" / "report.html").is_file() and (repo / "audit-run" / "audit.csv").is_file()
+
+
+def test_check_names_the_line_last_and_the_report_is_about_the_app(documented_run):
+    done, repo = documented_run.done, documented_run.repo
+    lines = done.stdout.strip().splitlines()
+    line = _line_after(repo / "items.py", "async def read_items_blocking")
+    assert lines[-2] == (f"gate: FAIL /items/blocking W=1: blocks the event loop at items.py:{line} in "
+                         "read_items_blocking → time.sleep")
+    assert lines[-1].startswith("gate: failed, 1 of 3 measured cell(s)")
+    assert "cannot decide" not in done.stdout  # an audit compares no patterns
+    page = (repo / "audit-run" / "report.html").read_text()
+    assert "cannot decide" not in page and "no charts in this run folder" not in page
+    assert 'id="claims"' not in page and "<th>valid</th>" in page
+
+
+def test_fixture_app_routes_found_and_told_apart(documented_run):
+    done, repo = documented_run.done, documented_run.repo
+    out = repo / "audit-run"
+    rows = audit_rows(out)
+    assert set(rows) == {"/items/sync", "/items/blocking", "/items/awaiting"}  # from the schema alone
+    assert rows["/items/blocking"]["verdict"] == "blocks the event loop", rows["/items/blocking"]
+    assert "async def" in rows["/items/blocking"]["advice"]
+    for route in ("/items/sync", "/items/awaiting"):
+        assert rows[route]["verdict"] == "fine at this load", rows[route]
+        assert float(rows[route]["rps"]) > float(rows["/items/blocking"]["rps"])
+    assert "wall time" in done.stdout and "route(s) to measure" in done.stdout
+    # the stall sampler names the blocking call at its line, and the advice names it
+    line = _line_after(repo / "items.py", "async def read_items_blocking")
+    assert rows["/items/blocking"]["stall_site"] == f"items.py:{line} in read_items_blocking → time.sleep"
+    assert rows["/items/blocking"]["advice"] == (
+        f"move `time.sleep` at items.py:{line} out of `async def`: make the route `def`, or await an async "
+        "client")
+    assert rows["/items/sync"]["stall_site"] == rows["/items/awaiting"]["stall_site"] == ""
+    page = (out / "report.html").read_text()
+    assert page.index('id="audit"') < page.index('id="run"')  # the audit's table comes first
+    assert page.count("blocks the event loop") >= 1
+    assert f"items.py:{line} in read_items_blocking → time.sleep" in page
