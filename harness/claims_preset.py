@@ -12,9 +12,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from harness import prog
 from harness.answer import claims
-from harness.data import knobs, store
+from harness.data import knobs, prog, store
 from harness.data.matrix import Cell, Config, build_cells, make_config
 from harness.run.sweep import estimate_s, fmt_s, new_meta, run_cells, say
 from harness.system import procs

@@ -17,8 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from harness import prog
-from harness.data import knobs, store
+from harness.data import knobs, prog, store
 from harness.data.matrix import ALL, PRESETS, ConfigError, make_plan
 from harness.data.scenarios import SCENARIOS
 from harness.run.launch import LaunchError

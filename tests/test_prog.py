@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import prog
+from harness.data import prog
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import prog
 from harness.answer import aggregate, significance
 from harness.answer.deciders import (
     decide_1,
@@ -48,6 +47,7 @@ from harness.answer.evidence import (
 )
 from harness.answer.pitfall_deciders import CLIENT_TIMEOUT_S, decide_11, decide_12
 from harness.answer.server_claim import decide_server
+from harness.data import prog
 
 
 @dataclass(frozen=True)

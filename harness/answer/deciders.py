@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from harness import prog
 from harness.answer import aggregate
 from harness.answer.chart_data import Panel, Threshold, noise_rule, point, value_point, with_chart
 from harness.answer.evidence import (
@@ -45,6 +44,7 @@ from harness.answer.evidence import (
     rps_duel,
     test_note,
 )
+from harness.data import prog
 
 
 def decide_1(run: Run) -> Verdict:

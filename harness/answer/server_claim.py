@@ -21,7 +21,6 @@ import math
 
 import pandas as pd
 
-from harness import prog
 from harness.answer.chart_data import Panel, noise_band, point, with_chart
 from harness.answer.evidence import (
     FAILS,
@@ -39,6 +38,7 @@ from harness.answer.evidence import (
     pairs,
     ratio,
 )
+from harness.data import prog
 
 CLAIM = "21"
 WORK_SHARE = 0.5  # work-bound: the work's ceiling is at most half of the framework's own rps

@@ -18,8 +18,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from harness import ROOT, prog
-from harness.data import knobs
+from harness import ROOT
+from harness.data import knobs, prog
 from harness.data.schema import COLUMNS, SCHEMA_VERSION
 
 

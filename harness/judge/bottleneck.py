@@ -51,8 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness import prog
-from harness.data import model
+from harness.data import model, prog
 from harness.data.schema import row_number as _num
 from harness.judge import waits
 from targets import db_pool_max

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import prog
 from harness.answer import aggregate, claims, evidence
-from harness.data import schema
+from harness.data import prog, schema
 from harness.present import claim_charts
 from harness.present.audit_charts import section_routes
 from harness.present.audit_section import section_audit

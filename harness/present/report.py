@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import prog
 from harness.answer import aggregate, answer, recommend
-from harness.data import knobs
+from harness.data import knobs, prog
 from harness.present import plot
 
 

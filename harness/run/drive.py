@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import prog
+from harness.data import prog
 from harness.run.launch import LOOPBACK, ROOT, free_port, log_tail
 from harness.run.remote import Hub
 from harness.system import procs

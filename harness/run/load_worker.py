@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from harness import prog
+from harness.data import prog
 from harness.data.address import parse_address
 from harness.run.drive import clean_env
 from harness.run.launch import ROOT, log_tail

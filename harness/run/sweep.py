@@ -20,8 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness import prog
-from harness.data import knobs, store
+from harness.data import knobs, prog, store
 from harness.data.address import parse_address
 from harness.data.matrix import Cell, Config, cores_available, plan_cells
 from harness.judge.resources import cpu_model

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from harness import ROOT, prog
+from harness import ROOT
+from harness.data import prog
 
 MARKER_VAR = "BENCH_RUN_MARKER"
 GRACE_S = 1.0  # after TERM; everything is gone well within the 5 s promise
