@@ -48,7 +48,7 @@ def per_cell(rows: Iterable[dict], fail_on: Iterable[str]) -> list[dict]:
         groups.setdefault(key, []).append(row)
     out = []
     for group in groups.values():
-        bad = [r for r in group if row_kind(r).name in names]
+        bad = failing(group, names)
         shown = dict(bad[0] if bad else group[0])
         if len(group) > 1:
             same = sum(1 for r in group if r.get("verdict") == shown.get("verdict"))

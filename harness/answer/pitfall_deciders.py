@@ -165,9 +165,9 @@ def _silent_case(rows: list[pd.Series], fails: list[float]) -> tuple[str, str]:
              and ratio(b["loop_lag_p99_ms"], a["loop_lag_p99_ms"]) >= CLEAR_RATIO)
     if not grows:
         return FAILS, figures + f"; p50 and loop lag did not grow ≥ {CLEAR_RATIO:g}× while silent"
-    failing = [r for r, f in loud if f > 0]
     if not loud:
         return PARTLY, figures + UNREACHED
+    failing = [r for r, f in loud if f > 0]
     if len(failing) < len(loud):
         return PARTLY, figures + f"; a cell whose queue passed the {CLIENT_TIMEOUT_S:g} s client timeout " \
             "had no failure"
