@@ -31,6 +31,7 @@ from pathlib import Path
 from harness.answer.reruns import RERUN, drop_superseded
 from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
+from harness.data.schema import row_text as _text
 from harness.judge import waits
 from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
@@ -45,11 +46,6 @@ COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps"
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
     (run_dir / AUDIT_JSON).write_text(json.dumps({"routes": routes, "skipped": skipped, "setup": setup},
                                                  indent=1))
-
-
-def _text(row: dict, key: str) -> str:
-    value = row.get(key)
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _tokens(row: dict) -> tuple[float, float]:

@@ -91,8 +91,8 @@ def decide_12(run: Run) -> Verdict:
     for g in groups:
         rows = [r for _, r in g.iterrows()]
         fails = [run.extra_median(r, "fail_ratio") for r in rows]
-        outcome, line = _silent_case(rows, fails)
-        unreached.append(line.endswith(UNREACHED))
+        outcome, line, never_loud = _silent_case(rows, fails)
+        unreached.append(never_loud)
         name = f"fake-async /io W={rows[0]['workers']}"
         cases.append((outcome, name))
         evidence.append(f"{name}: {line}")
@@ -141,11 +141,12 @@ def _band(q: float) -> str:
     return "silent" if q <= SILENT_QUEUE else "timeout" if q >= LOUD_QUEUE else "between"
 
 
-def _silent_case(rows: list[pd.Series], fails: list[float]) -> tuple[str, str]:
-    """(outcome, evidence) of one user sweep. The cells whose expected queue stays ≤ a tenth of
-    the client timeout must be silent (0 failures) with p50 and loop lag p99 growing ≥ CLEAR_RATIO
-    between the first two or more of them; the cells whose queue reaches the timeout must fail.
-    Cells in between are shown and read by nothing."""
+def _silent_case(rows: list[pd.Series], fails: list[float]) -> tuple[str, str, bool]:
+    """(outcome, evidence, whether it stayed silent with no cell reaching the timeout) of one user
+    sweep. The cells whose expected queue stays ≤ a tenth of the client timeout must be silent (0
+    failures) with p50 and loop lag p99 growing ≥ CLEAR_RATIO between the first two or more of
+    them; the cells whose queue reaches the timeout must fail. Cells in between are shown and read
+    by nothing."""
     queues = [expected_queue_s(r) for r in rows]
     figures = "; ".join(
         f"U={r['users']} (queue ≈ {fmt(q, 's')}, {_band(q)}): {fmt(r['rps'])} rps, "
@@ -157,23 +158,24 @@ def _silent_case(rows: list[pd.Series], fails: list[float]) -> tuple[str, str]:
     margins = (f"silent below a queue of {fmt(SILENT_QUEUE, 's')}, timed out from {fmt(LOUD_QUEUE, 's')}; "
                "cells in between are evidence only")
     if len(quiet) < 2:
-        return PARTLY, figures + f"; fewer than two cells well inside the timeout ({margins}): growth unshown"
+        return PARTLY, figures + f"; fewer than two cells well inside the timeout ({margins}): " \
+            "growth unshown", False
     if any(f > 0 for _, f in quiet):
-        return FAILS, figures + f"; failures came before latency grew (not silent; {margins})"
+        return FAILS, figures + f"; failures came before latency grew (not silent; {margins})", False
     a, b = quiet[0][0], quiet[-1][0]
     grows = (compare(b, a, "p50_ms") > 0 and ratio(b["p50_ms"], a["p50_ms"]) >= CLEAR_RATIO
              and ratio(b["loop_lag_p99_ms"], a["loop_lag_p99_ms"]) >= CLEAR_RATIO)
     if not grows:
-        return FAILS, figures + f"; p50 and loop lag did not grow ≥ {CLEAR_RATIO:g}× while silent"
+        return FAILS, figures + f"; p50 and loop lag did not grow ≥ {CLEAR_RATIO:g}× while silent", False
     if not loud:
-        return PARTLY, figures + UNREACHED
+        return PARTLY, figures + UNREACHED, True
     failing = [r for r, f in loud if f > 0]
     if len(failing) < len(loud):
         return PARTLY, figures + f"; a cell whose queue passed the {CLIENT_TIMEOUT_S:g} s client timeout " \
-            "had no failure"
+            "had no failure", False
     past = ", ".join(f"U={r['users']}" for r in failing)
     return HOLDS, figures + "; silent while the queue stayed short, failing past the " \
-        f"{CLIENT_TIMEOUT_S:g} s client timeout ({past}; {margins})"
+        f"{CLIENT_TIMEOUT_S:g} s client timeout ({past}; {margins})", False
 
 
 def _silent_panels(rows: list[pd.Series], fails: list[float], name: str) -> list[Panel]:

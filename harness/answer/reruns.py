@@ -8,13 +8,8 @@ import math
 
 from harness.data import knobs
 from harness.data.schema import row_number as _num
+from harness.data.schema import row_text as _text
 from harness.judge.validity import saturated_only
-
-
-def _text(row: dict, key: str) -> str:
-    value = row.get(key)
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
 
 RERUN = "_rerun"  # the note a re-run row carries (harness/run/saturation.py)
 

@@ -139,6 +139,12 @@ def row_number(row: dict, key: str) -> float:
         return math.nan
 
 
+def row_text(row: dict, key: str) -> str:
+    """A results row's text; "" when it is missing or an empty CSV cell (read back as NaN)."""
+    value = row.get(key)
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def columns_of(version: int) -> list[str]:
     """Every column a results.csv of `version` has."""
     return [c for v in sorted(HISTORY) if v <= version for c in HISTORY[v]]
