@@ -3,21 +3,11 @@ annotations at the app's own file and line, the Markdown summary; then for real 
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-
 import junitparser
-import pytest
 
 from harness.answer import gate
 from harness.present import ci_output, junit
-from tests.test_audit_run import FIXTURE, ROOT, SHORT, _line_after, audit_rows, bench
+from tests.test_audit_run import FIXTURE, SHORT, _line_after, audit_rows, bench
 
 ROWS = [
     {"route": "/items/sync", "workers": "1", "verdict": "fine at this load", "advice": "nothing to change",
@@ -120,39 +110,6 @@ def test_check_on_the_fixture_app_without_its_blocking_route_passes(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[-1].startswith("gate: passed") and suite.failures == 0 and suite.skipped == 1
     assert "::error" not in done.stdout
-
-
-def _documented_step() -> str:
-    """The `audit every route` step's shell lines from docs/ci.md's workflow."""
-    text = (ROOT / "docs" / "ci.md").read_text()
-    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)  # type: ignore[union-attr]
-    step = block.split("- name: audit every route", 1)[1].split("- uses:", 1)[0]
-    return "\n".join(line.strip() for line in step.split("run: |", 1)[1].splitlines() if line.strip())
-
-
-@dataclass
-class DocumentedRun:
-    done: subprocess.CompletedProcess
-    repo: Path
-    summary: Path
-
-
-@pytest.fixture(scope="module")
-def documented_run(tmp_path_factory) -> DocumentedRun:
-    """docs/ci.md's step, run once on a copy of the fixture app: the tests below read its outputs
-    (one audit of the same app and flags, instead of one per test)."""
-    tmp_path = tmp_path_factory.mktemp("documented")
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE, repo)
-    summary = tmp_path / "step_summary.md"
-    bench_py = shlex.quote(str(ROOT / "bench.py"))
-    script = f'fastapi-bench() {{ {shlex.quote(sys.executable)} {bench_py} "$@"; }}\n'
-    script += _documented_step()
-    assert "fastapi-bench audit" in script
-    done = subprocess.run(["bash", "-c", script], cwd=repo, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "APP": "items:app", "GITHUB_ACTIONS": "true",
-                               "GITHUB_STEP_SUMMARY": str(summary)})
-    return DocumentedRun(done, repo, summary)
 
 
 def test_the_documented_ci_step_on_the_fixture_app(documented_run):

@@ -58,6 +58,10 @@ addEventListener("load", () => {
     answer_first: !!document.querySelector("body > h1 + p + section#answer"),
     run_collapsed: !!document.querySelector("details#run-details:not([open])"),
     result_rows: document.querySelectorAll("#results tbody tr").length,
+    audit_rows: document.querySelectorAll("#audit-table tbody tr").length,
+    audit_heads: [...document.querySelectorAll("#audit-table thead th")].map(th => th.textContent),
+    flame_graphs: document.querySelectorAll(".stall-flame svg").length,
+    sections: [...document.querySelectorAll("h2")].map(h => h.id),
     problems: __problems,
   });
   document.body.appendChild(out);
@@ -88,21 +92,34 @@ def run_chromium(args: list[str], tmp_path: Path, name: str) -> subprocess.Compl
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def test_report_in_headless_chromium(tmp_path: Path):
-    run = tmp_path / "run"
-    shutil.copytree(RUN_V1, run)
-    report = html_report.write(run)
+def probe_page(report: Path, tmp_path: Path) -> tuple[dict, subprocess.CompletedProcess]:
+    """What the probe saw of `report` once loaded in Chromium, and Chromium's own run."""
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE, 1),
                       encoding="utf-8")
-    already = {p.pid for p in leftover_children()}
-
     dom = run_chromium(["--virtual-time-budget=10000", "--dump-dom", probed.as_uri()], tmp_path, "dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     found = re.search(r'<pre id="browser-probe">(.*?)</pre>', dom.stdout, re.S)
     assert found, "the probe never reported: the page did not finish loading"
     seen = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")
                       .replace("&lt;", "<").replace("&gt;", ">"))
+    return seen, dom
+
+
+def no_chromium_left(already: set[int]) -> None:
+    """No Chromium process outlives the test (its helpers may take a moment to follow the browser out)."""
+    deadline = time.monotonic() + 10
+    while leftover_children(exclude=already) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leftover_children(exclude=already) == []
+
+
+def test_report_in_headless_chromium(tmp_path: Path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN_V1, run)
+    report = html_report.write(run)
+    already = {p.pid for p in leftover_children()}
+    seen, dom = probe_page(report, tmp_path)
     # Two per-scenario charts, and one evidence chart in each measured claim's row, all loaded.
     measured = [f"claim-{v.claim}" for v in claims.decide_run(run) if v.verdict != evidence.NOT_MEASURED]
     assert seen["claim_charts"] == measured and measured, seen
@@ -124,8 +141,22 @@ def test_report_in_headless_chromium(tmp_path: Path):
     keep = os.environ.get("REPORT_SCREENSHOT")  # a path to keep the screenshot at, to look at it
     if keep:
         shutil.copy(shot, keep)
-    # No Chromium process outlives the test (its helpers may take a moment to follow the browser out).
-    deadline = time.monotonic() + 10
-    while leftover_children(exclude=already) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert leftover_children(exclude=already) == []
+    no_chromium_left(already)
+
+
+def test_audit_report_in_headless_chromium(documented_run, tmp_path: Path):
+    """The report of docs/ci.md's audit of the fixture app, as a user opens it: about the app."""
+    report = documented_run.repo / "audit-run" / "report.html"
+    already = {p.pid for p in leftover_children()}
+    seen, dom = probe_page(report, tmp_path)
+    assert seen["problems"] == [], seen
+    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+    # The audit's table first, one row per route, with its validity; one chart per route, every image
+    # loaded; the blocking route's flame graph drawn; no pattern answer and no article claims.
+    assert seen["first_section"] == "audit" and seen["audit_rows"] == 3, seen
+    assert "valid" in seen["audit_heads"], seen
+    assert seen["images"] == 3 and seen["loaded"] == 3, seen
+    assert seen["flame_graphs"] == 1, seen
+    assert "answer-h" not in seen["sections"] and "verdicts-h" not in seen["sections"], seen
+    assert seen["verdict_rows"] == 0 and seen["answer_rows"] == 0, seen
+    no_chromium_left(already)
