@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.stats import binom
 
 from harness.data import knobs, schema
+from harness.judge import users_bound
 
 CELL_COLUMNS = [c for c in schema.PARAM_COLUMNS if c != "repeat"]
 SUMMARY_MEASURES = ["rps", "p50_ms", "p99_ms", "p99_lower_ms", "health_p99_ms", "health_max_ms",
@@ -99,7 +100,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     csv = path / "results.csv" if path.is_dir() else path
     if not csv.is_file():
         raise FileNotFoundError(f"no results file at {csv}")
-    return coerce(schema.read_results(csv))
+    return users_bound.withdraw_grown(coerce(schema.read_results(csv)))  # a bound only one cell can't show
 
 
 # ------------------------------------------------------------------------------------ statistics

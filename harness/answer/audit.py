@@ -32,7 +32,7 @@ from harness.answer.reruns import RERUN, drop_superseded
 from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.data.schema import row_text as _text
-from harness.judge import waits
+from harness.judge import users_bound, waits
 from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
 
@@ -194,7 +194,8 @@ def audit_rows(run_dir: Path) -> list[dict]:
     template = {r.get("scenario", r["url"]): r["template"] for r in found["routes"]}
     urls = {r.get("scenario", r["url"]): r["url"] for r in found["routes"]}
     results = run_dir / "results.csv"
-    rows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
+    rows = (drop_superseded(users_bound.withdraw_grown(read_results(results)).to_dict("records"))
+            if results.is_file() else [])
     out = []
     for row in rows:
         scenario = _text(row, "scenario")
