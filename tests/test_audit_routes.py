@@ -106,9 +106,9 @@ HEALTHY = {"status": "ok", "requests": 4800, "failures": 0, "fail_ratio": 0.0, "
     ({"status": "failed", "error": "LaunchError: boom"}, "failing: the cell did not run (LaunchError: boom)"),
     ({"loop_blocked_pct_max": 95.0}, "blocks the event loop"),
     ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 97.0},
-     "limited by the thread pool (40 of 40 tokens busy)"),
+     "limited by the thread pool (40 of 40 tokens busy, all of them 97% of the window)"),
     ({"thread_tokens_busy_max": 80, "thread_tokens_total": 80, "thread_tokens_full_pct": 50.0},
-     "limited by the thread pool (80 of 80 tokens busy)"),
+     "limited by the thread pool (80 of 80 tokens busy, all of them 50% of the window)"),
     # every token taken now and then is not the limit (bottleneck's "thread pool" rule says the same)
     ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 3.0},
      "fine at this load"),

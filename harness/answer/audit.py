@@ -69,7 +69,8 @@ def verdict(row: dict) -> str:
         return lock
     busy, total = _tokens(row)
     if _num(row, "thread_tokens_full_pct") >= TOKENS_FULL_PCT:  # at the limit most of the window, not once
-        return f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy)"
+        return (f"limited by the thread pool ({busy:.0f} of {total:.0f} tokens busy, all of them "
+                f"{_num(row, 'thread_tokens_full_pct'):.0f}% of the window)")
     if _num(row, "worker_cpu_max_pct") >= CORE_BUSY_PCT:
         return "limited by workers' CPU"
     return _by_bound(row)
