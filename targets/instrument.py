@@ -75,6 +75,11 @@ class Instrumented:
                 self.probe.mark_ready(target=self.label)
             elif message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.probe.stop()
+                if self.pools is not None:  # an app started again in this process listens afresh
+                    if self.probe.extra == self.pools.take:
+                        self.probe.extra = None
+                    pool_events.uninstall(self.pools)
+                    self.pools = None
             await send(message)
         return wrapped
 

@@ -20,13 +20,16 @@ import threading
 import time
 from typing import Any
 
-# (arrival perf_counter time, [checked out yet]) of the request this context serves.
-_REQUEST: contextvars.ContextVar[list | None] = contextvars.ContextVar("bench_request", default=None)
+# (arrival perf_counter time, the watches that saw its first checkout) of the request this context
+# serves. Per watch, not one flag: with two watches listening (two wrapped apps in one process), the
+# first to see the checkout would otherwise hide it from the other.
+_REQUEST: contextvars.ContextVar[tuple[float, set[int]] | None] = contextvars.ContextVar(
+    "bench_request", default=None)
 
 
 def request_started() -> None:
     """Called by the wrapper as a request arrives: its checkouts measure their wait from here."""
-    _REQUEST.set([time.perf_counter(), False])
+    _REQUEST.set((time.perf_counter(), set()))
 
 
 class _PoolState:
@@ -79,8 +82,8 @@ class PoolWatch:
                 state = self._pools[id(pool)] = _PoolState(_capacity(pool))
             state.step(now, +1)
             self._records[id(record)] = (id(pool), now)
-            if request is not None and not request[1]:
-                request[1] = True
+            if request is not None and id(self) not in request[1]:
+                request[1].add(id(self))
                 self._waits.append((now - request[0]) * 1000)
 
     def on_checkin(self, dbapi_connection: Any, record: Any) -> None:

@@ -35,25 +35,43 @@ def _request(engine, hold_s: float) -> None:
         time.sleep(hold_s)
 
 
-def test_a_full_pool_is_timed_and_its_waits_measured(watch, tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}", poolclass=QueuePool, pool_size=1, max_overflow=0)
-    watch.take()  # from here
+def _two_requests_on_one_connection(tmp_path, name: str):
+    engine = create_engine(f"sqlite:///{tmp_path / name}", poolclass=QueuePool, pool_size=1, max_overflow=0)
     threads = [threading.Thread(target=contextvars.copy_context().run, args=(_request, engine, 0.1))
                for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return engine
+
+
+def test_a_full_pool_is_timed_and_its_waits_measured(watch, tmp_path):
+    watch.take()  # from here
+    engine = _two_requests_on_one_connection(tmp_path, "x.db")
     out = watch.take()
     assert out["app_pool_size"] == 1 and out["app_pool_out_max"] == 1
     # two requests of 100 ms one after the other on one connection: full about 200 ms of the span
     assert 180 <= out["app_pool_full_ms"] <= out["app_pool_span_ms"], out
-    if not out["app_pool_wait_ms"]:  # seen once in a full-suite run on a loaded machine, not alone
-        pytest.xfail("no checkout saw its request's start (known, not yet explained): " + repr(out))
     short, long = sorted(out["app_pool_wait_ms"])
     assert short < 50 and 90 <= long < 400, out  # the second waited for the first's 100 ms
     assert len(out["app_pool_hold_ms"]) == 2 and all(100 <= h < 400 for h in out["app_pool_hold_ms"]), out
     engine.dispose()
+
+
+def test_a_second_watch_does_not_hide_the_checkouts_from_the_first(watch, tmp_path):
+    """Two wrapped apps in one process (a test suite starting apps in-process) both listen: each
+    sees every request's first checkout, not only the first listener."""
+    other = pool_events.install()
+    assert other is not None
+    try:
+        watch.take(), other.take()
+        engine = _two_requests_on_one_connection(tmp_path, "w.db")
+        for out in (watch.take(), other.take()):
+            assert len(out["app_pool_wait_ms"]) == 2, out
+        engine.dispose()
+    finally:
+        pool_events.uninstall(other)
 
 
 def test_an_unbounded_pool_has_no_size_and_is_never_full(watch, tmp_path):
