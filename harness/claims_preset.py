@@ -31,23 +31,43 @@ OVERHEAD_S = 2.2
 BUDGET_S = 10 * 60
 
 
-def configs(cores: int) -> list[tuple[str, Config]]:
-    """(claim id, Config) for every sweep the registry asks for, in registry order."""
+class UnknownClaim(ValueError):
+    pass
+
+
+def parse_only(text: str | None) -> tuple[str, ...] | None:
+    """`--only 12,9b`: the claim ids to run (None: all); an id the registry lacks is refused with the list."""
+    if text is None:
+        return None
+    ids = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    known = [c.id for c in claims.REGISTRY]
+    unknown = [i for i in ids if i not in known]
+    if unknown or not ids:
+        raise UnknownClaim(f"--only: unknown claim {', '.join(unknown) or '(none given)'}; the claims are "
+                           f"{', '.join(known)}")
+    return ids
+
+
+def configs(cores: int, only: tuple[str, ...] | None = None) -> list[tuple[str, Config]]:
+    """(claim id, Config) for every sweep the registry asks for (of the claims in `only`), in registry
+    order."""
     out = []
     for claim in claims.REGISTRY:
+        if only is not None and claim.id not in only:
+            continue
         for overrides in claim.runs(cores):
             out.append((claim.id, make_config("default", **{**BASE, **overrides})))
     return out
 
 
-def plan(cores: int) -> list[Cell]:
+def plan(cores: int, only: tuple[str, ...] | None = None) -> list[Cell]:
     """Every cell the registry needs, each once (the first claim to ask sets its window), grouped
     by repeat so that a late disturbance of the machine does not hit all repeats of one cell.
 
     Each sweep only knows the knobs *it* varies; across sweeps more vary (loop in one, pool size in
     another), so every cell is told the plan's varying knobs and its raw folder name carries them."""
     seen: dict[tuple, Cell] = {}
-    for _, cfg in configs(cores):
+    for _, cfg in configs(cores, only):
         for cell in build_cells(cfg, cores=cores):
             seen.setdefault(cell.key, cell)
     varying = tuple(k.name for k in knobs.SWEEP_KNOBS
@@ -59,21 +79,24 @@ def plan(cores: int) -> list[Cell]:
     return cells
 
 
-def run_claims(run_dir: Path) -> int:
-    """Run the claims cells into `run_dir`, decide the claims, write claims.csv and report.html."""
+def run_claims(run_dir: Path, only: tuple[str, ...] | None = None) -> int:
+    """Run the claims cells (of the claims in `only`) into `run_dir`, decide the claims, write
+    claims.csv and report.html."""
     from harness.present import report
 
     procs.set_placement(False)
     cores = procs.target_cores()
-    cells = plan(cores)
+    cells = plan(cores, only)
     base = make_config("default", **BASE)
     meta = new_meta(run_dir, "claims", base.knobs())
     meta["claims_runs"] = [{"claim": cid, **{k: v for k, v in cfg.knobs().items() if k in _RUN_KNOBS}}
-                           for cid, cfg in configs(cores)]
+                           for cid, cfg in configs(cores, only)]
+    meta["claims_only"] = list(only) if only else None
     say(f"run folder: {run_dir}")
-    say(f"{len(cells)} cells for {len(claims.REGISTRY)} claims, about {fmt_s(estimate_s(cells, OVERHEAD_S))} "
+    chosen = [c for c in claims.REGISTRY if only is None or c.id in only]
+    say(f"{len(cells)} cells for {len(chosen)} claims, about {fmt_s(estimate_s(cells, OVERHEAD_S))} "
         f"({_repeats_text(cells)})")
-    for c in claims.REGISTRY:
+    for c in chosen:
         if c.preset:  # said up front, so a "not measured" row is no surprise
             say(f"  claim {c.id} is decided by {prog.name()} run --preset {c.preset}, not by this run")
     t0 = time.monotonic()
@@ -81,7 +104,7 @@ def run_claims(run_dir: Path) -> int:
     # report.html and claims.csv; each verdict row carries its own evidence chart, so the generic
     # per-scenario grid (mostly flat ceilings for these cells) is not drawn.
     report.finish(run_dir, plot_charts=False)
-    verdicts = claims.decide_run(run_dir)
+    verdicts = [v for v in claims.decide_run(run_dir) if only is None or v.claim in only]
     say("")
     say(claims.format_table(verdicts))
     say(f"claims: {run_dir / 'claims.csv'}   report: {run_dir / 'report.html'}   "

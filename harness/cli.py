@@ -244,6 +244,8 @@ def _add_machine_commands(sub) -> None:
     cl = sub.add_parser("claims", help="run the cells the article's claims need; print the verdict table")
     cl.set_defaults(func=cmd_claims, stop_leftovers=True)
     cl.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
+    cl.add_argument("--only", metavar="IDS", help="run only these claims' cells, comma list (e.g. 12,9b); "
+                    "the others read 'not measured' in the report")
 
     serve = sub.add_parser("serve", help="start upstream + one target for manual poking")
     serve.set_defaults(func=cmd_serve)
@@ -452,9 +454,13 @@ def cmd_audit(args) -> int:
 def cmd_claims(args) -> int:
     from harness import claims_preset
 
+    try:
+        only = claims_preset.parse_only(args.only)
+    except claims_preset.UnknownClaim as exc:
+        raise ConfigError(str(exc)) from None
     run_dir = args.out or claims_preset.new_run_dir()
     store.prepare_run_dir(run_dir, resume=False)
-    return claims_preset.run_claims(run_dir)
+    return claims_preset.run_claims(run_dir, only)
 
 
 def health_slo(args) -> float:

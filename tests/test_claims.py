@@ -13,6 +13,7 @@ import pytest
 from harness import claims_preset
 from harness.answer import aggregate, claims, evidence
 from harness.data import schema
+from harness.data.matrix import build_cells
 from harness.run.sweep import estimate_s
 
 CORES = 2
@@ -427,3 +428,19 @@ def test_progress_line_names_only_the_knobs_that_apply_to_the_cell():
     assert "None" not in cell_label(cpu) and "db_pool" not in cell_label(cpu)
     assert cell_label(cpu).startswith("workers=") and "cpu_kind=python" in cell_label(cpu)
     assert "db_pool=2" in cell_label(db)
+
+
+def test_only_plans_the_named_claims_cells_and_refuses_an_unknown_id(tmp_path: Path, capsys):
+    from harness import cli
+
+    only = claims_preset.parse_only("12, 9b,12")
+    assert only == ("12", "9b")
+    wanted = {c.key for cid, cfg in claims_preset.configs(CORES) if cid in only
+              for c in build_cells(cfg, cores=CORES)}
+    cells = claims_preset.plan(CORES, only)
+    assert {c.key for c in cells} == wanted and len(cells) < len(claims_preset.plan(CORES))
+    assert {(c.target, c.scenario) for c in cells} == {("fake-async", "io"), ("correct-async", "db")}
+    out = tmp_path / "run"
+    assert cli.main(["claims", "--only", "12,99", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown claim 99" in err and "the claims are 1, 1b" in err and not out.exists()
