@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Test processes: most tests wait on servers, signals and load windows rather than compute, so 3 on
+# 2 cores halves the wall time; loadfile keeps a module (and its module-scoped runs) on one process.
+TEST_PROCS ?= 3
 
 .PHONY: install bench smoke tune test lint calibrate clean
 
@@ -29,7 +32,7 @@ test: $(STAMP)
 	sh .ci/chromium
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -100,7 +100,7 @@ def test_claims_preset_end_to_end_on_one_of_its_cells(tmp_path, capsys, monkeypa
 
     full_plan = claims_preset.plan
     monkeypatch.setattr(claims_preset, "plan",
-                        lambda cores: [c for c in full_plan(cores) if c.users == 4][:1])
+                        lambda cores, only=None: [c for c in full_plan(cores, only) if c.users == 4][:1])
     run_dir = tmp_path / "claims"
     already = {p.pid for p in leftover_children()}
     assert cli.main(["claims", "--out", str(run_dir)]) == 0

@@ -3,11 +3,15 @@ annotations at the app's own file and line, the Markdown summary; then for real 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import junitparser
 
 from harness.answer import gate
 from harness.present import ci_output, junit
+from tests.conftest import leftover_children
 from tests.test_audit_run import FIXTURE, SHORT, _line_after, audit_rows, bench
+from tests.test_report_browser import no_chromium_left, probe_page
 
 ROWS = [
     {"route": "/items/sync", "workers": "1", "verdict": "fine at this load", "advice": "nothing to change",
@@ -159,3 +163,22 @@ def test_fixture_app_routes_found_and_told_apart(documented_run):
     assert page.index('id="audit"') < page.index('id="run"')  # the audit's table comes first
     assert page.count("blocks the event loop") >= 1
     assert f"items.py:{line} in read_items_blocking → time.sleep" in page
+
+
+def test_audit_report_in_headless_chromium(documented_run, tmp_path: Path):
+    """The report of docs/ci.md's audit of the fixture app, as a user opens it: about the app (here,
+    beside the documented run's other readers: the parallel runner keeps a module on one worker)."""
+    report = documented_run.repo / "audit-run" / "report.html"
+    already = {p.pid for p in leftover_children()}
+    seen, dom = probe_page(report, tmp_path)
+    assert seen["problems"] == [], seen
+    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
+    # The audit's table first, one row per route, with its validity; one chart per route, every image
+    # loaded; the blocking route's flame graph drawn; no pattern answer and no article claims.
+    assert seen["first_section"] == "audit" and seen["audit_rows"] == 3, seen
+    assert "valid" in seen["audit_heads"], seen
+    assert seen["images"] == 3 and seen["loaded"] == 3, seen
+    assert seen["flame_graphs"] == 1, seen
+    assert "answer-h" not in seen["sections"] and "verdicts-h" not in seen["sections"], seen
+    assert seen["verdict_rows"] == 0 and seen["answer_rows"] == 0, seen
+    no_chromium_left(already)

@@ -143,20 +143,3 @@ def test_report_in_headless_chromium(tmp_path: Path):
         shutil.copy(shot, keep)
     no_chromium_left(already)
 
-
-def test_audit_report_in_headless_chromium(documented_run, tmp_path: Path):
-    """The report of docs/ci.md's audit of the fixture app, as a user opens it: about the app."""
-    report = documented_run.repo / "audit-run" / "report.html"
-    already = {p.pid for p in leftover_children()}
-    seen, dom = probe_page(report, tmp_path)
-    assert seen["problems"] == [], seen
-    assert [line for line in dom.stderr.splitlines() if ":CONSOLE" in line] == []
-    # The audit's table first, one row per route, with its validity; one chart per route, every image
-    # loaded; the blocking route's flame graph drawn; no pattern answer and no article claims.
-    assert seen["first_section"] == "audit" and seen["audit_rows"] == 3, seen
-    assert "valid" in seen["audit_heads"], seen
-    assert seen["images"] == 3 and seen["loaded"] == 3, seen
-    assert seen["flame_graphs"] == 1, seen
-    assert "answer-h" not in seen["sections"] and "verdicts-h" not in seen["sections"], seen
-    assert seen["verdict_rows"] == 0 and seen["answer_rows"] == 0, seen
-    no_chromium_left(already)
