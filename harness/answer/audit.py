@@ -28,7 +28,9 @@ import math
 import re
 from pathlib import Path
 
+from harness.answer import screen_rows
 from harness.answer.reruns import RERUN, drop_superseded
+from harness.data.matrix import SCREEN
 from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.judge import waits
@@ -39,7 +41,8 @@ AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before
 AUDIT_CSV = "audit.csv"
 COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
            "health_max_ms", "loop_lag_p99_ms", "stall_site", "wait", "app_error", "advice", "valid",
-           "invalid_reason", "rerun"]
+           "invalid_reason", "rerun", "source"]
+ALONE = screen_rows.ALONE
 
 
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
@@ -199,13 +202,20 @@ def audit_rows(run_dir: Path) -> list[dict]:
     urls = {r.get("scenario", r["url"]): r["url"] for r in found["routes"]}
     results = run_dir / "results.csv"
     rows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
+    lines = screen_rows.read(run_dir)
+    flagged = {ln["route"] for ln in lines if ln["reasons"]}
     out = []
     for row in rows:
         scenario = _text(row, "scenario")
+        if scenario == SCREEN:  # the shared window: a row for each route it cleared
+            out += [screen_rows.cleared(row, ln, template) for ln in lines
+                    if ln["raw_dir"] == _text(row, "raw_dir") and ln["route"] not in flagged]
+            continue
         text = verdict(row)
         if re.match(r"failing: (401|403|422) ", text) and (detail := first_error(run_dir, row)):
             text += f" ({detail})"
         out.append({
+            "_scenario": scenario,
             "route": template.get(scenario, scenario), "url": urls.get(scenario, scenario),
             "workers": _fmt(_num(row, "workers")),
             "users": _fmt(_num(row, "users")), "thread_tokens": _fmt(_num(row, "thread_tokens")),
@@ -215,8 +225,12 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
             "wait": _wait(row), "app_error": _text(row, "app_error"),
             "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
-            "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN),
+            "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN), "source": ALONE,
         })
+    order = {scenario: i for i, scenario in enumerate(template)}  # the schema's order, screen or alone
+    out.sort(key=lambda r: order.get(r["_scenario"], len(order)))
+    for r in out:
+        del r["_scenario"]
     _sweep_notes(out)
     for skip in found["skipped"]:
         out.append({**dict.fromkeys(COLUMNS, ""), "route": skip["template"],
