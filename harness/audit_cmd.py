@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.data import store
 from harness.data.app_env import read_env_file
-from harness.data.matrix import ConfigError, make_config, plan_cells
+from harness.data.matrix import SCREEN, ConfigError, make_config, plan_cells
 from harness.run import app_python, audit_flags, routes, saturation
 
 AUDIT_WARMUP_S = 1.0     # short windows: the audit is a first look, `run` measures for longer
@@ -114,9 +114,10 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     if screened:
         screen_cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file),
                                   screen=True)
-        print(f"audit of {args.app}: {len(found)} route(s) to screen in one window, {len(skipped)} skipped; "
-              f"about {fmt_s(estimate_s(plan_cells([screen_cfg])))}, plus about "
-              f"{fmt_s(estimate_s(plan_cells([cfg])) / len(found))} for each route it flags", flush=True)
+        print(f"audit of {args.app}: {len(found)} route(s) to measure, all at once in one screen window, "
+              f"then alone each one it flags; {len(skipped)} skipped; about "
+              f"{fmt_s(estimate_s(plan_cells([screen_cfg])))}, plus about "
+              f"{fmt_s(estimate_s(plan_cells([cfg])) / len(found))} per flagged route", flush=True)
     else:
         print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
               f"{fmt_s(estimate_s(plan_cells([cfg])))} in all", flush=True)
@@ -157,7 +158,6 @@ def screen_then_alone(args: Any, overrides: dict[str, Any], screen_cfg: Any, run
                       found: list[routes.Route]) -> int:
     """The screen cell(s), judged route by route (harness/judge/screen.py, into screen.csv), then the
     flagged routes alone, each in its own cells; the exit code as run_sweep's."""
-    from harness.answer import audit
     from harness.answer.reruns import drop_superseded
     from harness.data.schema import read_results
     from harness.judge import screen
@@ -166,10 +166,10 @@ def screen_then_alone(args: Any, overrides: dict[str, Any], screen_cfg: Any, run
     code = run_sweep(screen_cfg, run_dir, preset="audit", measure_upstream=False)
     code = max(code, saturation.rerun_saturated([screen_cfg], run_dir))
     results = run_dir / "results.csv"
-    windows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
+    rows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
+    windows = [w for w in rows if w.get("scenario") == SCREEN]
     pairs = [(r.key, r.url) for r in found]
-    judged = [(str(w["raw_dir"]), screen.judge_cell(run_dir / str(w["raw_dir"]), pairs, audit.verdict(w)))
-              for w in windows]
+    judged = [(str(w["raw_dir"]), screen.judge_cell(run_dir, w, pairs)) for w in windows]
     if not judged:  # no screen row at all: nothing clears a route
         judged = [("", [screen.Screened(k, u, reasons=["the screen cell left no row"]) for k, u in pairs])]
     screen.write(run_dir, judged)

@@ -34,7 +34,7 @@ from harness.data.matrix import SCREEN
 from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.judge import waits
-from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
+from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, FINE_BOUNDS, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
 
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
@@ -82,8 +82,6 @@ def verdict(row: dict) -> str:
     return _by_bound(row)
 
 
-# Bounds under which the route itself kept up: the users, or the load they could generate.
-FINE_BOUNDS = ("users", "pattern: users", "load generator", "machine CPU")
 _CLOSEST = re.compile(r"closest: (.+?) at \d+% of its threshold")
 
 

@@ -7,6 +7,7 @@ window, and the window's /health, loop and validity figures. The `source` column
 from __future__ import annotations
 
 import math
+import re
 
 from harness.answer.reruns import RERUN
 from harness.data.schema import row_number as _num
@@ -39,6 +40,18 @@ def cleared(window: dict, line: dict, template: dict[str, str]) -> dict:
         "health_max_ms": _fmt(_num(window, "health_max_ms"), 1),
         "loop_lag_p99_ms": _fmt(_num(window, "loop_lag_p99_ms"), 1), "stall_site": "", "wait": line["wait"],
         "app_error": "", "advice": f"nothing to change at {users:.0f} users (cleared in the screen: every "
-        "route in one window, so its p99 is that shared window's)", "valid": _text(window, "valid"),
-        "invalid_reason": _text(window, "invalid_reason"), "rerun": _text(window, RERUN), "source": SCREENED,
+        "route in one window, so its p99 is that shared window's)", **own_validity(window),
+        "rerun": _text(window, RERUN), "source": SCREENED,
     }
+
+
+_FAILED = re.compile(r"^\d+% of requests failed\b")
+
+
+def own_validity(window: dict) -> dict:
+    """The window's validity as a cleared route's: without the window's failed share, which is other
+    routes' (a cleared route had none of its own); every other reason stays."""
+    reasons = [r for r in _text(window, "invalid_reason").split("; ") if r and not _FAILED.match(r)]
+    if not reasons and _text(window, "invalid_reason"):
+        return {"valid": "True", "invalid_reason": ""}
+    return {"valid": _text(window, "valid"), "invalid_reason": "; ".join(reasons)}
