@@ -151,3 +151,30 @@ def test_the_screen_gate_names_the_failing_routes_last(screened):
     assert lines[-2].startswith("gate: FAIL /failing W=1: failing: 500 Internal Server Error")
     assert lines[-1].startswith("gate: failed, 2 of 5 measured cell(s)")
     assert "screen: 3 of 5 route(s) cleared in the shared window; 2 flagged" in done.stdout
+
+
+def test_the_screen_is_one_cell_per_workers_value_with_every_path():
+    from harness.data.matrix import build_cells, make_config
+
+    cfg = make_config("default", app="shop:app", app_dir=SHOP, paths=["/a/ping", "POST /x"], screen=True,
+                      workers=[1, 2])
+    cells = build_cells(cfg)
+    assert [(c.scenario, c.workers) for c in cells] == [("screen", 1), ("screen", 2)]
+    assert cells[0].knobs["screen"] == ["/a/ping", "POST /x"]
+    with pytest.raises(ConfigError, match="--screen"):
+        make_config("default", screen=True)  # no --app: nothing to screen
+
+
+def test_screen_env_carries_each_routes_request():
+    import json
+
+    from harness.run.request_env import screen_env
+
+    spec = {"routes": {"POST /x": {"method": "POST", "url": "/x", "body": '{"a": 1}',
+                                   "content_type": "application/json"}}}
+    env = screen_env(["/a/ping?n=1", "POST /x"], spec, {"Authorization": "Bearer t"})
+    assert json.loads(env["BENCH_SCREEN"]) == [
+        {"name": "/a/ping?n=1", "method": "GET", "url": "/a/ping?n=1", "body": None, "content_type": None},
+        {"name": "POST /x", "method": "POST", "url": "/x", "body": '{"a": 1}',
+         "content_type": "application/json"}]
+    assert json.loads(env["BENCH_HEADERS"]) == {"Authorization": "Bearer t"}

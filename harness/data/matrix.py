@@ -170,9 +170,9 @@ def validate(values: Mapping[str, Any]) -> Config:
             raise ConfigError("--app/--url replace --targets: give one or the other")
         out["targets"] = []
         _check_foreign(out)
-    elif any(out[k] is not None for k in FOREIGN_ONLY):
-        raise ConfigError("--path, --locustfile, --app-dir, --health-path, --setup and --requests need --app "
-                          "or --url")
+    elif any(out[k] is not None for k in FOREIGN_ONLY) or out["screen"]:
+        raise ConfigError("--path, --screen, --locustfile, --app-dir, --health-path, --setup and --requests "
+                          "need --app or --url")
     _check_remote(out)
     if out["locustfile"] and any(out["rate"]):
         raise ConfigError("--rate drives --path (or a built-in scenario); --locustfile is closed-loop only")
