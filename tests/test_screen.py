@@ -178,3 +178,9 @@ def test_screen_env_carries_each_routes_request():
         {"name": "POST /x", "method": "POST", "url": "/x", "body": '{"a": 1}',
          "content_type": "application/json"}]
     assert json.loads(env["BENCH_HEADERS"]) == {"Authorization": "Bearer t"}
+
+
+def test_audit_help_documents_the_screen():
+    done = bench("audit", "--help")
+    assert done.returncode == 0, done.stderr  # an unescaped % in another flag's help once broke it
+    assert "--screen, --no-screen" in done.stdout and "Default: on under --check" in done.stdout

@@ -225,8 +225,9 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN), "source": ALONE,
         })
-    order = {scenario: i for i, scenario in enumerate(template)}  # the schema's order, screen or alone
-    out.sort(key=lambda r: order.get(r["_scenario"], len(order)))
+    if lines:  # the cleared routes' rows and the alone ones in the schema's order
+        order = {scenario: i for i, scenario in enumerate(template)}
+        out.sort(key=lambda r: order.get(r["_scenario"], len(order)))
     for r in out:
         del r["_scenario"]
     _sweep_notes(out)
