@@ -122,7 +122,8 @@ FIVE = ["--include", "/a/ping", "--include", "/a/wait", "--include", "/a/catalog
 def screened(tmp_path_factory):
     out = tmp_path_factory.mktemp("screen") / "audit"
     done = bench("audit", "shop:app", "--app-dir", SHOP, "--workers", "1", "--users", "8", "--duration", "2",
-                 "--warmup", "0.5", "--check", "--screen", *FIVE, "--out", str(out))
+                 "--warmup", "0.5", "--check", "--screen", *FIVE, "--out", str(out),
+                 "--summary", str(out.parent / "summary.md"))
     return done, out
 
 
@@ -151,6 +152,14 @@ def test_the_screen_gate_names_the_failing_routes_last(screened):
     assert lines[-2].startswith("gate: FAIL /failing W=1: failing: 500 Internal Server Error")
     assert lines[-1].startswith("gate: failed, 2 of 5 measured cell(s)")
     assert "screen: 3 of 5 route(s) cleared in the shared window; 2 flagged" in done.stdout
+
+
+def test_the_summary_says_where_each_row_was_measured(screened):
+    _, out = screened
+    table = {line.split(" | ")[1]: line for line in (out.parent / "summary.md").read_text().splitlines()
+             if line.startswith("| ok") or line.startswith("| **fail**")}
+    assert table["/a/ping"].startswith("| ok | /a/ping | 1 | fine at this load |")
+    assert table["/a/ping"].endswith("| screen |") and table["/failing"].endswith("| alone |")
 
 
 def test_the_screen_is_one_cell_per_workers_value_with_every_path():
