@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from harness.data.schema import row_number as _num
 from harness.judge import route_window, stalls, wait_profile, waits
 from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, FINE_BOUNDS, TOKENS_FULL_PCT
 from harness.judge.waits import QUEUE_PCT
@@ -59,8 +60,7 @@ class Screened:
     tokens_pct: float = 0.0
     wait: str = ""        # its largest wait with its share: 'network or database I/O 87%'
     reasons: list[str] = field(default_factory=list)
-
-    held_loop: bool = False  # its stall samples flag it (route_reasons)
+    held_loop: bool = False  # its stall samples flag it (set by route_reasons)
 
     @property
     def flagged(self) -> bool:
@@ -128,13 +128,6 @@ def window_reasons(row: dict, screened: list[Screened]) -> list[str]:
     if not explained:
         out.append(f"the window was bound by {bound or 'nothing measured'}")
     return out
-
-
-def _num(row: dict, key: str) -> float:
-    try:
-        return float(row.get(key))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def judge(routes: list[tuple[str, str]], window: dict, table: pd.DataFrame, on_loop: dict[str, Counter[str]],
