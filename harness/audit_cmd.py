@@ -7,6 +7,7 @@ the run folder's requests.json.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from harness.data import store
 from harness.data.app_env import read_env_file
-from harness.data.matrix import ConfigError, make_config, plan_cells
+from harness.data.matrix import SCREEN, ConfigError, make_config, plan_cells
 from harness.run import app_python, audit_flags, routes, saturation
 
 AUDIT_WARMUP_S = 1.0     # short windows: the audit is a first look, `run` measures for longer
@@ -98,6 +99,7 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
 
     gate_cmd.fail_on(args)  # bad input refused before the app's code runs
     gate_cmd.check_paths(args)
+    screened = screen_on(args)
     cfg, found, skipped = plan_audit(args, overrides)
     baseline_cmd.check(args, [r.key for r in found])
     headers = audit_flags.parse_headers(args.header or [])
@@ -109,15 +111,26 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file))
     audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)
-    print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
-          f"{fmt_s(estimate_s(plan_cells([cfg])))} in all", flush=True)
+    if screened:
+        screen_cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file),
+                                  screen=True)
+        print(f"audit of {args.app}: {len(found)} route(s) to measure, all at once in one screen window, "
+              f"then alone each one it flags; {len(skipped)} skipped; about "
+              f"{fmt_s(estimate_s(plan_cells([screen_cfg])))}, plus about "
+              f"{fmt_s(estimate_s(plan_cells([cfg])) / len(found))} per flagged route", flush=True)
+    else:
+        print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
+              f"{fmt_s(estimate_s(plan_cells([cfg])))} in all", flush=True)
     for s in skipped:
         print(f"  skipped {s.template}: {s.reason}", flush=True)
     for line in auth_warnings(found, headers, cfg.setup):
         print("  " + line, flush=True)
     started = time.monotonic()
-    code = run_sweep(cfg, run_dir, preset="audit", measure_upstream=False)  # no route calls it
-    code = max(code, saturation.rerun_saturated([cfg], run_dir))
+    if screened:
+        code = screen_then_alone(args, overrides, screen_cfg, run_dir, found)
+    else:
+        code = run_sweep(cfg, run_dir, preset="audit", measure_upstream=False)  # no route calls it
+        code = max(code, saturation.rerun_saturated([cfg], run_dir))
     rows = audit.write_csv(run_dir)
     report.finish(run_dir, plot_charts=False)  # an audit folder: no pattern answer (its meta says audit)
     print(audit.format_table(rows))
@@ -126,6 +139,54 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     code = gate_cmd.finish(args, rows, code, cfg.app_dir)
     regressed = baseline_cmd.finish(args, run_dir)
     return max(code, regressed) if args.check else code
+
+
+def screen_on(args: Any) -> bool:
+    """--screen / --no-screen; unset: on under --check, off otherwise and with --baseline (it compares
+    each route's own cells). --screen with --baseline is bad input."""
+    chosen = getattr(args, "screen", None)
+    baseline = getattr(args, "baseline", None) is not None
+    if chosen and baseline:
+        raise ConfigError("--screen with --baseline: the baseline compares each route's own cells; "
+                          "leave --screen out (or give --no-screen)")
+    if chosen is None:
+        return bool(getattr(args, "check", False)) and not baseline
+    return bool(chosen)
+
+
+def screen_then_alone(args: Any, overrides: dict[str, Any], screen_cfg: Any, run_dir: Path,
+                      found: list[routes.Route]) -> int:
+    """The screen cell(s), judged route by route (harness/judge/screen.py, into screen.csv), then the
+    flagged routes alone, each in its own cells; the exit code as run_sweep's."""
+    from harness.answer.reruns import drop_superseded
+    from harness.data.schema import read_results
+    from harness.judge import screen
+    from harness.run.sweep import run_more, run_sweep, say
+
+    code = run_sweep(screen_cfg, run_dir, preset="audit", measure_upstream=False)
+    code = max(code, saturation.rerun_saturated([screen_cfg], run_dir))
+    results = run_dir / "results.csv"
+    rows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
+    windows = [w for w in rows if w.get("scenario") == SCREEN]
+    pairs = [(r.key, r.url) for r in found]
+    judged = [(str(w["raw_dir"]), screen.judge_cell(run_dir, w, pairs)) for w in windows]
+    if not judged:  # no screen row at all: nothing clears a route
+        judged = [("", [screen.Screened(k, u, reasons=["the screen cell left no row"]) for k, u in pairs])]
+    screen.write(run_dir, judged)
+    flagged = screen.flagged_routes(judged)
+    labels = {r.key: r.label for r in found}
+    say(f"screen: {len(found) - len(flagged)} of {len(found)} route(s) cleared in the shared window; "
+        f"{len(flagged)} flagged, to be measured alone" + (":" if flagged else ""))
+    for raw, screened in judged:
+        where = f" in {Path(raw).name}" if len(judged) > 1 else ""  # one window per workers value, repeat
+        for s in screened:
+            if s.flagged:
+                say(f"  flagged {labels.get(s.route, s.route)}{where}: {'; '.join(s.reasons)}")
+    if not flagged:
+        return code
+    alone = audit_config(args, overrides, screen_cfg.app_dir, flagged, requests=screen_cfg.requests)
+    code = max(code, run_more([alone], run_dir, plan_cells([alone])))
+    return max(code, saturation.rerun_saturated([alone], run_dir))
 
 
 def add_parser(sub: Any, add_knob: Any) -> None:
@@ -155,6 +216,12 @@ def add_parser(sub: Any, add_knob: Any) -> None:
     for action in au._actions:  # the audit's own short defaults, not run's
         if action.dest in shown and action.help:
             action.help = re.sub(r"\(default: [^)]*\)", f"(default: {shown[action.dest]})", action.help)
+    au.add_argument("--screen", action=argparse.BooleanOptionalAction, default=None,
+                    help="first one app start and one window in which every route is requested at once; "
+                    "routes with no request completed, a failure, a stall sample of their own or a queue "
+                    "are then measured alone, the others read 'fine at this load' from the shared window "
+                    "(audit.csv's source: screen or alone). Default: on under --check, off otherwise "
+                    "and with --baseline (docs/audit.md)")
     au.add_argument("--out", type=Path, help="run folder (default results/<run-id>)")
     from harness import baseline_cmd, gate_cmd
 

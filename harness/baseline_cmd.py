@@ -19,7 +19,7 @@ def add_flags(au: Any) -> None:
                          "significant regression larger than --max-regression exits 1")
     au.add_argument("--max-regression", dest="max_regression", metavar="PCT",
                     help=f"the regression --baseline allows, in percent (default: "
-                         f"{baseline.DEFAULT_MAX_REGRESSION:.0%})")
+                         f"{baseline.DEFAULT_MAX_REGRESSION:.0%}".replace("%", "%%") + ")")
 
 
 def max_regression(args: Any) -> float:

@@ -28,19 +28,22 @@ import math
 import re
 from pathlib import Path
 
+from harness.answer import screen_rows
 from harness.answer.reruns import RERUN, drop_superseded
+from harness.data.matrix import SCREEN
 from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.data.schema import row_text as _text
 from harness.judge import users_bound, waits
-from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, TOKENS_FULL_PCT
+from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, FINE_BOUNDS, TOKENS_FULL_PCT
 from harness.judge.validity import FAIL_RATIO_LIMIT
 
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
 AUDIT_CSV = "audit.csv"
 COLUMNS = ["route", "url", "workers", "users", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms",
            "health_max_ms", "loop_lag_p99_ms", "stall_site", "wait", "app_error", "advice", "valid",
-           "invalid_reason", "rerun"]
+           "invalid_reason", "rerun", "source"]
+ALONE = screen_rows.ALONE
 
 
 def write_found(run_dir: Path, routes: list[dict], skipped: list[dict], setup: str | None) -> None:
@@ -76,8 +79,6 @@ def verdict(row: dict) -> str:
     return _by_bound(row)
 
 
-# Bounds under which the route itself kept up: the users, or the load they could generate.
-FINE_BOUNDS = ("users", "pattern: users", "load generator", "machine CPU")
 _CLOSEST = re.compile(r"closest: (.+?) at \d+% of its threshold")
 
 
@@ -197,13 +198,20 @@ def audit_rows(run_dir: Path) -> list[dict]:
     results = run_dir / "results.csv"
     rows = (drop_superseded(users_bound.withdraw_grown(read_results(results)).to_dict("records"))
             if results.is_file() else [])
+    lines = screen_rows.read(run_dir)
+    flagged = {ln["route"] for ln in lines if ln["reasons"]}
     out = []
     for row in rows:
         scenario = _text(row, "scenario")
+        if scenario == SCREEN:  # the shared window: a row for each route it cleared
+            out += [screen_rows.cleared(row, ln, template) for ln in lines
+                    if ln["raw_dir"] == _text(row, "raw_dir") and ln["route"] not in flagged]
+            continue
         text = verdict(row)
         if re.match(r"failing: (401|403|422) ", text) and (detail := first_error(run_dir, row)):
             text += f" ({detail})"
         out.append({
+            "_scenario": scenario,
             "route": template.get(scenario, scenario), "url": urls.get(scenario, scenario),
             "workers": _fmt(_num(row, "workers")),
             "users": _fmt(_num(row, "users")), "thread_tokens": _fmt(_num(row, "thread_tokens")),
@@ -213,8 +221,13 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
             "wait": _wait(row), "app_error": _text(row, "app_error"),
             "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
-            "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN),
+            "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN), "source": ALONE,
         })
+    if lines:  # the cleared routes' rows and the alone ones in the schema's order
+        order = {scenario: i for i, scenario in enumerate(template)}
+        out.sort(key=lambda r: order.get(r["_scenario"], len(order)))
+    for r in out:
+        del r["_scenario"]
     _sweep_notes(out)
     for skip in found["skipped"]:
         out.append({**dict.fromkeys(COLUMNS, ""), "route": skip["template"],

@@ -264,6 +264,9 @@ TABLE: list[Knob] = [
          "/health probe user and its recorder)", scope="run", flag="--locustfile"),
     Knob("setup", str, None, "a Python file defining setup(base_url): run before each cell's load to seed "
          "your app's data (see docs/audit.md)", scope="run", flag="--setup"),
+    Knob("screen", bool, False, "every --path in one cell, one window (the audit's screen): each user "
+         "requests the paths in turn; each path's own figures go to raw/<cell>/routes.csv", scope="run",
+         flag="--screen", switch=True),
     Knob("requests", str, None, "a JSON file of each --path's method, body and content type and of the "
          "headers of every request, as an audit writes it (requests.json in its run folder)",
          scope="run", flag="--requests"),
@@ -285,7 +288,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in TABLE}
 # `bench.py run --help` in groups, in this order (tests/test_knobs.py: every flagged knob in exactly one).
 HELP_GROUPS: dict[str, tuple[str, ...]] = {
     "what to run": ("targets", "scenarios", "app", "app_dir", "python", "env_file", "cwd", "paths",
-                    "locustfile", "setup", "requests", "health_path", "url", "allow_non_loopback"),
+                    "screen", "locustfile", "setup", "requests", "health_path", "url", "allow_non_loopback"),
     "sizes": ("workers", "users", "pool_size", "thread_tokens", "http_connections", "db_pool", "rate",
               "arrivals", "max_in_flight", "load_processes"),
     "workload": ("io_ms", "cpu_ms", "fanout", "cpu_kind", "http_client", "db_queries", "db_ms",

@@ -32,6 +32,7 @@ MAX_STRETCH = 4.0  # never stretch a cell's window beyond this multiple of the a
 ALL = "*"  # key of the pool sizes that apply to every target with a pool
 
 
+SCREEN = "screen"  # the scenario of the cell that requests every --path at once (the audit's screen)
 REQUEST_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 FOREIGN_ONLY = ("paths", "locustfile", "app_dir", "health_path", "setup", "requests")  # need --app/--url
 
@@ -169,9 +170,9 @@ def validate(values: Mapping[str, Any]) -> Config:
             raise ConfigError("--app/--url replace --targets: give one or the other")
         out["targets"] = []
         _check_foreign(out)
-    elif any(out[k] is not None for k in FOREIGN_ONLY):
-        raise ConfigError("--path, --locustfile, --app-dir, --health-path, --setup and --requests need --app "
-                          "or --url")
+    elif any(out[k] is not None for k in FOREIGN_ONLY) or out["screen"]:
+        raise ConfigError("--path, --screen, --locustfile, --app-dir, --health-path, --setup and --requests "
+                          "need --app or --url")
     _check_remote(out)
     if out["locustfile"] and any(out["rate"]):
         raise ConfigError("--rate drives --path (or a built-in scenario); --locustfile is closed-loop only")
@@ -254,6 +255,8 @@ def _check_foreign(out: dict[str, Any]) -> None:
             out["setup"] = setup_file.check(out["setup"])
         except setup_file.SetupError as exc:
             raise ConfigError(str(exc)) from None
+    if out["screen"] and not out["paths"]:
+        raise ConfigError("the screen requests every --path in one window: give --path")
     if out["requests"] is not None:
         if not os.path.isfile(out["requests"]):
             raise ConfigError(f"--requests {out['requests']!r} is not a file")
@@ -500,6 +503,8 @@ def _work_items(cfg: Config) -> list[tuple[str, str, dict[str, Any]]]:
     common = {"app_dir": cfg.app_dir, "url": cfg.url, "locustfile": cfg.locustfile, "setup": cfg.setup,
               "requests": cfg.requests, "python": cfg.python, "env_file": cfg.env_file, "cwd": cfg.cwd,
               "health_path": cfg.health_path or ("/_bench/health" if cfg.app is not None else "/health")}
+    if cfg.paths and cfg.screen:  # the audit's screen: every path in one window
+        return [(target, SCREEN, {**common, "screen": list(cfg.paths)})]
     if cfg.paths:
         return [(target, p, {**common, "path": p}) for p in cfg.paths]
     if cfg.locustfile:

@@ -68,6 +68,9 @@ OTHERS_PCT = 20.0             # CPU of processes not ours worth naming (a shared
 SLOW_STAGE = 1.1              # a CPU stage costing this much more than calibrated is worth saying
 BLOCKED_PCT = 50.0            # a loop late on its heartbeat this share of the window is blocked
 TOKENS_FULL_PCT = 50.0        # every thread token taken for this share of the window: the pool binds
+# Bounds under which the route itself kept up: the users, or the load they could generate (the audit's
+# "fine" needs one of them, harness/answer/audit.py; so does the screen's, harness/judge/screen.py).
+FINE_BOUNDS = ("users", "pattern: users", "load generator", "machine CPU")
 NEAR_EFFICIENCY = 0.8         # from here to PATTERN_EFFICIENCY, the closest rule rather than none
 
 

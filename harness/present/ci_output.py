@@ -66,7 +66,7 @@ def github_annotations(rows: list[dict], fail_on: Iterable[str], app_dir: Path,
 
 _MD_COLS = [("route", "route"), ("W", "workers"), ("verdict", "verdict"), ("rps", "rps"),
             ("p99 ms", "p99_ms"), ("health p99 ms", "health_p99_ms"), ("valid", "valid"),
-            ("call site", "stall_site"), ("what to do", "advice")]
+            ("call site", "stall_site"), ("what to do", "advice"), ("measured", "source")]
 
 
 def _md(text: str) -> str:

@@ -19,7 +19,7 @@ import psutil
 
 from harness.data import model, store
 from harness.data.matrix import Cell, cores_available
-from harness.judge import bottleneck, collect, resources, stalls, validity
+from harness.judge import bottleneck, collect, resources, route_window, stalls, validity
 from harness.present import flamegraph
 from harness.run import app_python, seed
 from harness.run.database import ActivityWatcher, Database
@@ -27,7 +27,7 @@ from harness.run.drive import DriveError, scenario_file, start_locust
 from harness.run.launch import LaunchError, Server, launch_target
 from harness.run.profile import Profiler
 from harness.run.remote import Hub
-from harness.run.request_env import request_env, requests_of
+from harness.run.request_env import request_env, requests_of, screen_env
 from harness.system import procs
 from targets import import_string
 
@@ -226,7 +226,7 @@ def _measure(cell: Cell, row: dict, raw_dir: Path, run_dir: Path, upstream: Upst
     locust.end()
     locust.finish(timeout=max(5.0, deadline - (time.monotonic() - started)))
     row.update(collect.collect_cell(raw_dir, t0, t1, cell.knobs.get("app_dir")))
-    draw_stalls(raw_dir, cell.cell_id)
+    _raw_extras(cell, raw_dir, t0, t1)
     if len(row["_workers"]):  # each worker's own figures, beside the row's worst-worker ones
         row["_workers"].to_csv(raw_dir / collect.WORKERS_FILE, index=False)
     if children.watcher is not None:
@@ -289,6 +289,13 @@ def _window_figures(first: _Snapshot, last: _Snapshot, span: float, workers: lis
     out.update(resources.worker_cpu(first.cpu["target"], last.cpu["target"], span, root=root, workers=workers,
                                     threads_before=first.threads, threads_after=last.threads))
     return out
+
+
+def _raw_extras(cell: Cell, raw_dir: Path, t0: float, t1: float) -> None:
+    """The stall flame graph, and for a screen cell each route's own figures in the shared window."""
+    draw_stalls(raw_dir, cell.cell_id)
+    if cell.knobs.get("screen"):
+        route_window.write(raw_dir, t0, t1)
 
 
 def draw_stalls(raw_dir: Path, title: str) -> None:
@@ -356,6 +363,9 @@ def locust_files(cell: Cell, headers: dict[str, str] | None = None) -> tuple[lis
                    BENCH_MAX_IN_FLIGHT=str(cell.max_in_flight), BENCH_SCHEDULERS=str(load_processes(cell)))
     if cell.knobs.get("locustfile"):
         return [scenario_file("probe"), Path(cell.knobs["locustfile"])], env
+    if cell.knobs.get("screen"):  # every route in one window: each one's request from requests.json
+        return [scenario_file("screen")], {**env, **screen_env(cell.knobs["screen"], requests_of(cell),
+                                                               headers or {})}
     if cell.knobs.get("path") is not None:
         spec = (requests_of(cell).get("routes") or {}).get(cell.knobs["path"]) or {}
         return [scenario_file("path")], {**env, **request_env(cell.knobs["path"], spec, headers or {})}

@@ -193,8 +193,10 @@ def calibrate_cpu(meta: dict, cpu_kind: str) -> None:
 def cpu_rates(meta: dict, cpu_kind: str, kinds: set[str]) -> dict[str, float]:
     """Work rate per CPU kind. The run's own kind is `cpu_units_per_ms`; a run whose cells mix kinds
     (python work and GIL-releasing native work differ by orders of magnitude in units/ms) calibrates
-    each other kind once too, in `cpu_units_per_ms_by_kind`."""
-    calibrate_cpu(meta, cpu_kind)
+    each other kind once too, in `cpu_units_per_ms_by_kind`. A session calibrates once: more cells
+    measured in it later (run_more: repeats, re-runs, the audit's routes after its screen) keep its rate."""
+    if "cpu_units_per_ms" not in meta["sessions"][-1]:
+        calibrate_cpu(meta, cpu_kind)
     rates = meta.setdefault("cpu_units_per_ms_by_kind", {cpu_kind: meta["cpu_units_per_ms"]})
     for kind in sorted(kinds - set(rates)):
         rates[kind], _ = _measure_rate(kind)
