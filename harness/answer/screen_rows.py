@@ -11,6 +11,7 @@ import re
 
 from harness.answer.reruns import RERUN
 from harness.data.schema import row_number as _num
+from harness.data.schema import row_text as _text
 from harness.judge import screen
 
 ALONE, SCREENED = "alone", "screen"
@@ -19,11 +20,6 @@ read = screen.read  # screen.csv's lines, [] when the audit ran no screen
 
 def _fmt(value: float, digits: int = 0) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _text(row: dict, key: str) -> str:
-    value = row.get(key)
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def cleared(window: dict, line: dict, template: dict[str, str]) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.answer import aggregate, audit
+from harness.data.matrix import SCREEN
 from harness.judge.stalls import FOLDED_FILE
 
 CHART_DIR = "charts/audit"
@@ -118,6 +119,9 @@ def _stalls(run_dir: Path, route: str, cells: pd.DataFrame) -> list[str]:
     return out
 
 
+SCREEN_TITLE = "every route at once (the screen; the routes it cleared have no cell of their own)"
+
+
 def section_routes(run_dir: Path) -> str:
     """An h2, then per route its chart and, if it blocks the loop, its stalls; "" without audit.csv."""
     run_dir = Path(run_dir)
@@ -130,7 +134,7 @@ def section_routes(run_dir: Path) -> str:
              '<p class="sub">When /health p99 climbs to the route\'s p99, the route holds the event loop; '
              "loop lag is the worst worker's.</p>"]
     for scenario, cells in ok.groupby("scenario", sort=False):
-        route = names.get(str(scenario), str(scenario))
+        route = SCREEN_TITLE if scenario == SCREEN else names.get(str(scenario), str(scenario))
         png = _draw(route, cells, run_dir / CHART_DIR / f"{slug(str(scenario))}.png")
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         parts.append(f'<section class="audit-route"><h3>{html.escape(route)}</h3>'

@@ -8,9 +8,12 @@ from pathlib import Path
 from harness.answer import audit, verdict_kinds
 
 _HEAD = ["route", "workers", "thread tokens", "verdict", "rps", "p99 ms", "/_bench/health p99 ms",
-         "worst loop lag p99 ms", "blocking call site", "what to do", "valid"]
+         "worst loop lag p99 ms", "blocking call site", "what to do", "valid", "measured"]
 _KEYS = ["route", "workers", "thread_tokens", "verdict", "rps", "p99_ms", "health_p99_ms", "loop_lag_p99_ms",
-         "stall_site", "advice", "valid"]
+         "stall_site", "advice", "valid", "source"]
+# Shown only when some row has one: --thread-tokens given (else every row has anyio's 40), a screen ran
+# (source: "screen" for a route it cleared in the shared window, "alone" for one measured in its own cell).
+_OPTIONAL = ("thread_tokens", "source")
 
 
 def section_audit(run_dir: Path) -> str:
@@ -18,9 +21,8 @@ def section_audit(run_dir: Path) -> str:
     if not (Path(run_dir) / audit.AUDIT_CSV).is_file():
         return ""
     rows = audit.read_csv(Path(run_dir))
-    # the thread tokens column only when --thread-tokens was given (else every row has anyio's 40)
     shown = [(h, k) for h, k in zip(_HEAD, _KEYS, strict=True)
-             if k != "thread_tokens" or any(r.get("thread_tokens") for r in rows)]
+             if k not in _OPTIONAL or any(r.get(k) for r in rows)]
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in shown)
     body = []
     for row in rows:
