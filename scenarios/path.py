@@ -3,8 +3,9 @@ closed-loop users on BENCH_METHOD (default GET) BENCH_PATH, with BENCH_BODY sent
 BENCH_CONTENT_TYPE and BENCH_HEADERS (a JSON object) on every request; plus the /health probe
 (on BENCH_HEALTH_PATH).
 
-The first 401, 403 or 422 answer's body is written to BENCH_FIRST_ERROR (once per load process):
-the audit names the validation error's field from it, which Locust's failure file does not keep.
+The first 4xx answer's body is written to BENCH_FIRST_ERROR (once per load process): the audit
+names the validation error's field, or the app's own reason for a 400 ("incorrect email or
+password"), from it, which Locust's failure file does not keep.
 
 Run alone: BENCH_PATH=/items locust -f scenarios/path.py -H http://127.0.0.1:8000
 """
@@ -22,7 +23,7 @@ BODY = os.environ.get("BENCH_BODY")
 HEADERS = {**json.loads(os.environ.get("BENCH_HEADERS") or "{}"),
            **({"Content-Type": os.environ.get("BENCH_CONTENT_TYPE") or "application/json"} if BODY else {})}
 FIRST_ERROR = os.environ.get("BENCH_FIRST_ERROR")
-KEPT_STATUSES = (401, 403, 422)
+KEPT_STATUSES = range(400, 500)  # the client errors: the app says in the body what it refused
 _kept: list[int] = []
 
 

@@ -121,6 +121,8 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
         if code and code.group(1) in ("401", "403"):
             return (f"the route refused the credentials ({code.group(1)}): give --header 'Authorization: "
                     "Bearer TOKEN', or log in in --setup and return the headers from setup(base_url)")
+        if code and code.group(1).startswith("4"):
+            return _refused_advice(code.group(1), route)
         raised = _text(row, "app_error")
         if code and code.group(1).startswith("5") and raised:
             return f"the app raised {raised}: fix it (the traceback is in raw/<cell>/uvicorn.log)"
@@ -163,9 +165,22 @@ def _blocking_advice(site: str) -> str:
     return f"move {what} at {where} out of `async def`: make the route `def`, or await an async client"
 
 
+def _refused_advice(code: str, route: str) -> str:
+    """A 400, 409 or other 4xx: the app refused the request itself, for the reason the verdict names."""
+    if route.startswith("/"):  # a GET: no body to give
+        return (f"the app refused the request ({code}, for the reason in the verdict): give values it "
+                "accepts with --param name=value, or seed the data it needs with --setup FILE")
+    return (f"the app refused the request ({code}, for the reason in the verdict): give a body it accepts "
+            f"with --body '{route or 'METHOD /path'}=@body.json' (a login needs a user that --setup created;"
+            " a body that creates something unique is refused once it exists), or --exclude the route")
+
+
 def first_error(run_dir: Path, row: dict) -> str:
-    """'body.password: Field required' (a 422's first validation error) or a 401/403's detail, from
-    the first such answer the load kept (scenarios/path.py); '' when none was kept."""
+    """'body.password: Field required' (a 422's first validation error) or a 4xx's own reason ('Not
+    authenticated', 'incorrect email or password'), from the first such answer the load kept
+    (scenarios/path.py); '' when none was kept. The reason is read from FastAPI's `detail` or from
+    the `errors` / `message` an app's own error handler writes instead (the RealWorld apps'
+    `{"errors": [...]}`)."""
     raw = _text(row, "raw_dir")
     kept = sorted((run_dir / raw).glob("first_error.json.*")) if raw else []
     for path in kept:
@@ -173,13 +188,25 @@ def first_error(run_dir: Path, row: dict) -> str:
             body = json.loads(json.loads(path.read_text())["body"])
         except (ValueError, KeyError, TypeError, OSError):
             continue
-        detail = body.get("detail") if isinstance(body, dict) else None
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            loc = ".".join(str(p) for p in detail[0].get("loc") or [])
-            return f"{loc}: {detail[0].get('msg', '')}".strip(": ")
-        if isinstance(detail, str):
-            return detail[:120]
+        if reason := _reason(body):
+            return reason
     return ""
+
+
+def _reason(body: object) -> str:
+    """The first reason in an error body: a validation error's 'loc: msg', or a message string."""
+    if not isinstance(body, dict):
+        return body[:120] if isinstance(body, str) else ""
+    said = next((body[k] for k in ("detail", "errors", "message", "error") if body.get(k)), None)
+    first = said[0] if isinstance(said, list) and said else said
+    if isinstance(first, dict) and "msg" in first:
+        loc = ".".join(str(p) for p in first.get("loc") or [])
+        return f"{loc}: {first['msg']}".strip(": ")
+    if isinstance(first, dict) and first:  # {"body": ["can't be empty"]}: the field and its first reason
+        field, why = next(iter(first.items()))
+        why = why[0] if isinstance(why, list) and why else why
+        return f"{field}: {why}"[:120]
+    return first[:120] if isinstance(first, str) else ""
 
 
 def _fmt(value: float, digits: int = 0) -> str:
@@ -203,7 +230,8 @@ def audit_rows(run_dir: Path) -> list[dict]:
     for row in rows:
         scenario = _text(row, "scenario")
         text = verdict(row)
-        if re.match(r"failing: (401|403|422) ", text) and (detail := first_error(run_dir, row)):
+        detail = first_error(run_dir, row) if re.match(r"failing: 4\d\d ", text) else ""
+        if detail and detail.lower() not in text.lower():  # not a 404's own "Not Found" again
             text += f" ({detail})"
         out.append({
             "route": template.get(scenario, scenario), "url": urls.get(scenario, scenario),
