@@ -146,7 +146,9 @@ def add_parser(sub: Any, add_knob: Any) -> None:
                     "parameters")
     au.add_argument("--body", action="append", metavar="'METHOD /path=JSON'",
                     help="the body of one operation, inline JSON or @FILE (repeatable), e.g. "
-                    "--body 'POST /login=@login.json' (default: built from the schema's examples and types)")
+                    "--body 'POST /login=@login.json' (default: built from the schema's examples and types); "
+                    "each {{unique}} in it is a fresh value per request, for a route that creates "
+                    "something unique")
     au.add_argument("--include", action="append", metavar="GLOB",
                     help="audit only routes whose schema path matches (repeatable), e.g. '/heroes/*'")
     au.add_argument("--exclude", action="append", metavar="GLOB",
