@@ -165,6 +165,14 @@ def _blocking_advice(site: str) -> str:
     return f"move {what} at {where} out of `async def`: make the route `def`, or await an async client"
 
 
+def _with_app_error(text: str, row: dict) -> str:
+    """The advice, plus what the app raised when some requests failed 5xx behind another failure
+    (a check-then-insert race: 400 "already exists" for most, 500 UniqueViolationError for a few)."""
+    raised = _text(row, "app_error")
+    return f"{text}; some requests answered 5xx: the app raised {raised}" if raised and raised not in text \
+        else text
+
+
 def _refused_advice(code: str, route: str) -> str:
     """A 400, 409 or other 4xx: the app refused the request itself, for the reason the verdict names."""
     if route.startswith("/"):  # a GET: no body to give
@@ -242,7 +250,8 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
             "wait": _wait(row), "app_error": _text(row, "app_error"),
-            "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
+            "advice": _with_app_error(advice(row, text, template.get(scenario, "")), row),
+            "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN),
         })
     _sweep_notes(out)

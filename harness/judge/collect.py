@@ -338,6 +338,15 @@ def worker_table(workers: list[dict], health: dict[int, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def app_error(raw_dir: Path, app_dir: str | None = None) -> str:
+    """What the app raised when any work request answered 5xx, even behind a more frequent 400
+    (from the worker's log, its paths shown from --app-dir); '' when none did."""
+    from harness.judge import app_errors, failures
+
+    server_errors = any(k.startswith("5") and n > 0 for k, n in failures.counts(raw_dir)[0].items())
+    return app_errors.top(raw_dir, app_dir) if server_errors else ""
+
+
 def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None) -> dict:
     """Every measure a cell's raw folder yields for the window [t0, t1); the per-worker table is in
     row["_workers"] (the cell writes it to raw/<cell>/workers.csv)."""
@@ -347,11 +356,10 @@ def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None
         row.update(load_worker_stats(json.loads(info.read_text()), t0, t1))
     health = row.pop("_health_by_worker")
     probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
-    from harness.judge import app_errors, failures  # failures reads NOT_WORK from here
+    from harness.judge import failures  # failures reads NOT_WORK from here
 
     row["fail_top"] = failures.fail_top(raw_dir)
-    # a 5xx: what the app raised, from the worker's log (its paths shown from --app-dir)
-    row["app_error"] = app_errors.top(raw_dir, app_dir) if row["fail_top"].startswith("5") else ""
+    row["app_error"] = app_error(raw_dir, app_dir)
     found = probe_row.pop("_stalls")
     waits = probe_row.pop("_waits")
     row.update(probe_row)
