@@ -279,8 +279,10 @@ def _known_max(values) -> float:
     return max(known) if known else NAN
 
 
-def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dict]]:
-    """The workers' probe files over the window → (row figures, one dict per worker)."""
+def probe_stats(metrics_dir: Path, t0: float, t1: float,
+                app_dir: str | None = None) -> tuple[dict, list[dict]]:
+    """The workers' probe files over the window → (row figures, one dict per worker); a stall site's
+    file is named from `app_dir` (--app-dir) when under it."""
     workers = []
     for path in sorted(metrics_dir.glob("worker-*.jsonl")):
         figures = _worker_probe(read_probe_file(path), t0, t1)
@@ -322,7 +324,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         "app_pool_wait_p99_ms": float(np.percentile(app_waits, 99)) if len(app_waits) else NAN,
         "app_pool_hold_p50_ms": float(np.percentile(app_holds, 50)) if len(app_holds) else NAN,
     }
-    found = stalls.reduce(samples, t1 - t0, len(workers))
+    found = stalls.reduce(samples, t1 - t0, len(workers), app_dir)
     row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found, **waits.row(), _waits=waits)
     return row, workers
 
@@ -355,7 +357,7 @@ def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None
     if info.exists():
         row.update(load_worker_stats(json.loads(info.read_text()), t0, t1))
     health = row.pop("_health_by_worker")
-    probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
+    probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1, app_dir)
     from harness.judge import failures  # failures reads NOT_WORK from here
 
     row["fail_top"] = failures.fail_top(raw_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import linecache
+import os
 import sysconfig
 from collections import Counter
 from collections.abc import Iterable
@@ -103,7 +104,17 @@ def c_call(frame: Frame) -> str | None:
     return None
 
 
-def site(stack: str, kind: str) -> tuple[str, str] | None:
+def shown_file(file: str, app_dir: str | None = None) -> str:
+    """The app frame's file as a site names it: relative to --app-dir when under it
+    ('app/services/security.py' in a package app), else its name."""
+    if app_dir:
+        root = os.path.abspath(app_dir)
+        if os.path.abspath(file).startswith(root + os.sep):
+            return os.path.relpath(file, root)
+    return Path(file).name
+
+
+def site(stack: str, kind: str, app_dir: str | None = None) -> tuple[str, str] | None:
     """(site without its line, its line) of one sample, or None when no app frame is on the stack."""
     frames = [Frame.parse(f) for f in stack.split(";") if f]
     inner = [i for i, f in enumerate(frames) if is_app(f.file)]
@@ -111,7 +122,7 @@ def site(stack: str, kind: str) -> tuple[str, str] | None:
         return None
     i = inner[-1]
     app = frames[i]
-    where = Path(app.file).name + ":{line} in " + _function(app.qualname)
+    where = shown_file(app.file, app_dir) + ":{line} in " + _function(app.qualname)
     if i + 1 < len(frames):
         where += f" → {library_name(frames[i + 1])}"
     elif kind != "cpu" and (call := c_call(app)):
@@ -134,8 +145,10 @@ def parse_key(key: str) -> tuple[str, str, str]:
     return path, kind, stack
 
 
-def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int) -> Stalls:
-    """Stack samples ("path\\tkind\\tstack" → count) of every worker over the window → the site."""
+def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int,
+           app_dir: str | None = None) -> Stalls:
+    """Stack samples ("path\\tkind\\tstack" → count) of every worker over the window → the site
+    (its file named from `app_dir`, --app-dir, when under it)."""
     by_site: Counter[tuple[str, str]] = Counter()
     lines: dict[str, Counter[str]] = {}
     folded: Counter[str] = Counter()
@@ -144,7 +157,7 @@ def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int) ->
         path, kind, stack = parse_key(key)
         total += n
         folded[";".join([path, *(short(f) for f in stack.split(";") if f), f"[{kind}]"])] += n
-        found = site(stack, kind)
+        found = site(stack, kind, app_dir)
         if found is None:
             continue
         where, line = found

@@ -1,0 +1,41 @@
+"""A package app's stall site names its file from --app-dir: the RealWorld example's bcrypt call
+is in app/services/security.py, not just "security.py" (a name a larger app may have twice, which
+the GitHub annotation then cannot place)."""
+
+from __future__ import annotations
+
+from harness.judge import stalls
+
+SITE = "/venv/lib/python3.9/site-packages"
+
+
+def _frame(file: str, qualname: str, line: int) -> str:
+    return f"{file}:{qualname}:{line}"
+
+
+STACK = ";".join([
+    _frame(f"{SITE}/fastapi/routing.py", "run_endpoint_function", 160),
+    _frame("/srv/rw/app/api/routes/authentication.py", "login", 38),
+    _frame("/srv/rw/app/models/domain/users.py", "UserInDB.check_password", 20),
+    _frame("/srv/rw/app/services/security.py", "verify_password", 12),
+    _frame(f"{SITE}/passlib/context.py", "CryptContext.verify", 2347),
+    _frame(f"{SITE}/bcrypt/__init__.py", "hashpw", 102),
+])
+
+
+def test_the_site_file_is_relative_to_the_app_dir() -> None:
+    assert stalls.site(STACK, "cpu", "/srv/rw") == (
+        "app/services/security.py:{line} in verify_password → passlib.CryptContext.verify (CPU)", "12")
+    assert stalls.site(STACK, "cpu", "/srv/rw/")[0].startswith("app/services/security.py:")
+
+
+def test_without_an_app_dir_or_outside_it_the_site_is_the_file_name() -> None:
+    assert stalls.site(STACK, "cpu")[0].startswith("security.py:{line} in verify_password")
+    assert stalls.site(STACK, "cpu", "/elsewhere")[0].startswith("security.py:")
+    assert stalls.site(STACK, "cpu", "/srv/r")[0].startswith("security.py:")  # a prefix is not a parent
+
+
+def test_reduce_names_the_row_site_from_the_app_dir() -> None:
+    samples = [(f"POST /api/users/login\tcpu\t{STACK}", 500)]
+    found = stalls.reduce(samples, window_s=5.0, workers=1, app_dir="/srv/rw")
+    assert found.site == "app/services/security.py:12 in verify_password → passlib.CryptContext.verify (CPU)"
