@@ -39,3 +39,15 @@ def test_reduce_names_the_row_site_from_the_app_dir() -> None:
     samples = [(f"POST /api/users/login\tcpu\t{STACK}", 500)]
     found = stalls.reduce(samples, window_s=5.0, workers=1, app_dir="/srv/rw")
     assert found.site == "app/services/security.py:12 in verify_password → passlib.CryptContext.verify (CPU)"
+
+
+def test_timeouts_behind_a_blocked_loop_get_the_blocking_advice() -> None:
+    from harness.answer import audit
+
+    site = "app/services/security.py:12 in verify_password → passlib.verify (CPU)"
+    row = {"stall_site": site, "loop_blocked_pct_max": 66.0}
+    advice = audit.advice(row, "failing: timeout 13%", "POST /api/users/login")
+    assert advice.startswith("the requests timed out queued behind a blocked loop")
+    assert "`passlib.verify` at app/services/security.py:12 off the loop" in advice
+    healthy = audit.advice({**row, "loop_blocked_pct_max": 5.0}, "failing: timeout 13%")
+    assert "blocked loop" not in healthy  # a slow upstream, not the loop: the generic advice

@@ -108,6 +108,10 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
     if verdict_text.startswith("failing: no response"):
         return ("no request was answered within the window: look for an await or a lock with no "
                 "timeout in the route, and give it one")
+    blocked = _num(row, "loop_blocked_pct_max") >= BLOCKED_PCT
+    if verdict_text.startswith("failing: timeout") and site and blocked:
+        return ("the requests timed out queued behind a blocked loop (fewer --users shows the blocking "
+                "without timeouts): " + _blocking_advice(site))
     if verdict_text.startswith("failing"):
         code = re.search(r"\b([45]\d\d)\b", verdict_text)
         if code and code.group(1) == "404":
