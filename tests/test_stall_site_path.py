@@ -51,3 +51,18 @@ def test_timeouts_behind_a_blocked_loop_get_the_blocking_advice() -> None:
     assert "`passlib.verify` at app/services/security.py:12 off the loop" in advice
     healthy = audit.advice({**row, "loop_blocked_pct_max": 5.0}, "failing: timeout 13%")
     assert "blocked loop" not in healthy  # a slow upstream, not the loop: the generic advice
+
+
+def test_the_app_interpreters_own_standard_library_is_not_the_app() -> None:
+    """Under --python the app's stdlib is another interpreter's (3.9 here, the harness on 3.11):
+    asyncio's runners.py was named as the app's site of a stall inside pydantic's serialisation."""
+    py39 = "/root/.pyenv/versions/3.9.18/lib/python3.9"
+    only_libraries = ";".join([_frame(f"{py39}/asyncio/runners.py", "run", 44),
+                               _frame(f"{SITE}/uvicorn/protocols/http/httptools_impl.py", "run_asgi", 401),
+                               _frame(f"{SITE}/pydantic/main.py", "dict", 10)])
+    assert stalls.site(only_libraries, "cpu", "/srv/rw") is None
+    assert stalls.short(_frame(f"{py39}/asyncio/runners.py", "run", 44)) == "asyncio/runners.py:run:44"
+    app_then_json = ";".join([_frame("/srv/rw/app/api/routes/comments.py", "list_comments", 30),
+                              _frame(f"{py39}/json/__init__.py", "dumps", 231)])
+    assert stalls.site(app_then_json, "cpu", "/srv/rw")[0] == (
+        "app/api/routes/comments.py:{line} in list_comments → json.dumps (CPU)")

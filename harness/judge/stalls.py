@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import linecache
 import os
+import re
 import sysconfig
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ FOLDED_FILE = "stalls.folded"
 SITES_FILE = "stall_sites.csv"  # raw/<cell>/: samples per (path, site)
 
 _STDLIB = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
+# Another interpreter's standard library (--python: the app's 3.9 beside the harness's 3.11).
+_OTHER_STDLIB = re.compile(r"^(?P<root>/.*?/lib/python\d+\.\d+)/")
 _PROBE = tuple(f"/targets/{name}.py" for name in ("probe", "stall_sampler", "wait_sampler", "instrument",
                                                                  "foreign"))
 _LIBRARY = ("/site-packages/", "/dist-packages/")
@@ -49,7 +52,17 @@ def is_app(file: str) -> bool:
     """The app's own code: not a library, not the standard library, not the harness probe."""
     if file.startswith("<") or any(part in file for part in _LIBRARY) or file.endswith(_PROBE):
         return False
-    return not file.startswith(_STDLIB)
+    return stdlib_root(file) is None
+
+
+def stdlib_root(file: str) -> str | None:
+    """The standard library folder `file` is in (the harness's, or the app's own interpreter's
+    .../lib/python3.9), or None."""
+    own = next((r for r in _STDLIB if file.startswith(r + "/")), None)
+    if own is not None:
+        return own
+    other = _OTHER_STDLIB.match(file)
+    return other.group("root") if other else None
 
 
 def _function(qualname: str) -> str:
@@ -65,10 +78,9 @@ def library_name(frame: Frame) -> str:
         if marker in frame.file:
             package = frame.file.split(marker, 1)[1].split("/", 1)[0].removesuffix(".py")
             return f"{package}.{_function(frame.qualname)}"
-    for root in _STDLIB:
-        if frame.file.startswith(root):
-            module = path.relative_to(root).parts[0].removesuffix(".py")
-            return f"{module}.{_function(frame.qualname)}"
+    if (root := stdlib_root(frame.file)) is not None:
+        module = path.relative_to(root).parts[0].removesuffix(".py")
+        return f"{module}.{_function(frame.qualname)}"
     return f"{path.stem}.{_function(frame.qualname)}"
 
 
@@ -81,7 +93,7 @@ def short(frame: str) -> str:
             file = file.split(marker, 1)[1]
             break
     else:
-        root = next((r for r in _STDLIB if file.startswith(r + "/")), None)
+        root = stdlib_root(file)
         if root is not None:
             file = file[len(root) + 1:]
         elif file.startswith("/"):
