@@ -107,7 +107,8 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     requests_file = Path(run_dir).resolve() / REQUESTS_JSON  # the cells read each route's request here
     requests_file.write_text(json.dumps(requests_json(found, headers), indent=1))
     cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file))
-    audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key} for r in found],
+    audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key,
+                                 "body": r.body is not None} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)
     print(f"audit of {args.app}: {len(found)} route(s) to measure, {len(skipped)} skipped; about "
           f"{fmt_s(estimate_s(plan_cells([cfg])))} in all", flush=True)

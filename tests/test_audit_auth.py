@@ -80,3 +80,12 @@ def test_a_400_from_an_apps_own_error_handler_names_its_reason_and_the_body_to_g
 ])
 def test_error_bodies_of_other_shapes(tmp_path, body, reason):
     assert audit.first_error(tmp_path, _kept(tmp_path, 409, body)) == reason
+
+
+def test_a_refused_post_without_a_body_is_not_told_to_give_one(tmp_path):
+    row = _kept(tmp_path, 400, {"errors": ["you follow this user already"]})
+    advice = audit.advice(row, "failing: 400 Bad Request 100%", "POST /api/profiles/{username}/follow",
+                          has_body=False)
+    assert "--body" not in advice and "--exclude" in advice and "refused when repeated" in advice
+    with_body = audit.advice(row, "failing: 400 Bad Request 100%", "POST /api/users", has_body=True)
+    assert "--body 'POST /api/users=@body.json'" in with_body

@@ -101,9 +101,9 @@ def _by_bound(row: dict) -> str:
 _SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?$")
 
 
-def advice(row: dict, verdict_text: str, route: str = "") -> str:
+def advice(row: dict, verdict_text: str, route: str = "", has_body: bool | None = None) -> str:
     """One line: what to change, naming the call site when the stall sampler found one (`route`:
-    the operation as --body names it)."""
+    the operation as --body names it; `has_body` False: it sends none, so no --body is advised)."""
     site = _text(row, "stall_site")
     if verdict_text.startswith("failing: no response"):
         return ("no request was answered within the window: look for an await or a lock with no "
@@ -126,7 +126,7 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
             return (f"the route refused the credentials ({code.group(1)}): give --header 'Authorization: "
                     "Bearer TOKEN', or log in in --setup and return the headers from setup(base_url)")
         if code and code.group(1).startswith("4"):
-            return _refused_advice(code.group(1), route)
+            return _refused_advice(code.group(1), route, has_body)
         raised = _text(row, "app_error")
         if code and code.group(1).startswith("5") and raised:
             return f"the app raised {raised}: fix it (the traceback is in raw/<cell>/uvicorn.log)"
@@ -177,8 +177,12 @@ def _with_app_error(text: str, row: dict) -> str:
         else text
 
 
-def _refused_advice(code: str, route: str) -> str:
+def _refused_advice(code: str, route: str, has_body: bool | None = None) -> str:
     """A 400, 409 or other 4xx: the app refused the request itself, for the reason the verdict names."""
+    if has_body is False and not route.startswith("/"):  # a POST without a body: a toggle, a follow
+        return (f"the app refused the request ({code}, for the reason in the verdict): a request without "
+                "a body that succeeds once (a follow, a like) is refused when repeated: give other values "
+                "with --param name=value, seed what it needs with --setup FILE, or --exclude the route")
     if route.startswith("/"):  # a GET: no body to give
         return (f"the app refused the request ({code}, for the reason in the verdict): give values it "
                 "accepts with --param name=value, or seed the data it needs with --setup FILE")
@@ -235,6 +239,7 @@ def audit_rows(run_dir: Path) -> list[dict]:
     """audit.csv's rows: every measured cell of the run, then every skipped route."""
     found = json.loads((run_dir / AUDIT_JSON).read_text())
     template = {r.get("scenario", r["url"]): r["template"] for r in found["routes"]}
+    has_body = {r.get("scenario", r["url"]): r.get("body") for r in found["routes"]}  # None: not recorded
     urls = {r.get("scenario", r["url"]): r["url"] for r in found["routes"]}
     results = run_dir / "results.csv"
     rows = drop_superseded(read_results(results).to_dict("records")) if results.is_file() else []
@@ -254,7 +259,8 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
             "wait": _wait(row), "app_error": _text(row, "app_error"),
-            "advice": _with_app_error(advice(row, text, template.get(scenario, "")), row),
+            "advice": _with_app_error(advice(row, text, template.get(scenario, ""), has_body.get(scenario)),
+                                      row),
             "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN),
         })
