@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.answer import audit
+from harness.answer import refusals
 from harness.judge.collect import app_error
 
 LOG = '''ERROR:    Exception in ASGI application
@@ -33,11 +33,11 @@ def test_a_few_500s_behind_400s_name_the_exception_and_the_advice_says_so(tmp_pa
     assert raised == ('asyncpg.exceptions.UniqueViolationError: duplicate key value violates unique '
                       'constraint "pk_followers" at app/db/repositories/profiles.py:67')
     row = {"app_error": raised}
-    text = audit._with_app_error("the app refused the request (400, ...)", row)
+    text = refusals.with_app_error("the app refused the request (400, ...)", row)
     assert text.endswith("; some requests answered 5xx: the app raised " + raised)
 
 
 def test_only_400s_name_no_exception_even_when_the_log_has_one(tmp_path: Path) -> None:
     raw = _cell(tmp_path, "POST,work,LocustBadStatusCode(code=400),1000\n")
     assert app_error(raw, "/srv/rw") == ""
-    assert audit._with_app_error("advice", {"app_error": ""}) == "advice"
+    assert refusals.with_app_error("advice", {"app_error": ""}) == "advice"
