@@ -41,3 +41,15 @@ def test_only_400s_name_no_exception_even_when_the_log_has_one(tmp_path: Path) -
     raw = _cell(tmp_path, "POST,work,LocustBadStatusCode(code=400),1000\n")
     assert app_error(raw, "/srv/rw") == ""
     assert refusals.with_app_error("advice", {"app_error": ""}) == "advice"
+
+
+def test_a_compiled_extensions_frame_is_not_the_apps(tmp_path: Path) -> None:
+    """asyncpg's Cython frame is 'asyncpg/protocol/protocol.pyx' (relative): the innermost app frame
+    is the app's own line above it, not protocol.pyx:201."""
+    cython = LOG.replace(
+        "asyncpg.exceptions.",
+        '  File "/venv/lib/python3.9/site-packages/asyncpg/connection.py", line 1731, in _do_execute\n'
+        '  File "asyncpg/protocol/protocol.pyx", line 201, in bind_execute\nasyncpg.exceptions.', 1)
+    raw = _cell(tmp_path, "POST,work,LocustBadStatusCode(code=500),10\n")
+    (raw / "uvicorn.log").write_text(cython)
+    assert app_error(raw, "/srv/rw").endswith("at app/db/repositories/profiles.py:67")
