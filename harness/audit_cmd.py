@@ -109,7 +109,8 @@ def run_audit(args: Any, overrides: dict[str, Any]) -> int:
     requests_file = Path(run_dir).resolve() / REQUESTS_JSON  # the cells read each route's request here
     requests_file.write_text(json.dumps(requests_json(found, headers), indent=1))
     cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file))
-    audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key} for r in found],
+    audit.write_found(run_dir, [{"template": r.label, "url": r.url, "scenario": r.key,
+                                 "body": r.body is not None} for r in found],
                       [{"template": s.template, "reason": s.reason} for s in skipped], cfg.setup)
     if screened:
         screen_cfg = audit_config(args, overrides, cfg.app_dir, cfg.paths, requests=str(requests_file),
@@ -207,7 +208,9 @@ def add_parser(sub: Any, add_knob: Any) -> None:
                     "parameters")
     au.add_argument("--body", action="append", metavar="'METHOD /path=JSON'",
                     help="the body of one operation, inline JSON or @FILE (repeatable), e.g. "
-                    "--body 'POST /login=@login.json' (default: built from the schema's examples and types)")
+                    "--body 'POST /login=@login.json' (default: built from the schema's examples and types); "
+                    "each {{unique}} in it is a fresh value per request, for a route that creates "
+                    "something unique")
     au.add_argument("--include", action="append", metavar="GLOB",
                     help="audit only routes whose schema path matches (repeatable), e.g. '/heroes/*'")
     au.add_argument("--exclude", action="append", metavar="GLOB",

@@ -17,9 +17,10 @@ def add_flags(au: Any) -> None:
                     help="an earlier audit folder: each route's throughput and p99 against it (exact "
                          "permutation test, as `compare`; give both audits --repeat 5); under --check a "
                          "significant regression larger than --max-regression exits 1")
+    # argparse %-formats help texts: a literal percent sign is written %%
     au.add_argument("--max-regression", dest="max_regression", metavar="PCT",
                     help=f"the regression --baseline allows, in percent (default: "
-                         f"{baseline.DEFAULT_MAX_REGRESSION:.0%}".replace("%", "%%") + ")")
+                         f"{baseline.DEFAULT_MAX_REGRESSION * 100:.0f}%%)")
 
 
 def max_regression(args: Any) -> float:

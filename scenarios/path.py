@@ -3,14 +3,20 @@ closed-loop users on BENCH_METHOD (default GET) BENCH_PATH, with BENCH_BODY sent
 BENCH_CONTENT_TYPE and BENCH_HEADERS (a JSON object) on every request; plus the /health probe
 (on BENCH_HEALTH_PATH).
 
-The first 401, 403 or 422 answer's body is written to BENCH_FIRST_ERROR (once per load process):
-the audit names the validation error's field from it, which Locust's failure file does not keep.
+Every `{{unique}}` in the body is replaced, per request, by a fresh 32-digit hex string (uuid4), so
+a route that creates something unique (a user, a slug) can be measured: `--body 'POST /api/users=
+{"user": {"username": "u{{unique}}", "email": "{{unique}}@example.com", "password": "pw"}}'`.
+
+The first 4xx answer's body is written to BENCH_FIRST_ERROR (once per load process): the audit
+names the validation error's field, or the app's own reason for a 400 ("incorrect email or
+password"), from it, which Locust's failure file does not keep.
 
 Run alone: BENCH_PATH=/items locust -f scenarios/path.py -H http://127.0.0.1:8000
 """
 
 import json
 import os
+import uuid
 
 from _base import HealthProbe, WorkUser
 from locust import events
@@ -21,8 +27,9 @@ METHOD = (os.environ.get("BENCH_METHOD") or "GET").upper()
 BODY = os.environ.get("BENCH_BODY")
 HEADERS = {**json.loads(os.environ.get("BENCH_HEADERS") or "{}"),
            **({"Content-Type": os.environ.get("BENCH_CONTENT_TYPE") or "application/json"} if BODY else {})}
+UNIQUE = "{{unique}}"
 FIRST_ERROR = os.environ.get("BENCH_FIRST_ERROR")
-KEPT_STATUSES = (401, 403, 422)
+KEPT_STATUSES = range(400, 500)  # the client errors: the app says in the body what it refused
 _kept: list[int] = []
 
 
@@ -31,8 +38,15 @@ class PathUser(WorkUser):
 
     def _request(self, context: dict | None = None) -> None:
         kwargs = {"context": context} if context else {}
-        self.client.request(METHOD, self.path, name=self.stats_name, data=BODY, headers=HEADERS or None,
+        self.client.request(METHOD, self.path, name=self.stats_name, data=body(), headers=HEADERS or None,
                             **kwargs)
+
+
+def body() -> str | None:
+    """This request's body: BODY with each {{unique}} a new uuid4 hex (the same one throughout)."""
+    if BODY is None or UNIQUE not in BODY:
+        return BODY
+    return BODY.replace(UNIQUE, uuid.uuid4().hex)
 
 
 if FIRST_ERROR:

@@ -62,3 +62,30 @@ def test_a_401_names_its_detail_and_the_advice_names_header_and_setup(tmp_path):
     assert "--header 'Authorization: Bearer TOKEN'" in advice and "setup" in advice
     assert "--param" not in advice
     assert audit.first_error(tmp_path, {"raw_dir": "raw/none"}) == ""  # nothing kept: nothing said
+
+
+def test_a_400_from_an_apps_own_error_handler_names_its_reason_and_the_body_to_give(tmp_path):
+    row = _kept(tmp_path, 400, {"errors": ["incorrect email or password"]})  # the RealWorld apps' shape
+    assert audit.first_error(tmp_path, row) == "incorrect email or password"
+    advice = audit.advice(row, "failing: 400 Bad Request 100%", "POST /api/users/login")
+    assert "--body 'POST /api/users/login=@body.json'" in advice and "locust_failures" not in advice
+    assert "--body" not in audit.advice(row, "failing: 400 Bad Request 100%", "/api/articles")  # a GET
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"errors": [{"loc": ["body", "user"], "msg": "field required"}]}, "body.user: field required"),
+    ({"errors": {"body": ["can't be empty"]}}, "body: can't be empty"),
+    ({"message": "slug taken"}, "slug taken"),
+    ({"unrelated": 1}, ""),
+])
+def test_error_bodies_of_other_shapes(tmp_path, body, reason):
+    assert audit.first_error(tmp_path, _kept(tmp_path, 409, body)) == reason
+
+
+def test_a_refused_post_without_a_body_is_not_told_to_give_one(tmp_path):
+    row = _kept(tmp_path, 400, {"errors": ["you follow this user already"]})
+    advice = audit.advice(row, "failing: 400 Bad Request 100%", "POST /api/profiles/{username}/follow",
+                          has_body=False)
+    assert "--body" not in advice and "--exclude" in advice and "refused when repeated" in advice
+    with_body = audit.advice(row, "failing: 400 Bad Request 100%", "POST /api/users", has_body=True)
+    assert "--body 'POST /api/users=@body.json'" in with_body

@@ -65,7 +65,7 @@ def test_thread_pool_blocking_and_404_routes_told_apart(tmp_path):
     assert blocked["stall_site"] == f"three_kinds.py:{line} in blocking → time.sleep"
     assert blocked["advice"].startswith(f"move `time.sleep` at three_kinds.py:{line} out of `async def`")
     assert missing["url"] == "/things/7"  # the schema's example
-    assert missing["verdict"] == "failing: 404 Not Found 100%", missing
+    assert missing["verdict"] == "failing: 404 Not Found 100% (no such thing)", missing  # the app's detail
     assert "--setup" in missing["advice"]
     table = done.stdout
     assert "limited by the thread pool (40 of 40 tokens busy, all of them " in table

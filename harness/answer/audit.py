@@ -28,7 +28,8 @@ import math
 import re
 from pathlib import Path
 
-from harness.answer import screen_rows
+from harness.answer import refusals, screen_rows
+from harness.answer.refusals import first_error  # the row text reads it; tests too
 from harness.answer.reruns import RERUN, drop_superseded
 from harness.data.matrix import SCREEN
 from harness.data.schema import read_results
@@ -99,13 +100,17 @@ def _by_bound(row: dict) -> str:
 _SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?$")
 
 
-def advice(row: dict, verdict_text: str, route: str = "") -> str:
+def advice(row: dict, verdict_text: str, route: str = "", has_body: bool | None = None) -> str:
     """One line: what to change, naming the call site when the stall sampler found one (`route`:
-    the operation as --body names it)."""
+    the operation as --body names it; `has_body` False: it sends none, so no --body is advised)."""
     site = _text(row, "stall_site")
     if verdict_text.startswith("failing: no response"):
         return ("no request was answered within the window: look for an await or a lock with no "
                 "timeout in the route, and give it one")
+    blocked = _num(row, "loop_blocked_pct_max") >= BLOCKED_PCT
+    if verdict_text.startswith("failing: timeout") and site and blocked:
+        return ("the requests timed out queued behind a blocked loop (fewer --users shows the blocking "
+                "without timeouts): " + _blocking_advice(site))
     if verdict_text.startswith("failing"):
         code = re.search(r"\b([45]\d\d)\b", verdict_text)
         if code and code.group(1) == "404":
@@ -119,6 +124,8 @@ def advice(row: dict, verdict_text: str, route: str = "") -> str:
         if code and code.group(1) in ("401", "403"):
             return (f"the route refused the credentials ({code.group(1)}): give --header 'Authorization: "
                     "Bearer TOKEN', or log in in --setup and return the headers from setup(base_url)")
+        if code and code.group(1).startswith("4"):
+            return refusals.refused_advice(code.group(1), route, has_body)
         raised = _text(row, "app_error")
         if code and code.group(1).startswith("5") and raised:
             return f"the app raised {raised}: fix it (the traceback is in raw/<cell>/uvicorn.log)"
@@ -161,25 +168,6 @@ def _blocking_advice(site: str) -> str:
     return f"move {what} at {where} out of `async def`: make the route `def`, or await an async client"
 
 
-def first_error(run_dir: Path, row: dict) -> str:
-    """'body.password: Field required' (a 422's first validation error) or a 401/403's detail, from
-    the first such answer the load kept (scenarios/path.py); '' when none was kept."""
-    raw = _text(row, "raw_dir")
-    kept = sorted((run_dir / raw).glob("first_error.json.*")) if raw else []
-    for path in kept:
-        try:
-            body = json.loads(json.loads(path.read_text())["body"])
-        except (ValueError, KeyError, TypeError, OSError):
-            continue
-        detail = body.get("detail") if isinstance(body, dict) else None
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            loc = ".".join(str(p) for p in detail[0].get("loc") or [])
-            return f"{loc}: {detail[0].get('msg', '')}".strip(": ")
-        if isinstance(detail, str):
-            return detail[:120]
-    return ""
-
-
 def _fmt(value: float, digits: int = 0) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
 
@@ -194,6 +182,7 @@ def audit_rows(run_dir: Path) -> list[dict]:
     """audit.csv's rows: every measured cell of the run, then every skipped route."""
     found = json.loads((run_dir / AUDIT_JSON).read_text())
     template = {r.get("scenario", r["url"]): r["template"] for r in found["routes"]}
+    has_body = {r.get("scenario", r["url"]): r.get("body") for r in found["routes"]}  # None: not recorded
     urls = {r.get("scenario", r["url"]): r["url"] for r in found["routes"]}
     results = run_dir / "results.csv"
     rows = (drop_superseded(users_bound.withdraw_grown(read_results(results)).to_dict("records"))
@@ -208,7 +197,8 @@ def audit_rows(run_dir: Path) -> list[dict]:
                     if ln["raw_dir"] == _text(row, "raw_dir") and ln["route"] not in flagged]
             continue
         text = verdict(row)
-        if re.match(r"failing: (401|403|422) ", text) and (detail := first_error(run_dir, row)):
+        detail = first_error(run_dir, row) if re.match(r"failing: 4\d\d ", text) else ""
+        if detail and detail.lower() not in text.lower():  # not a 404's own "Not Found" again
             text += f" ({detail})"
         out.append({
             "_scenario": scenario,
@@ -220,7 +210,9 @@ def audit_rows(run_dir: Path) -> list[dict]:
             "health_max_ms": _fmt(_num(row, "health_max_ms"), 1),
             "loop_lag_p99_ms": _fmt(_num(row, "loop_lag_p99_ms"), 1), "stall_site": _text(row, "stall_site"),
             "wait": _wait(row), "app_error": _text(row, "app_error"),
-            "advice": advice(row, text, template.get(scenario, "")), "valid": _text(row, "valid"),
+            "advice": refusals.with_app_error(
+                advice(row, text, template.get(scenario, ""), has_body.get(scenario)), row),
+            "valid": _text(row, "valid"),
             "invalid_reason": _text(row, "invalid_reason"), "rerun": _text(row, RERUN), "source": ALONE,
         })
     if lines:  # the cleared routes' rows and the alone ones in the schema's order

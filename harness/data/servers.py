@@ -44,7 +44,7 @@ SERVERS: dict[str, ServerKind] = {
                             "h11/h2 (no httptools), keep-alive 5 s"),
 }
 
-GRACE_S = "3"  # seconds a server lets requests finish on stop (uvicorn's --timeout-graceful-shutdown 3)
+GRACE_S = "3"  # seconds a server lets requests finish on stop (uvicorn 0.22+: --timeout-graceful-shutdown)
 
 
 # A server's worker model that breaks a target's assumption, recognised in its log: the row says
@@ -70,19 +70,20 @@ def check_combination(server: str, launch: str) -> None:
 
 def command(server: str, import_string: str, *, workers: int, port: int, loop: str, host: str,
             launch: str = "uvicorn", python: str | None = None, root: str | None = None,
-            cwd: str | None = None) -> list[str]:
+            cwd: str | None = None, graceful: bool = True) -> list[str]:
     """The command line that serves `import_string` under `server` on host:port with W workers.
 
     `python` is the app's own interpreter (--python; default the harness's), `root` where the
     targets package is imported from (a copy of its in-worker modules under --python), `cwd` the
-    working directory gunicorn changes to (--chdir)."""
+    working directory gunicorn changes to (--chdir). `graceful` False leaves out uvicorn's
+    --timeout-graceful-shutdown, which a uvicorn older than 0.22 refuses (an app's own pin)."""
     check_combination(server, launch)
     py = python or sys.executable
     where = str(cwd or root or ROOT)
     bind = f"{host}:{port}"
     if server == "uvicorn":
         return _uvicorn(import_string, workers=workers, port=port, loop=loop, host=host, launch=launch, py=py,
-                        root=str(root or ROOT))
+                        root=str(root or ROOT), graceful=graceful)
     if server == "gunicorn":
         # uvicorn_worker.UvicornWorker resolves loop "auto" (uvloop); the asyncio loop needs its
         # config changed, which is what targets.gunicorn_worker's one subclass does.
@@ -105,11 +106,12 @@ def command(server: str, import_string: str, *, workers: int, port: int, loop: s
 
 
 def _uvicorn(import_string: str, *, workers: int, port: int, loop: str, host: str, launch: str, py: str,
-             root: str) -> list[str]:
+             root: str, graceful: bool = True) -> list[str]:
     """`uvicorn --workers W` (one shared socket), or W single-worker uvicorns on SO_REUSEPORT."""
     common = [import_string, "--app-dir", root, "--loop", loop, "--http", "httptools",
-              "--lifespan", "on", "--no-access-log", "--log-level", "warning",
-              "--timeout-graceful-shutdown", GRACE_S]
+              "--lifespan", "on", "--no-access-log", "--log-level", "warning"]
+    if graceful:
+        common += ["--timeout-graceful-shutdown", GRACE_S]
     if launch == "reuseport":
         return [sys.executable, "-m", "harness.system.reuseport", "--workers", str(workers), "--host", host,
                 "--port", str(port), "--", *common]

@@ -3,8 +3,8 @@ of the app's code, read from the tracebacks the server printed to the worker's l
 (raw/<cell>/uvicorn.log), e.g. "RuntimeError: invoice parser choked at billing.py:14".
 
 The log covers the whole cell (warm-up included); the most frequent exception is the one named.
-A frame is the app's when it is not in site-packages, the standard library or the harness's own
-targets/ (the wrapper around the app).
+A frame is the app's when its path is absolute and not in site-packages, the standard library or
+the harness's own targets/ (the wrapper around the app); a Cython frame's relative path is a library's.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ _STDLIB = re.compile(r"/lib/python\d+\.\d+/")
 
 
 def _is_app(path: str) -> bool:
-    return not any(part in path for part in _NOT_APP) and not _STDLIB.search(path) \
-        and not path.startswith("<")
+    """A frame of the app's own code: an absolute path, not a library's, not the standard library's.
+    A compiled extension's frame names its source relative to its build ("asyncpg/protocol/
+    protocol.pyx"): that is a library's too."""
+    return os.path.isabs(path) and not any(part in path for part in _NOT_APP) and not _STDLIB.search(path)
 
 
 def _shown(path: str, app_dir: str | None) -> str:

@@ -279,8 +279,10 @@ def _known_max(values) -> float:
     return max(known) if known else NAN
 
 
-def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dict]]:
-    """The workers' probe files over the window → (row figures, one dict per worker)."""
+def probe_stats(metrics_dir: Path, t0: float, t1: float,
+                app_dir: str | None = None) -> tuple[dict, list[dict]]:
+    """The workers' probe files over the window → (row figures, one dict per worker); a stall site's
+    file is named from `app_dir` (--app-dir) when under it."""
     workers = []
     for path in sorted(metrics_dir.glob("worker-*.jsonl")):
         figures = _worker_probe(read_probe_file(path), t0, t1)
@@ -322,7 +324,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float) -> tuple[dict, list[dic
         "app_pool_wait_p99_ms": float(np.percentile(app_waits, 99)) if len(app_waits) else NAN,
         "app_pool_hold_p50_ms": float(np.percentile(app_holds, 50)) if len(app_holds) else NAN,
     }
-    found = stalls.reduce(samples, t1 - t0, len(workers))
+    found = stalls.reduce(samples, t1 - t0, len(workers), app_dir)
     row.update(stall_site=found.site, stall_samples=found.samples, _stalls=found, **waits.row(), _waits=waits)
     return row, workers
 
@@ -338,6 +340,15 @@ def worker_table(workers: list[dict], health: dict[int, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def app_error(raw_dir: Path, app_dir: str | None = None) -> str:
+    """What the app raised when any work request answered 5xx, even behind a more frequent 400
+    (from the worker's log, its paths shown from --app-dir); '' when none did."""
+    from harness.judge import app_errors, failures
+
+    server_errors = any(k.startswith("5") and n > 0 for k, n in failures.counts(raw_dir)[0].items())
+    return app_errors.top(raw_dir, app_dir) if server_errors else ""
+
+
 def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None) -> dict:
     """Every measure a cell's raw folder yields for the window [t0, t1); the per-worker table is in
     row["_workers"] (the cell writes it to raw/<cell>/workers.csv)."""
@@ -346,12 +357,11 @@ def collect_cell(raw_dir: Path, t0: float, t1: float, app_dir: str | None = None
     if info.exists():
         row.update(load_worker_stats(json.loads(info.read_text()), t0, t1))
     health = row.pop("_health_by_worker")
-    probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1)
-    from harness.judge import app_errors, failures  # failures reads NOT_WORK from here
+    probe_row, workers = probe_stats(raw_dir / "metrics", t0, t1, app_dir)
+    from harness.judge import failures  # failures reads NOT_WORK from here
 
     row["fail_top"] = failures.fail_top(raw_dir)
-    # a 5xx: what the app raised, from the worker's log (its paths shown from --app-dir)
-    row["app_error"] = app_errors.top(raw_dir, app_dir) if row["fail_top"].startswith("5") else ""
+    row["app_error"] = app_error(raw_dir, app_dir)
     found = probe_row.pop("_stalls")
     waits = probe_row.pop("_waits")
     row.update(probe_row)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import linecache
+import os
+import re
 import sysconfig
 from collections import Counter
 from collections.abc import Iterable
@@ -27,6 +29,8 @@ FOLDED_FILE = "stalls.folded"
 SITES_FILE = "stall_sites.csv"  # raw/<cell>/: samples per (path, site)
 
 _STDLIB = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")})
+# Another interpreter's standard library (--python: the app's 3.9 beside the harness's 3.11).
+_OTHER_STDLIB = re.compile(r"^(?P<root>/.*?/lib/python\d+\.\d+)/")
 _PROBE = tuple(f"/targets/{name}.py" for name in ("probe", "stall_sampler", "wait_sampler", "instrument",
                                                                  "foreign"))
 _LIBRARY = ("/site-packages/", "/dist-packages/")
@@ -48,7 +52,17 @@ def is_app(file: str) -> bool:
     """The app's own code: not a library, not the standard library, not the harness probe."""
     if file.startswith("<") or any(part in file for part in _LIBRARY) or file.endswith(_PROBE):
         return False
-    return not file.startswith(_STDLIB)
+    return stdlib_root(file) is None
+
+
+def stdlib_root(file: str) -> str | None:
+    """The standard library folder `file` is in (the harness's, or the app's own interpreter's
+    .../lib/python3.9), or None."""
+    own = next((r for r in _STDLIB if file.startswith(r + "/")), None)
+    if own is not None:
+        return own
+    other = _OTHER_STDLIB.match(file)
+    return other.group("root") if other else None
 
 
 def _function(qualname: str) -> str:
@@ -64,10 +78,9 @@ def library_name(frame: Frame) -> str:
         if marker in frame.file:
             package = frame.file.split(marker, 1)[1].split("/", 1)[0].removesuffix(".py")
             return f"{package}.{_function(frame.qualname)}"
-    for root in _STDLIB:
-        if frame.file.startswith(root):
-            module = path.relative_to(root).parts[0].removesuffix(".py")
-            return f"{module}.{_function(frame.qualname)}"
+    if (root := stdlib_root(frame.file)) is not None:
+        module = path.relative_to(root).parts[0].removesuffix(".py")
+        return f"{module}.{_function(frame.qualname)}"
     return f"{path.stem}.{_function(frame.qualname)}"
 
 
@@ -80,7 +93,7 @@ def short(frame: str) -> str:
             file = file.split(marker, 1)[1]
             break
     else:
-        root = next((r for r in _STDLIB if file.startswith(r + "/")), None)
+        root = stdlib_root(file)
         if root is not None:
             file = file[len(root) + 1:]
         elif file.startswith("/"):
@@ -103,7 +116,17 @@ def c_call(frame: Frame) -> str | None:
     return None
 
 
-def site(stack: str, kind: str) -> tuple[str, str] | None:
+def shown_file(file: str, app_dir: str | None = None) -> str:
+    """The app frame's file as a site names it: relative to --app-dir when under it
+    ('app/services/security.py' in a package app), else its name."""
+    if app_dir:
+        root = os.path.abspath(app_dir)
+        if os.path.abspath(file).startswith(root + os.sep):
+            return os.path.relpath(file, root)
+    return Path(file).name
+
+
+def site(stack: str, kind: str, app_dir: str | None = None) -> tuple[str, str] | None:
     """(site without its line, its line) of one sample, or None when no app frame is on the stack."""
     frames = [Frame.parse(f) for f in stack.split(";") if f]
     inner = [i for i, f in enumerate(frames) if is_app(f.file)]
@@ -111,7 +134,7 @@ def site(stack: str, kind: str) -> tuple[str, str] | None:
         return None
     i = inner[-1]
     app = frames[i]
-    where = Path(app.file).name + ":{line} in " + _function(app.qualname)
+    where = shown_file(app.file, app_dir) + ":{line} in " + _function(app.qualname)
     if i + 1 < len(frames):
         where += f" → {library_name(frames[i + 1])}"
     elif kind != "cpu" and (call := c_call(app)):
@@ -134,8 +157,10 @@ def parse_key(key: str) -> tuple[str, str, str]:
     return path, kind, stack
 
 
-def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int) -> Stalls:
-    """Stack samples ("path\\tkind\\tstack" → count) of every worker over the window → the site."""
+def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int,
+           app_dir: str | None = None) -> Stalls:
+    """Stack samples ("path\\tkind\\tstack" → count) of every worker over the window → the site
+    (its file named from `app_dir`, --app-dir, when under it)."""
     by_site: Counter[tuple[str, str]] = Counter()
     lines: dict[str, Counter[str]] = {}
     folded: Counter[str] = Counter()
@@ -144,7 +169,7 @@ def reduce(samples: Iterable[tuple[str, int]], window_s: float, workers: int) ->
         path, kind, stack = parse_key(key)
         total += n
         folded[";".join([path, *(short(f) for f in stack.split(";") if f), f"[{kind}]"])] += n
-        found = site(stack, kind)
+        found = site(stack, kind, app_dir)
         if found is None:
             continue
         where, line = found

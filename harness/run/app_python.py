@@ -9,6 +9,7 @@ library plus what every FastAPI app has (anyio, starlette), on Python >= 3.9.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -33,6 +34,13 @@ _PROBE = """
 import sys, importlib.util
 print("%d.%d" % sys.version_info[:2])
 print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))
+"""
+
+
+# Run by --python: does its uvicorn take --timeout-graceful-shutdown (added in uvicorn 0.22)?
+_GRACEFUL_PROBE = """
+import inspect, uvicorn
+print("timeout_graceful_shutdown" in inspect.signature(uvicorn.Config).parameters)
 """
 
 
@@ -122,3 +130,17 @@ def check_interpreter(python: str, servers: Iterable[str] = ("uvicorn",), loops:
         raise AppEnvError(f"--python {python} has no {', '.join(missing)}: install it in that environment "
                           f"({python} -m pip install {' '.join(missing).replace('_', '-')}){hint}")
     return version
+
+
+@functools.cache
+def uvicorn_graceful(python: str) -> bool:
+    """Whether --python's own uvicorn has --timeout-graceful-shutdown: an app that pins an older one
+    (0.18 is common) exits with "No such option" when given it. Asked once per interpreter; an
+    interpreter that cannot answer is taken to have it, so the launch names the real error."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    try:
+        done = subprocess.run([python, "-c", _GRACEFUL_PROBE], env=env, cwd=ROOT, capture_output=True,
+                              timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return done.stdout.decode(errors="replace").strip() != "False"

@@ -102,9 +102,11 @@ def start_upstream(log_path: Path, host: str = LOOPBACK, port: int = 0, timeout:
 def target_command(import_string: str, workers: int, port: int, loop: str, host: str = LOOPBACK,
                    launch: str = "uvicorn", server: str = "uvicorn", python: str | None = None,
                    root: str | None = None, cwd: str | None = None) -> list[str]:
-    """The server's command line (harness/data/servers.py); uvicorn's is today's launch."""
+    """The server's command line (harness/data/servers.py); uvicorn's is today's launch. Under
+    --python, uvicorn's graceful-shutdown flag only when that interpreter's uvicorn has it."""
+    graceful = not (python and server == "uvicorn") or app_python.uvicorn_graceful(python)
     return servers.command(server, import_string, workers=workers, port=port, loop=loop, host=host,
-                           launch=launch, python=python, root=root, cwd=cwd)
+                           launch=launch, python=python, root=root, cwd=cwd, graceful=graceful)
 
 
 # Knobs the targets read (the knob table's env vars): only the cell may set them, never the user's
