@@ -66,3 +66,19 @@ def test_the_app_interpreters_own_standard_library_is_not_the_app() -> None:
                               _frame(f"{py39}/json/__init__.py", "dumps", 231)])
     assert stalls.site(app_then_json, "cpu", "/srv/rw")[0] == (
         "app/api/routes/comments.py:{line} in list_comments → json.dumps (CPU)")
+
+
+def test_a_lock_site_names_its_file_from_the_app_dir_too() -> None:
+    from harness.judge import wait_profile
+
+    stack = ";".join([
+        _frame(f"{SITE}/fastapi/routing.py", "run_endpoint_function", 160),
+        _frame("/srv/rw/app/db/events.py", "get_connection", 21),
+        _frame(f"{SITE}/asyncpg/pool.py", "Pool.acquire", 840),
+        _frame(f"{SITE}/asyncpg/pool.py", "Pool._acquire", 860),
+    ])
+    site = "app/db/events.py:21 (asyncpg.Pool._acquire)"
+    assert wait_profile.classify("wait", stack, "/srv/rw") == ("lock", site)
+    assert wait_profile.classify("wait", stack) == ("lock", "events.py:21 (asyncpg.Pool._acquire)")
+    found = wait_profile.reduce([(f"/articles\twait\t{stack}", 10)], app_dir="/srv/rw")
+    assert found.sites["/articles"] == {site: 10}

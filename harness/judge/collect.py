@@ -295,7 +295,7 @@ def probe_stats(metrics_dir: Path, t0: float, t1: float,
     app_waits = np.asarray([x for w in workers for x in w.pop("app_pool_wait_ms")], dtype=float)
     app_holds = np.asarray([x for w in workers for x in w.pop("app_pool_hold_ms")], dtype=float)
     samples = [x for w in workers for x in w.pop("stalls")]
-    waits = wait_profile.reduce(x for w in workers for x in w.pop("waits"))
+    waits = wait_profile.reduce((x for w in workers for x in w.pop("waits")), app_dir)
     for w in workers:
         w["work_share"] = w["work_served"] / total if total else NAN
     row = {

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.judge.stalls import Frame, c_call, is_app, library_name, parse_key, short
+from harness.judge.stalls import Frame, c_call, is_app, library_name, parse_key, short, shown_file
 
 CATEGORIES = ("app", "io", "lock", "tokens", "stalled")
 LABELS = {"app": "running app code", "io": "network or database I/O", "lock": "pool or lock wait",
@@ -54,30 +54,31 @@ def _is_lock(frame: Frame) -> bool:
                for suffix, prefixes in _LOCKS)
 
 
-def _lock_site(frames: list[Frame], i: int) -> str:
+def _lock_site(frames: list[Frame], i: int, app_dir: str | None = None) -> str:
     """'gate.py:14 (asyncio.Semaphore.acquire)': the app frame outside lock frame i, and the lock's call."""
     inner = i
     while inner + 1 < len(frames) and _is_lock(frames[inner + 1]):
         inner += 1
     outer = [f for f in frames[:i] if is_app(f.file)]
-    where = f"{Path(outer[-1].file).name}:{outer[-1].line}" if outer else short(frames[i].file)
+    where = f"{shown_file(outer[-1].file, app_dir)}:{outer[-1].line}" if outer else short(frames[i].file)
     return f"{where} ({library_name(frames[inner])})"
 
 
-def _thread_category(frames: list[Frame]) -> tuple[str, str]:
+def _thread_category(frames: list[Frame], app_dir: str | None = None) -> tuple[str, str]:
     inner = frames[-1]
     if not is_app(inner.file):
         module = library_name(inner).split(".", 1)[0]
         return ("io" if module in _IO_LIBRARIES else "app"), ""
     line = linecache.getline(inner.file, inner.line).strip()
     if _LOCK_LINE.search(line):
-        return "lock", f"{Path(inner.file).name}:{inner.line} (threading lock)"
+        return "lock", f"{shown_file(inner.file, app_dir)}:{inner.line} (threading lock)"
     call = c_call(inner) or ""
     return ("io" if _IO_CALL.search(call.rsplit(".", 1)[-1]) else "app"), ""
 
 
-def classify(state: str, stack: str) -> tuple[str, str]:
-    """(category, lock site or '') of one sample."""
+def classify(state: str, stack: str, app_dir: str | None = None) -> tuple[str, str]:
+    """(category, lock site or '') of one sample; the site's file named from `app_dir` (--app-dir)
+    when under it, as a stall site's is."""
     frames = [Frame.parse(f) for f in stack.split(";") if f]
     if state == "stalled":
         return "stalled", ""
@@ -87,11 +88,11 @@ def classify(state: str, stack: str) -> tuple[str, str]:
         return "tokens", ""
     lock = next((i for i, f in enumerate(frames) if _is_lock(f)), None)
     if lock is not None:
-        return "lock", _lock_site(frames, lock)
+        return "lock", _lock_site(frames, lock, app_dir)
     if state == "run":
         return "app", ""
     if state == "thread":
-        return _thread_category(frames)
+        return _thread_category(frames, app_dir)
     if "anyio/" in frames[-1].file and "run_sync" in frames[-1].qualname:
         return "app", ""  # awaiting its worker thread, which the sample missed between two frames
     return "io", ""
@@ -140,14 +141,14 @@ class Profile:
         return out
 
 
-def reduce(samples: Iterable[tuple[str, int]]) -> Profile:
+def reduce(samples: Iterable[tuple[str, int]], app_dir: str | None = None) -> Profile:
     """The workers' samples ("path\\tstate\\tstack" → count) → the per-route profile."""
     by_path: dict[str, Counter[str]] = {}
     sites: dict[str, Counter[str]] = {}
     folded: Counter[str] = Counter()
     for key, n in samples:
         path, state, stack = parse_key(key)
-        cat, site = classify(state, stack)
+        cat, site = classify(state, stack, app_dir)
         by_path.setdefault(path, Counter())[cat] += n
         if site:
             sites.setdefault(path, Counter())[site] += n
