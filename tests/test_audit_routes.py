@@ -103,6 +103,9 @@ HEALTHY = {"status": "ok", "requests": 4800, "failures": 0, "fail_ratio": 0.0, "
     ({"fail_ratio": 0.05, "fail_top": "500 Internal Server Error 5%"},
      "failing: 500 Internal Server Error 5%"),
     ({"fail_ratio": 0.005}, "fine at this load"),  # a few failures are data, as in validity
+    ({"requests": 10}, "unexplained (only 10 requests completed in the window, too few to show it fine: "
+                       "lengthen --duration)"),  # no queue among 10 requests proves little
+    ({"requests": 20}, "fine at this load"),
     ({"status": "failed", "error": "LaunchError: boom"}, "failing: the cell did not run (LaunchError: boom)"),
     ({"loop_blocked_pct_max": 95.0}, "blocks the event loop"),
     ({"thread_tokens_busy_max": 40, "thread_tokens_total": 40, "thread_tokens_full_pct": 97.0},

@@ -70,6 +70,13 @@ def test_flagged_on_failures_and_on_no_request():
     assert judged["POST /c"].reasons == ["no request completed in the window"]  # never seen at all
 
 
+def test_a_handful_of_requests_cannot_clear_a_route():
+    judged = _judge(_table(**{**FULL, "/b": (19, 0)}))
+    assert judged["/b"].reasons == [
+        "only 19 requests completed in the window (fewer than 20 cannot clear it)"]
+    assert not judged["/a"].flagged and not judged["POST /c"].flagged
+
+
 def test_a_worker_wide_limit_flags_every_route():
     judged = _judge(_table(**FULL), window={"thread_tokens_full_pct": 70.0})
     assert all("every thread token was taken 70% of the window" in s.reasons for s in judged.values())

@@ -36,7 +36,13 @@ from harness.data.schema import read_results
 from harness.data.schema import row_number as _num  # the one reader of a row's figures
 from harness.data.schema import row_text as _text
 from harness.judge import users_bound, waits
-from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, FINE_BOUNDS, TOKENS_FULL_PCT
+from harness.judge.bottleneck import (
+    BLOCKED_PCT,
+    CORE_BUSY_PCT,
+    FINE_BOUNDS,
+    FINE_MIN_REQUESTS,
+    TOKENS_FULL_PCT,
+)
 from harness.judge.validity import FAIL_RATIO_LIMIT
 
 AUDIT_JSON = "audit.json"   # what the audit found in the schema (written before any cell runs)
@@ -87,6 +93,10 @@ def _by_bound(row: dict) -> str:
     """After the rules above: 'fine' only on evidence, else the bound bottleneck named."""
     bound = _text(row, "bound_by")
     if bound in FINE_BOUNDS and not waits.queue_evidence(row):
+        done = _num(row, "requests")
+        if done < FINE_MIN_REQUESTS:  # a handful of requests shows no queue, and proves little else
+            return (f"unexplained (only {done:.0f} requests completed in the window, too few to show it "
+                    "fine: lengthen --duration)")
         return "fine at this load"
     if bound in ("", "unexplained") or bound in FINE_BOUNDS:  # users named, yet a queue shows: not proven
         closest = _CLOSEST.search(_text(row, "bound_detail"))

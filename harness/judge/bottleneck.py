@@ -71,6 +71,9 @@ TOKENS_FULL_PCT = 50.0        # every thread token taken for this share of the w
 # Bounds under which the route itself kept up: the users, or the load they could generate (the audit's
 # "fine" needs one of them, harness/answer/audit.py; so does the screen's, harness/judge/screen.py).
 FINE_BOUNDS = ("users", "pattern: users", "load generator", "machine CPU")
+# Fewer completed requests than this cannot show a route fine (audit and screen alike): no queue among
+# 10 requests says little (a slow route at 2 rps in a 5 s window).
+FINE_MIN_REQUESTS = 20
 NEAR_EFFICIENCY = 0.8         # from here to PATTERN_EFFICIENCY, the closest rule rather than none
 
 

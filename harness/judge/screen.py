@@ -3,7 +3,7 @@ from that window alone, each route is either **cleared** ("fine at this load", o
 only) or **flagged**, to be measured alone (the audit's per-route cells) to confirm and size.
 
 A route is cleared only when all of these hold in the window:
-  - requests of its own completed (route_window's table: requests > 0);
+  - at least FINE_MIN_REQUESTS requests of its own completed (route_window's table);
   - none of them failed (not a 1% allowance: a screen clears on none);
   - no stall sample of the event loop found the app's own code of its request on the loop's stack
     (the stall sampler reads the request's path from the ASGI wrapper's frame,
@@ -36,7 +36,13 @@ import pandas as pd
 
 from harness.data.schema import row_number as _num
 from harness.judge import route_window, stalls, wait_profile, waits
-from harness.judge.bottleneck import BLOCKED_PCT, CORE_BUSY_PCT, FINE_BOUNDS, TOKENS_FULL_PCT
+from harness.judge.bottleneck import (
+    BLOCKED_PCT,
+    CORE_BUSY_PCT,
+    FINE_BOUNDS,
+    FINE_MIN_REQUESTS,
+    TOKENS_FULL_PCT,
+)
 from harness.judge.waits import QUEUE_PCT
 
 SCREEN_CSV = "screen.csv"  # in the run folder: every route's evidence from each screen cell
@@ -85,6 +91,9 @@ def route_reasons(s: Screened, floor: int = 1) -> list[str]:
     s.held_loop = s.stall_app_samples > 0 or s.stall_samples >= floor
     if s.requests <= 0:
         out.append("no request completed in the window")
+    elif s.requests < FINE_MIN_REQUESTS:
+        out.append(f"only {s.requests} requests completed in the window (fewer than {FINE_MIN_REQUESTS} "
+                   "cannot clear it)")
     if s.failures > 0:
         out.append(f"{s.failures} of {s.requests} requests failed")
     if s.stall_app_samples > 0:
