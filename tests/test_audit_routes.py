@@ -145,6 +145,10 @@ def test_advice_names_the_call_site():
     cpu = {**row, "stall_site": "views.py:88 in report → json.dumps (CPU)"}
     assert "process pool" in audit.advice(cpu, audit.verdict(cpu))
     assert "json.dumps" in audit.advice(cpu, audit.verdict(cpu))
+    own = {**row, "stall_site": "cpu_work.py:18 in _python_units (CPU)"}  # computing in the app's own code
+    assert audit.advice(own, audit.verdict(own)) == (
+        "move the CPU work in _python_units at cpu_work.py:18 off the loop: a process pool "
+        "(run_in_executor), or a def route")
     assert "no call site recorded" in audit.advice(HEALTHY | {"loop_blocked_pct_max": 95.0},
                                                    "blocks the event loop")
     pool = {**HEALTHY, "thread_tokens_busy_max": 40, "thread_tokens_total": 40,

@@ -107,7 +107,7 @@ def _by_bound(row: dict) -> str:
     return f"limited by {bound.removeprefix('pattern: ')}"
 
 
-_SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?$")
+_SITE = re.compile(r"^(?P<where>\S+:\d+) in (?P<func>\S+)(?: → (?P<call>.+?))?(?P<cpu> \(CPU\))?$")
 
 
 def advice(row: dict, verdict_text: str, route: str = "", has_body: bool | None = None) -> str:
@@ -170,9 +170,9 @@ def _blocking_advice(site: str) -> str:
         return ("a call in this async def blocks the loop: make the route def, or await an async client "
                 "(no call site recorded for this cell)")
     call, where = match.group("call"), match.group("where")
-    if call and call.endswith("(CPU)"):
-        work = call.removesuffix("(CPU)").strip()
-        return (f"move the CPU work `{work}` at {where} off the loop: a process pool (run_in_executor), "
+    if match.group("cpu"):  # the loop thread computing: in the app's own code, or in the call it made
+        work = f"`{call}`" if call else f"in {match.group('func')}"
+        return (f"move the CPU work {work} at {where} off the loop: a process pool (run_in_executor), "
                 "or a def route")
     what = f"`{call}`" if call else f"the call in {match.group('func')}"
     return f"move {what} at {where} out of `async def`: make the route `def`, or await an async client"
