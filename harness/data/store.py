@@ -189,6 +189,14 @@ def drop_torn_row(path: Path) -> bool:
     return True
 
 
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """A CSV file's rows as dicts; [] when there is no such file (a cell or run that wrote none)."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def done_keys(path: Path) -> set[tuple]:
     """The identity (knobs.cell_key: every parameter column) of each complete row in results.csv."""
     if not path.exists():

@@ -8,11 +8,11 @@ warm-up included, so the share is of the same requests on both sides.
 
 from __future__ import annotations
 
-import csv
 import re
 from http import HTTPStatus
 from pathlib import Path
 
+from harness.data import store
 from harness.judge.collect import NOT_WORK
 
 _STATUS = re.compile(r"code=(\d{3})|\b(\d{3}) (?:Client|Server) Error")
@@ -44,9 +44,8 @@ def label(error: str) -> str:
 
 def _rows(path: Path) -> list[dict[str, str]]:
     try:
-        with open(path, newline="") as fh:
-            return list(csv.DictReader(fh))
-    except OSError:
+        return store.csv_rows(path)
+    except OSError:  # unreadable as well as missing: the cell's failures are then unknown, not fatal
         return []
 
 

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from harness.data import store
 from harness.data.schema import row_number as _num
 from harness.judge import route_window, stalls, wait_profile, waits
 from harness.judge.bottleneck import (
@@ -242,11 +243,7 @@ def write(run_dir: Path, judged: list[tuple[str, list[Screened]]]) -> Path:
 
 def read(run_dir: Path) -> list[dict]:
     """screen.csv's lines ([] when the audit ran no screen)."""
-    path = run_dir / SCREEN_CSV
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    return store.csv_rows(run_dir / SCREEN_CSV)
 
 
 def flagged_routes(judged: list[tuple[str, list[Screened]]]) -> list[str]:

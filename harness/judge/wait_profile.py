@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data import store
 from harness.judge.stalls import Frame, c_call, is_app, library_name, parse_key, short, shown_file
 
 CATEGORIES = ("app", "io", "lock", "tokens", "stalled")
@@ -170,8 +171,4 @@ def write(raw_dir: Path, profile: Profile) -> None:
 
 def read(raw_dir: Path) -> list[dict]:
     """wait_profile.csv's rows ([] when the cell has none)."""
-    path = raw_dir / PROFILE_FILE
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    return store.csv_rows(raw_dir / PROFILE_FILE)
