@@ -17,6 +17,7 @@ import os
 import random
 import socket
 import time
+import uuid
 
 from gevent import sleep, spawn
 from gevent.event import Event
@@ -39,6 +40,7 @@ SCHEDULERS = max(1, int(os.environ.get("BENCH_SCHEDULERS") or 1))
 IN_FLIGHT = max(1, int(os.environ.get("BENCH_MAX_IN_FLIGHT") or 1000) // SCHEDULERS)
 POISSON = os.environ.get("BENCH_ARRIVALS") == "poisson"
 DROPPED_NAME = "dropped"
+UNIQUE = "{{unique}}"  # in a request body: a fresh value per request (a route that creates something unique)
 _records: list[tuple] = []  # raw: (start, ms, name, exception, context, /health response or None)
 _record_path = os.environ.get("BENCH_RECORD")
 # Work users wait until every probe holds an open connection: on a blocked loop a *new* connection
@@ -103,6 +105,13 @@ class WorkUser(FastHttpUser):
 
     def _send(self, intended: float) -> None:
         self._request({"intended": intended})
+
+
+def fresh_body(body: str | None) -> str | None:
+    """A request's body: each {{unique}} in `body` a new uuid4 hex (the same one throughout)."""
+    if body is None or UNIQUE not in body:
+        return body
+    return body.replace(UNIQUE, uuid.uuid4().hex)
 
 
 def worker_pid(response) -> int | None:

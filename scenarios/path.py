@@ -16,9 +16,8 @@ Run alone: BENCH_PATH=/items locust -f scenarios/path.py -H http://127.0.0.1:800
 
 import json
 import os
-import uuid
 
-from _base import HealthProbe, WorkUser
+from _base import HealthProbe, WorkUser, fresh_body
 from locust import events
 
 __all__ = ["PathUser", "HealthProbe"]
@@ -27,7 +26,6 @@ METHOD = (os.environ.get("BENCH_METHOD") or "GET").upper()
 BODY = os.environ.get("BENCH_BODY")
 HEADERS = {**json.loads(os.environ.get("BENCH_HEADERS") or "{}"),
            **({"Content-Type": os.environ.get("BENCH_CONTENT_TYPE") or "application/json"} if BODY else {})}
-UNIQUE = "{{unique}}"
 FIRST_ERROR = os.environ.get("BENCH_FIRST_ERROR")
 KEPT_STATUSES = range(400, 500)  # the client errors: the app says in the body what it refused
 _kept: list[int] = []
@@ -44,9 +42,7 @@ class PathUser(WorkUser):
 
 def body() -> str | None:
     """This request's body: BODY with each {{unique}} a new uuid4 hex (the same one throughout)."""
-    if BODY is None or UNIQUE not in BODY:
-        return BODY
-    return BODY.replace(UNIQUE, uuid.uuid4().hex)
+    return fresh_body(BODY)
 
 
 if FIRST_ERROR:

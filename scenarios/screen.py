@@ -3,7 +3,8 @@ requests ({"name", "method", "url", "body", "content_type"}); each closed-loop u
 turn, from a random first one, so every route gets the same share of the requests (the same
 weight) whatever its latency. Each request is recorded under its route's name, so the harness
 reads every route's own figures from the one window (harness/judge/route_window.py). BENCH_HEADERS
-(a JSON object) goes with every request; plus the /health probe, as for any scenario.
+(a JSON object) goes with every request, and each {{unique}} in a body is a fresh value per
+request, as in scenarios/path.py; plus the /health probe, as for any scenario.
 
 Run alone: BENCH_SCREEN='[{"name": "/a", "method": "GET", "url": "/a"}]' locust -f scenarios/screen.py
 """
@@ -12,7 +13,7 @@ import json
 import os
 import random
 
-from _base import HealthProbe, WorkUser
+from _base import HealthProbe, WorkUser, fresh_body
 
 __all__ = ["ScreenUser", "HealthProbe"]
 
@@ -44,4 +45,4 @@ class ScreenUser(WorkUser):
         name, method, url, body, headers = ROUTES[self._next]
         self._next = (self._next + 1) % len(ROUTES)
         kwargs = {"context": context} if context else {}
-        self.client.request(method, url, name=name, data=body, headers=headers, **kwargs)
+        self.client.request(method, url, name=name, data=fresh_body(body), headers=headers, **kwargs)

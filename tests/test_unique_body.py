@@ -38,3 +38,26 @@ def test_each_request_gets_its_own_unique_value_used_throughout_its_body() -> No
 
 def test_a_body_without_the_token_is_sent_as_given() -> None:
     assert _bodies('{"name": "{unique}"}') == ['{"name": "{unique}"}'] * 2
+
+
+_SCREEN_BODIES = """
+import json, sys, types
+sys.path.insert(0, sys.argv[1])
+import screen
+sent = []
+user = types.SimpleNamespace(_next=0, client=types.SimpleNamespace(
+    request=lambda method, url, name, data, headers: sent.append(data)))
+screen.ScreenUser._request(user)
+screen.ScreenUser._request(user)
+print(json.dumps(sent))
+"""
+
+
+def test_the_screen_sends_a_fresh_unique_value_too() -> None:
+    routes = [{"name": "POST /api/users", "method": "POST", "url": "/api/users",
+               "body": '{"username": "u{{unique}}"}', "content_type": "application/json"}]
+    env = {**os.environ, "BENCH_SCREEN": json.dumps(routes)}
+    done = subprocess.run([sys.executable, "-c", _SCREEN_BODIES, str(ROOT / "scenarios")], env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    first, second = (json.loads(b)["username"] for b in json.loads(done.stdout.strip().splitlines()[-1]))
+    assert first != second and len(first) == len(second) == 33 and first.startswith("u")
