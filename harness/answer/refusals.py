@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.data.schema import row_text
+
 
 def refused_advice(code: str, route: str, has_body: bool | None = None) -> str:
     """A 400, 409 or other 4xx: the app refused the request itself, for the reason the verdict names."""
@@ -59,7 +61,6 @@ def _reason(body: object) -> str:
 def with_app_error(text: str, row: dict) -> str:
     """The advice, plus what the app raised when some requests failed 5xx behind another failure
     (a check-then-insert race: 400 "already exists" for most, 500 UniqueViolationError for a few)."""
-    raised = row.get("app_error") or ""
-    raised = raised if isinstance(raised, str) else ""
+    raised = row_text(row, "app_error")
     return f"{text}; some requests answered 5xx: the app raised {raised}" if raised and raised not in text \
         else text

@@ -14,6 +14,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from harness.judge.stalls import shown_file  # a site's file named as the stall sampler names it
+
 LOG_FILE = "uvicorn.log"
 _FRAME = re.compile(r'^\s*(?:\|\s*)?File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
 _EXCEPTION = re.compile(r"^(?P<line>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Group)\b.*)$")
@@ -26,12 +28,6 @@ def _is_app(path: str) -> bool:
     A compiled extension's frame names its source relative to its build ("asyncpg/protocol/
     protocol.pyx"): that is a library's too."""
     return os.path.isabs(path) and not any(part in path for part in _NOT_APP) and not _STDLIB.search(path)
-
-
-def _shown(path: str, app_dir: str | None) -> str:
-    if app_dir and os.path.abspath(path).startswith(os.path.abspath(app_dir) + os.sep):
-        return os.path.relpath(path, app_dir)
-    return os.path.basename(path)
 
 
 def tracebacks(text: str, app_dir: str | None = None) -> list[str]:
@@ -50,7 +46,7 @@ def tracebacks(text: str, app_dir: str | None = None) -> list[str]:
         frame = _FRAME.match(line)
         if frame:
             if _is_app(frame.group("file")):
-                site = f"{_shown(frame.group('file'), app_dir)}:{frame.group('line')}"
+                site = f"{shown_file(frame.group('file'), app_dir)}:{frame.group('line')}"
             continue
         match = _EXCEPTION.match(line.strip())
         if match and not raw.startswith((" ", "\t")):
