@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.answer import claims
 from harness.data import knobs, prog, store
-from harness.data.matrix import Cell, Config, build_cells, make_config
+from harness.data.matrix import Cell, Config, ConfigError, build_cells, make_config
 from harness.run.sweep import estimate_s, fmt_s, new_meta, run_cells, say
 from harness.system import procs
 
@@ -31,10 +31,6 @@ OVERHEAD_S = 2.2
 BUDGET_S = 10 * 60
 
 
-class UnknownClaim(ValueError):
-    pass
-
-
 def parse_only(text: str | None) -> tuple[str, ...] | None:
     """`--only 12,9b`: the claim ids to run (None: all); an id the registry lacks is refused with the list."""
     if text is None:
@@ -43,7 +39,7 @@ def parse_only(text: str | None) -> tuple[str, ...] | None:
     known = [c.id for c in claims.REGISTRY]
     unknown = [i for i in ids if i not in known]
     if unknown or not ids:
-        raise UnknownClaim(f"--only: unknown claim {', '.join(unknown) or '(none given)'}; the claims are "
+        raise ConfigError(f"--only: unknown claim {', '.join(unknown) or '(none given)'}; the claims are "
                            f"{', '.join(known)}")
     return ids
 

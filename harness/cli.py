@@ -454,10 +454,7 @@ def cmd_audit(args) -> int:
 def cmd_claims(args) -> int:
     from harness import claims_preset
 
-    try:
-        only = claims_preset.parse_only(args.only)
-    except claims_preset.UnknownClaim as exc:
-        raise ConfigError(str(exc)) from None
+    only = claims_preset.parse_only(args.only)  # an unknown id: ConfigError, before any folder is made
     run_dir = args.out or claims_preset.new_run_dir()
     store.prepare_run_dir(run_dir, resume=False)
     return claims_preset.run_claims(run_dir, only)
