@@ -1,25 +1,13 @@
-"""Shared fixtures: a real upstream simulator for the session, targets pointed at it, leak checks,
-the one audit of the fixture app that docs/ci.md's step makes (read by the gate's and the browser's tests)."""
+"""Shared fixtures: a real upstream simulator for the session, targets pointed at it, leak checks."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
-import shlex
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 import pytest
 
 from harness.run.launch import start_upstream
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixture_app"
 
 
 @pytest.fixture(scope="session")
@@ -61,36 +49,3 @@ def postgres(tmp_path_factory):
     db = database.start_cluster(tmp_path_factory.mktemp("postgres") / "postgres.log", max_connections=100)
     yield db
     db.stop()
-
-
-def _documented_step() -> str:
-    """The `audit every route` step's shell lines from docs/ci.md's workflow."""
-    text = (ROOT / "docs" / "ci.md").read_text()
-    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)  # type: ignore[union-attr]
-    step = block.split("- name: audit every route", 1)[1].split("- uses:", 1)[0]
-    return "\n".join(line.strip() for line in step.split("run: |", 1)[1].splitlines() if line.strip())
-
-
-@dataclass
-class DocumentedRun:
-    done: subprocess.CompletedProcess
-    repo: Path
-    summary: Path
-
-
-@pytest.fixture(scope="session")
-def documented_run(tmp_path_factory) -> DocumentedRun:
-    """docs/ci.md's step, run once on a copy of the fixture app: the gate's and the browser's tests
-    read its outputs (one audit of the same app and flags for the session, not one per test)."""
-    tmp_path = tmp_path_factory.mktemp("documented")
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE, repo)
-    summary = tmp_path / "step_summary.md"
-    bench_py = shlex.quote(str(ROOT / "bench.py"))
-    script = f'fastapi-bench() {{ {shlex.quote(sys.executable)} {bench_py} "$@"; }}\n'
-    script += _documented_step()
-    assert "fastapi-bench audit" in script
-    done = subprocess.run(["bash", "-c", script], cwd=repo, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "APP": "items:app", "GITHUB_ACTIONS": "true",
-                               "GITHUB_STEP_SUMMARY": str(summary)})
-    return DocumentedRun(done, repo, summary)

@@ -3,14 +3,22 @@ annotations at the app's own file and line, the Markdown summary; then for real 
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import junitparser
+import pytest
 
 from harness.answer import gate
 from harness.present import ci_output, junit
 from tests.conftest import leftover_children
-from tests.test_audit_run import FIXTURE, SHORT, _line_after, audit_rows, bench
+from tests.test_audit_run import FIXTURE, ROOT, SHORT, _line_after, audit_rows, bench
 from tests.test_report_browser import no_chromium_left, probe_page
 
 ROWS = [
@@ -116,6 +124,39 @@ def test_check_on_the_fixture_app_without_its_blocking_route_passes(tmp_path):
     assert "::error" not in done.stdout
 
 
+def _documented_step() -> str:
+    """The `audit every route` step's shell lines from docs/ci.md's workflow."""
+    text = (ROOT / "docs" / "ci.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)  # type: ignore[union-attr]
+    step = block.split("- name: audit every route", 1)[1].split("- uses:", 1)[0]
+    return "\n".join(line.strip() for line in step.split("run: |", 1)[1].splitlines() if line.strip())
+
+
+@dataclass
+class DocumentedRun:
+    done: subprocess.CompletedProcess
+    repo: Path
+    summary: Path
+
+
+@pytest.fixture(scope="module")
+def documented_run(tmp_path_factory) -> DocumentedRun:
+    """docs/ci.md's step, run once on a copy of the fixture app: the tests below read its outputs
+    (one audit of the same app and flags, instead of one per test)."""
+    tmp_path = tmp_path_factory.mktemp("documented")
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE, repo)
+    summary = tmp_path / "step_summary.md"
+    bench_py = shlex.quote(str(ROOT / "bench.py"))
+    script = f'fastapi-bench() {{ {shlex.quote(sys.executable)} {bench_py} "$@"; }}\n'
+    script += _documented_step()
+    assert "fastapi-bench audit" in script
+    done = subprocess.run(["bash", "-c", script], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "APP": "items:app", "GITHUB_ACTIONS": "true",
+                               "GITHUB_STEP_SUMMARY": str(summary)})
+    return DocumentedRun(done, repo, summary)
+
+
 def test_the_documented_ci_step_on_the_fixture_app(documented_run):
     done, repo, summary = documented_run.done, documented_run.repo, documented_run.summary
     assert done.returncode == 1, done.stdout + done.stderr  # the fixture's blocking route fails the job
@@ -171,7 +212,7 @@ def test_fixture_app_routes_found_and_told_apart(documented_run):
 
 def test_audit_report_in_headless_chromium(documented_run, tmp_path: Path):
     """The report of docs/ci.md's audit of the fixture app, as a user opens it: about the app (here,
-    beside the documented run's other readers: the parallel runner keeps a module on one worker)."""
+    beside the documented run's other readers, so that the module's one run serves it too)."""
     report = documented_run.repo / "audit-run" / "report.html"
     already = {p.pid for p in leftover_children()}
     seen, dom = probe_page(report, tmp_path)
